@@ -1,0 +1,198 @@
+/**
+ * The HTTP layer: CloudEvents in on `POST /`, a CloudEvent with every decision out, health and
+ * metrics endpoints. `createApp` has no side effects: no listening, no environment, no I/O.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { CloudEvent, HTTP } from 'cloudevents';
+import { DecodeError, readCloudEvent, RESYNC_EVENT_TYPE, toNotice, type Notice } from './event.js';
+import { KubeApiError } from './kube.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import type { Outcome, Restarter } from './restarter.js';
+
+/** Type of the reply CloudEvent. */
+export const REPLY_EVENT_TYPE = 'config-restarter.decisions';
+/** Source of the reply CloudEvent. */
+export const REPLY_EVENT_SOURCE = '/config-restarter';
+
+/** Dependencies of {@link createApp}. */
+export interface AppDeps {
+  restarter: Restarter;
+  logger: Logger;
+  metrics: Metrics;
+  /** False once shutdown began: readiness answers 503 so no new traffic arrives. */
+  isReady: () => boolean;
+  /** Largest accepted request body (default `1mb`). */
+  bodyLimit?: string;
+}
+
+type ErrorCode =
+  'bad_request' | 'namespace_not_watched' | 'forbidden' | 'unavailable' | 'api_error' | 'internal';
+
+function sendError(
+  res: Response,
+  status: number,
+  error: ErrorCode,
+  detail: string,
+  extra: object = {},
+): void {
+  res.status(status).json({ error, detail, ...extra });
+}
+
+function category(type: string | undefined): string {
+  if (!type) return 'invalid';
+  if (type.startsWith('dev.knative.apiserver.')) return 'apiserver';
+  if (type === RESYNC_EVENT_TYPE) return 'resync';
+  return 'other';
+}
+
+/** Creates the express app. */
+export function createApp(deps: AppDeps): express.Express {
+  const { logger, metrics, restarter } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.get('/health/liveness', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/health/readiness', (_req, res) => {
+    if (deps.isReady()) res.json({ status: 'ready' });
+    else res.status(503).json({ status: 'shutting down' });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.post(
+    '/',
+    express.text({ type: () => true, limit: deps.bodyLimit ?? '1mb' }),
+    async (req: Request, res: Response) => {
+      const started = process.hrtime.bigint();
+      const body = typeof req.body === 'string' ? req.body : '';
+      let notice: Notice;
+      try {
+        notice = toNotice(readCloudEvent(req.headers, body));
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        metrics.events.inc({ category: 'invalid', result: 'invalid' });
+        logger.warn('rejected request', { error: error.message, contentType: req.headers['content-type'] });
+        sendError(res, 400, 'bad_request', error.message);
+        return;
+      }
+      const eventCategory = category(notice.event.type);
+      const log = logger.child({ eventId: notice.event.id, eventType: notice.event.type });
+      const finish = (result: string): void => {
+        metrics.events.inc({ category: eventCategory, result });
+        metrics.eventDuration.observe(
+          { category: eventCategory },
+          Number(process.hrtime.bigint() - started) / 1e9,
+        );
+      };
+
+      let outcome: Outcome;
+      try {
+        outcome = await restarter.handle(notice);
+      } catch (error) {
+        if (!(error instanceof KubeApiError)) throw error;
+        const { status, code } = classify(error);
+        log.error('event failed', {
+          error: error.message,
+          status: error.status,
+          verb: error.verb,
+          resource: error.resource,
+          namespace: error.namespace,
+        });
+        finish(code);
+        if (code === 'unavailable') res.set('Retry-After', '5');
+        sendError(res, status, code, error.message, { eventId: notice.event.id });
+        return;
+      }
+
+      for (const decision of outcome.decisions) {
+        metrics.decisions.inc({
+          kind: decision.workload.kind,
+          action: decision.action,
+          dry_run: String(decision.dryRun),
+        });
+        log.info('decision', { ...decision });
+      }
+      if (outcome.result !== 'processed') {
+        log.info(`event ${outcome.result}`, { reason: outcome.reason });
+        finish(outcome.result);
+        if (outcome.result === 'refused') {
+          sendError(res, 403, 'namespace_not_watched', outcome.reason, { eventId: notice.event.id });
+        } else {
+          res.status(202).json({ result: 'ignored', reason: outcome.reason, eventId: notice.event.id });
+        }
+        return;
+      }
+
+      const failure = worstFailure(outcome);
+      if (failure) {
+        const { status, code } = classify(failure.error);
+        for (const f of outcome.failures)
+          log.error('patch failed', { workload: f.workload, error: f.error.message });
+        finish(code);
+        if (code === 'unavailable') res.set('Retry-After', '5');
+        sendError(res, status, code, failure.error.message, {
+          eventId: notice.event.id,
+          decisions: outcome.decisions,
+          failures: outcome.failures.map((f) => ({ workload: f.workload, error: f.error.message })),
+        });
+        return;
+      }
+
+      log.info('event processed', { reason: outcome.reason, decisions: outcome.decisions.length });
+      finish('processed');
+      const reply = new CloudEvent({
+        type: REPLY_EVENT_TYPE,
+        source: REPLY_EVENT_SOURCE,
+        ...(notice.event.subject ? { subject: notice.event.subject } : {}),
+        datacontenttype: 'application/json',
+        data: {
+          eventId: notice.event.id,
+          eventType: notice.event.type,
+          result: outcome.result,
+          reason: outcome.reason,
+          restarted: outcome.decisions.filter((d) => d.action === 'restart').length,
+          decisions: outcome.decisions,
+        },
+      });
+      const message = HTTP.binary(reply);
+      res
+        .status(200)
+        .set(message.headers as Record<string, string>)
+        .send(message.body);
+    },
+  );
+
+  app.use((_req, res) => sendError(res, 404, 'bad_request', 'not found: CloudEvents go to POST /'));
+
+  // Errors thrown past the handlers: body-parser (413, bad encodings) or a bug. Never a stack trace.
+  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const status = (error as { status?: unknown }).status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      sendError(res, status, 'bad_request', (error as Error).message);
+      return;
+    }
+    logger.error('unexpected error', { error: error instanceof Error ? error.message : String(error) });
+    sendError(res, 500, 'internal', 'internal error; see the function logs');
+  });
+  return app;
+}
+
+/** Maps an API failure to the answer: transient -> 503 (senders retry), RBAC -> 500 naming the denial. */
+function classify(error: KubeApiError): { status: number; code: ErrorCode } {
+  if (error.transient) return { status: 503, code: 'unavailable' };
+  if (error.forbidden) return { status: 500, code: 'forbidden' };
+  return { status: 500, code: 'api_error' };
+}
+
+/** Forbidden first (a retry cannot fix it), then transient. */
+function worstFailure(outcome: Outcome): Outcome['failures'][number] | undefined {
+  return (
+    outcome.failures.find((f) => f.error.forbidden) ??
+    outcome.failures.find((f) => f.error.transient) ??
+    outcome.failures[0]
+  );
+}

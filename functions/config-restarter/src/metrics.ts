@@ -1,0 +1,54 @@
+import { Counter, Histogram, Registry } from 'prom-client';
+
+/** The function's Prometheus metrics, on a registry of their own. */
+export interface Metrics {
+  registry: Registry;
+  /** Events by category (`apiserver`, `resync`, `other`) and result. */
+  events: Counter<'category' | 'result'>;
+  /** Decisions by workload kind, action and dry-run. */
+  decisions: Counter<'kind' | 'action' | 'dry_run'>;
+  /** Failed API requests by verb, resource and HTTP status (0 = no answer). */
+  apiErrors: Counter<'verb' | 'resource' | 'code'>;
+  /** Patches that met a resourceVersion conflict and were decided again. */
+  patchConflicts: Counter;
+  /** Time to handle one event. */
+  eventDuration: Histogram<'category'>;
+}
+
+/** Creates the metrics on a fresh registry (so tests and several apps never share counters). */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  return {
+    registry,
+    events: new Counter({
+      name: 'config_restarter_events_total',
+      help: 'CloudEvents received, by category and result.',
+      labelNames: ['category', 'result'],
+      registers: [registry],
+    }),
+    decisions: new Counter({
+      name: 'config_restarter_decisions_total',
+      help: 'Decisions about workloads, by kind and action.',
+      labelNames: ['kind', 'action', 'dry_run'],
+      registers: [registry],
+    }),
+    apiErrors: new Counter({
+      name: 'config_restarter_api_errors_total',
+      help: 'Failed Kubernetes API requests, by verb, resource and HTTP status (0 = no answer).',
+      labelNames: ['verb', 'resource', 'code'],
+      registers: [registry],
+    }),
+    patchConflicts: new Counter({
+      name: 'config_restarter_patch_conflicts_total',
+      help: 'Workload patches refused for a stale resourceVersion and decided again.',
+      registers: [registry],
+    }),
+    eventDuration: new Histogram({
+      name: 'config_restarter_event_duration_seconds',
+      help: 'Time to handle one CloudEvent.',
+      labelNames: ['category'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+  };
+}
