@@ -4,7 +4,6 @@
  * the kind, namespace, name and action, never the object's content.
  */
 import { CloudEvent, HTTP, ValidationError } from 'cloudevents';
-import type { ConfigKind } from './config.js';
 import { isNamespaceName } from './config.js';
 import type { ConfigRef } from './model.js';
 

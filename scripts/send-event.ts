@@ -1,0 +1,158 @@
+/**
+ * `npm run send-event -- [options]`: sends a CloudEvent in the ApiServerSource wire format (or a
+ * PingSource resync) to a URL and prints the reply. Run with --help for the options.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import yaml from 'js-yaml';
+import {
+  apiServerSourceRequest,
+  pingSourceRequest,
+  type ApiServerAction,
+  type ApiServerMode,
+  type EventObject,
+  type WireRequest,
+} from './lib/apiserver-event.js';
+
+const HELP = `Send a test CloudEvent to config-restarter and print the reply.
+
+Usage:
+  npm run send-event -- --file <configmap.yaml> [options]
+  npm run send-event -- --live --namespace <ns> --name <name> [options]
+  npm run send-event -- --resync [options]
+
+Object (one of):
+  --file <path>          a ConfigMap or Secret manifest (YAML or JSON)
+  --live                 read the object from the current kube context
+    --namespace <ns>     its namespace (default: the context's, else "default")
+    --name <name>        its name
+    --kind <kind>        ConfigMap (default) or Secret
+    --kubeconfig <path>  kubeconfig to use (default: KUBECONFIG or ~/.kube/config)
+  --resync               send a PingSource resync event instead (type dev.knative.sources.ping)
+
+Options:
+  --action <a>           add | update (default) | delete
+  --mode <m>             reference (default, the ApiServerSource default) | resource
+  --url <url>            where to POST (default http://localhost:8080)
+  --id <id>              ce-id (default: a new UUID; reuse one to simulate a retry)
+  --source <url>         ce-source (default https://10.96.0.1:443)
+  --print                print the request and do not send it
+  -h, --help             this text
+
+Secrets are only sent in Reference mode: their data never travels in an event.`;
+
+async function loadObject(values: Record<string, string | boolean | undefined>): Promise<EventObject> {
+  if (typeof values.file === 'string') {
+    const parsed = yaml.load(await readFile(values.file, 'utf8')) as EventObject | undefined;
+    if (!parsed?.kind || !parsed.metadata?.name) throw new Error(`${values.file} holds no Kubernetes object`);
+    parsed.apiVersion ??= 'v1';
+    parsed.metadata.namespace ??= typeof values.namespace === 'string' ? values.namespace : 'default';
+    return parsed;
+  }
+  if (values.live) {
+    if (typeof values.name !== 'string') throw new Error('--live needs --name');
+    const kc = new KubeConfig();
+    if (typeof values.kubeconfig === 'string') kc.loadFromFile(values.kubeconfig);
+    else kc.loadFromDefault();
+    const namespace =
+      typeof values.namespace === 'string'
+        ? values.namespace
+        : (kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default');
+    const kind = typeof values.kind === 'string' ? values.kind : 'ConfigMap';
+    const plural = kind === 'Secret' ? 'secrets' : kind === 'ConfigMap' ? 'configmaps' : undefined;
+    if (!plural) throw new Error(`--kind must be ConfigMap or Secret, got ${kind}`);
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    const options: import('node:https').RequestOptions = {};
+    await kc.applyToHTTPSOptions(options);
+    const url = `${cluster.server}/api/v1/namespaces/${namespace}/${plural}/${values.name}`;
+    const { default: https } = await import('node:https');
+    const text = await new Promise<string>((resolve, reject) => {
+      https
+        .get(url, options, (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () =>
+            (res.statusCode ?? 500) < 300 ? resolve(body) : reject(new Error(`GET ${url}: ${res.statusCode} ${body}`)),
+          );
+        })
+        .on('error', reject);
+    });
+    const object = JSON.parse(text) as EventObject;
+    object.apiVersion ??= 'v1';
+    object.kind ??= kind;
+    return object;
+  }
+  throw new Error('say which object: --file <path>, --live --name <name>, or --resync');
+}
+
+function printRequest(request: WireRequest, url: string): void {
+  console.log(`POST ${url}`);
+  for (const [key, value] of Object.entries(request.headers)) console.log(`${key}: ${value}`);
+  console.log(`\n${request.body}\n`);
+}
+
+async function run(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      file: { type: 'string' },
+      live: { type: 'boolean' },
+      namespace: { type: 'string' },
+      name: { type: 'string' },
+      kind: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      resync: { type: 'boolean' },
+      action: { type: 'string', default: 'update' },
+      mode: { type: 'string', default: 'reference' },
+      url: { type: 'string', default: 'http://localhost:8080' },
+      id: { type: 'string' },
+      source: { type: 'string' },
+      print: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const url = values.url;
+  let request: WireRequest;
+  if (values.resync) {
+    request = pingSourceRequest({ namespace: values.namespace, id: values.id });
+  } else {
+    const action = values.action as ApiServerAction;
+    if (!['add', 'update', 'delete'].includes(action)) throw new Error(`--action must be add, update or delete`);
+    const modeName = values.mode.toLowerCase();
+    if (modeName !== 'reference' && modeName !== 'resource') throw new Error('--mode must be reference or resource');
+    const mode: ApiServerMode = modeName === 'reference' ? 'Reference' : 'Resource';
+    const object = await loadObject(values);
+    if (object.kind === 'Secret' && mode === 'Resource') {
+      throw new Error('refusing to put Secret data into an event: use --mode reference');
+    }
+    request = apiServerSourceRequest({ action, mode, object, id: values.id, source: values.source });
+  }
+  printRequest(request, url);
+  if (values.print) return 0;
+
+  const response = await fetch(url, { method: 'POST', headers: request.headers, body: request.body });
+  console.log(`HTTP ${response.status} ${response.statusText}`);
+  response.headers.forEach((value, key) => {
+    if (key.startsWith('ce-') || key === 'content-type') console.log(`${key}: ${value}`);
+  });
+  const text = await response.text();
+  try {
+    console.log(JSON.stringify(JSON.parse(text), null, 2));
+  } catch {
+    console.log(text);
+  }
+  return response.ok ? 0 : 1;
+}
+
+run().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`send-event: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,61 @@
+import { ConfigError, loadConfig } from '../../../functions/config-restarter/src/config.js';
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    expect(loadConfig({})).toEqual({
+      port: 8080,
+      annotationPrefix: 'rolling.restart.controller',
+      matchLabels: ['app', 'env'],
+      watchNamespaces: { mode: 'own' },
+      dryRun: false,
+      logLevel: 'info',
+      configKinds: ['ConfigMap'],
+      patchConcurrency: 4,
+      apiTimeoutMs: 10000,
+      shutdownTimeoutMs: 10000,
+    });
+  });
+
+  it.each([
+    [{ PORT: '9090' }, { port: 9090 }],
+    [{ ANNOTATION_PREFIX: 'example.com' }, { annotationPrefix: 'example.com' }],
+    [{ MATCH_LABELS: 'app' }, { matchLabels: ['app'] }],
+    [{ MATCH_LABELS: ' app , app.kubernetes.io/part-of ' }, { matchLabels: ['app', 'app.kubernetes.io/part-of'] }],
+    [{ MATCH_LABELS: '' }, { matchLabels: [] }],
+    [{ WATCH_NAMESPACES: '*' }, { watchNamespaces: { mode: 'all' } }],
+    [{ WATCH_NAMESPACES: 'a, b,a' }, { watchNamespaces: { mode: 'list', namespaces: ['a', 'b'] } }],
+    [{ DRY_RUN: 'true' }, { dryRun: true }],
+    [{ DRY_RUN: 'FALSE' }, { dryRun: false }],
+    [{ LOG_LEVEL: 'DEBUG' }, { logLevel: 'debug' }],
+    [{ CONFIG_KINDS: 'ConfigMap,Secret' }, { configKinds: ['ConfigMap', 'Secret'] }],
+    [{ PATCH_CONCURRENCY: '16' }, { patchConcurrency: 16 }],
+  ])('reads %j', (env, expected) => {
+    expect(loadConfig(env)).toMatchObject(expected);
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, 'PORT'],
+    [{ PORT: '70000' }, 'PORT'],
+    [{ ANNOTATION_PREFIX: 'Not A Prefix' }, 'ANNOTATION_PREFIX'],
+    [{ MATCH_LABELS: 'app,bad key' }, 'MATCH_LABELS'],
+    [{ WATCH_NAMESPACES: 'Prod_NS' }, 'WATCH_NAMESPACES'],
+    [{ DRY_RUN: 'maybe' }, 'DRY_RUN'],
+    [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL'],
+    [{ CONFIG_KINDS: 'ConfigMap,Deployment' }, 'CONFIG_KINDS'],
+    [{ PATCH_CONCURRENCY: '0' }, 'PATCH_CONCURRENCY'],
+  ])('refuses %j naming the variable', (env, variable) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(variable);
+  });
+
+  it('lists every problem at once', () => {
+    try {
+      loadConfig({ PORT: 'x', DRY_RUN: 'x', LOG_LEVEL: 'x', WATCH_NAMESPACES: 'A' });
+      throw new Error('expected a ConfigError');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      const problems = (error as ConfigError).problems.join('\n');
+      for (const name of ['PORT', 'DRY_RUN', 'LOG_LEVEL', 'WATCH_NAMESPACES']) expect(problems).toContain(name);
+    }
+  });
+});
