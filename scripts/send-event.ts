@@ -74,7 +74,9 @@ async function loadObject(values: Record<string, string | boolean | undefined>):
           let body = '';
           res.on('data', (chunk: Buffer) => (body += chunk.toString()));
           res.on('end', () =>
-            (res.statusCode ?? 500) < 300 ? resolve(body) : reject(new Error(`GET ${url}: ${res.statusCode} ${body}`)),
+            (res.statusCode ?? 500) < 300
+              ? resolve(body)
+              : reject(new Error(`GET ${url}: ${res.statusCode} ${body}`)),
           );
         })
         .on('error', reject);
@@ -122,9 +124,11 @@ async function run(): Promise<number> {
     request = pingSourceRequest({ namespace: values.namespace, id: values.id });
   } else {
     const action = values.action as ApiServerAction;
-    if (!['add', 'update', 'delete'].includes(action)) throw new Error(`--action must be add, update or delete`);
+    if (!['add', 'update', 'delete'].includes(action))
+      throw new Error(`--action must be add, update or delete`);
     const modeName = values.mode.toLowerCase();
-    if (modeName !== 'reference' && modeName !== 'resource') throw new Error('--mode must be reference or resource');
+    if (modeName !== 'reference' && modeName !== 'resource')
+      throw new Error('--mode must be reference or resource');
     const mode: ApiServerMode = modeName === 'reference' ? 'Reference' : 'Resource';
     const object = await loadObject(values);
     if (object.kind === 'Secret' && mode === 'Resource') {

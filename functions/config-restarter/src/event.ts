@@ -58,6 +58,10 @@ export function readCloudEvent(
     throw new DecodeError(`not a CloudEvent: ${describeError(error)}`);
   }
   if (Array.isArray(decoded)) throw new DecodeError('batched CloudEvents are not supported; send one event');
+  // The SDK's validate() accepts any specversion; only the published ones are.
+  if (decoded.specversion !== '1.0' && decoded.specversion !== '0.3') {
+    throw new DecodeError(`invalid CloudEvent: unsupported specversion "${String(decoded.specversion)}"`);
+  }
   try {
     // toEvent does not validate; validate() checks the required attributes and their formats.
     decoded.validate();

@@ -24,7 +24,7 @@ export interface WorkloadKind {
 function specTemplate(object: KubeObject): PodTemplateLike | undefined {
   const spec = object.spec as { template?: unknown } | undefined;
   const template = spec?.template;
-  return template && typeof template === 'object' ? (template) : undefined;
+  return template && typeof template === 'object' ? template : undefined;
 }
 
 /** Knative owns the Deployments behind its Revisions and reverts or drops edits to them. */

@@ -20,7 +20,10 @@ describe('loadConfig', () => {
     [{ PORT: '9090' }, { port: 9090 }],
     [{ ANNOTATION_PREFIX: 'example.com' }, { annotationPrefix: 'example.com' }],
     [{ MATCH_LABELS: 'app' }, { matchLabels: ['app'] }],
-    [{ MATCH_LABELS: ' app , app.kubernetes.io/part-of ' }, { matchLabels: ['app', 'app.kubernetes.io/part-of'] }],
+    [
+      { MATCH_LABELS: ' app , app.kubernetes.io/part-of ' },
+      { matchLabels: ['app', 'app.kubernetes.io/part-of'] },
+    ],
     [{ MATCH_LABELS: '' }, { matchLabels: [] }],
     [{ WATCH_NAMESPACES: '*' }, { watchNamespaces: { mode: 'all' } }],
     [{ WATCH_NAMESPACES: 'a, b,a' }, { watchNamespaces: { mode: 'list', namespaces: ['a', 'b'] } }],
@@ -55,7 +58,8 @@ describe('loadConfig', () => {
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
       const problems = (error as ConfigError).problems.join('\n');
-      for (const name of ['PORT', 'DRY_RUN', 'LOG_LEVEL', 'WATCH_NAMESPACES']) expect(problems).toContain(name);
+      for (const name of ['PORT', 'DRY_RUN', 'LOG_LEVEL', 'WATCH_NAMESPACES'])
+        expect(problems).toContain(name);
     }
   });
 });

@@ -16,7 +16,12 @@ const now = new Date('2026-11-21T12:00:00.000Z');
 const kindOf = (name: string): WorkloadKind => WORKLOAD_KINDS.find((k) => k.kind === name)!;
 const labels = { app: 'helloworld', env: 'test' };
 
-function change(trigger: Trigger = 'update', hash = 'sha256:new', name = 'cm', extra: Partial<ConfigChange> = {}): ConfigChange {
+function change(
+  trigger: Trigger = 'update',
+  hash = 'sha256:new',
+  name = 'cm',
+  extra: Partial<ConfigChange> = {},
+): ConfigChange {
   return { ref: { kind: 'ConfigMap', namespace: 'helloworld', name }, hash, labels, trigger, ...extra };
 }
 
@@ -39,15 +44,27 @@ describe('decideForWorkload', () => {
     const kind = kindOf(kindName);
 
     it('restarts a workload matched by labels: template timestamp plus hash record', () => {
-      const decision = decideForWorkload(settings, kind, workload(kindName as 'Deployment', 'w', { labels }), [change()], now);
+      const decision = decideForWorkload(
+        settings,
+        kind,
+        workload(kindName as 'Deployment', 'w', { labels }),
+        [change()],
+        now,
+      );
       expect(decision?.action).toBe('restart');
       expect(decision?.reason).toContain('labels app=helloworld,env=test');
-      expect(decision?.patch?.spec?.template.metadata.annotations[keys.restartTimestamp]).toBe(now.toISOString());
-      expect(parseHashRecord(decision?.patch?.metadata.annotations[keys.configHashes])).toEqual({ 'configmap/cm': 'sha256:new' });
+      expect(decision?.patch?.spec?.template.metadata.annotations[keys.restartTimestamp]).toBe(
+        now.toISOString(),
+      );
+      expect(parseHashRecord(decision?.patch?.metadata.annotations[keys.configHashes])).toEqual({
+        'configmap/cm': 'sha256:new',
+      });
     });
 
     it('restarts a workload that references the ConfigMap', () => {
-      const w = workload(kindName as 'Deployment', 'w', { podSpec: { volumes: [{ configMap: { name: 'cm' } }] } });
+      const w = workload(kindName as 'Deployment', 'w', {
+        podSpec: { volumes: [{ configMap: { name: 'cm' } }] },
+      });
       const decision = decideForWorkload(settings, kind, w, [change()], now);
       expect(decision?.action).toBe('restart');
       expect(decision?.reason).toContain('pod template references it');
@@ -67,12 +84,20 @@ describe('decideForWorkload', () => {
     });
   });
 
-  const recorded = (hash: string): Record<string, string> => ({ [keys.configHashes]: JSON.stringify({ 'configmap/cm': hash }) });
+  const recorded = (hash: string): Record<string, string> => ({
+    [keys.configHashes]: JSON.stringify({ 'configmap/cm': hash }),
+  });
 
   it.each<[string, Trigger, Record<string, string>, string, string]>([
     ['update, no record', 'update', {}, 'restart', 'no earlier record'],
     ['update, other hash', 'update', recorded('sha256:old'), 'restart', 'changed from sha256:old'],
-    ['update, same hash (duplicate or metadata-only edit)', 'update', recorded('sha256:new'), 'skip', 'already rolled out'],
+    [
+      'update, same hash (duplicate or metadata-only edit)',
+      'update',
+      recorded('sha256:new'),
+      'skip',
+      'already rolled out',
+    ],
     ['add, no record (first contact)', 'add', {}, 'record', 'first contact'],
     ['add, same hash', 'add', recorded('sha256:new'), 'skip', 'already rolled out'],
     ['add, other hash (recreated with new content)', 'add', recorded('sha256:old'), 'restart', 'changed'],
@@ -95,7 +120,9 @@ describe('decideForWorkload', () => {
   it('keeps the records of other ConfigMaps when it writes one', () => {
     const w = workload('Deployment', 'w', {
       labels,
-      annotations: { [keys.configHashes]: JSON.stringify({ 'configmap/other': 'sha256:o', 'secret/s': 'sha256:s' }) },
+      annotations: {
+        [keys.configHashes]: JSON.stringify({ 'configmap/other': 'sha256:o', 'secret/s': 'sha256:s' }),
+      },
     });
     const decision = decideForWorkload(settings, kindOf('Deployment'), w, [change()], now);
     expect(parseHashRecord(decision?.patch?.metadata.annotations[keys.configHashes])).toEqual({
@@ -108,7 +135,9 @@ describe('decideForWorkload', () => {
   it('carries the resourceVersion as a precondition', () => {
     const w = workload('Deployment', 'w', { labels });
     w.metadata!.resourceVersion = '42';
-    expect(decideForWorkload(settings, kindOf('Deployment'), w, [change()], now)?.patch?.metadata.resourceVersion).toBe('42');
+    expect(
+      decideForWorkload(settings, kindOf('Deployment'), w, [change()], now)?.patch?.metadata.resourceVersion,
+    ).toBe('42');
   });
 
   it('restarts once for several changed ConfigMaps and records each', () => {
@@ -116,7 +145,13 @@ describe('decideForWorkload', () => {
       labels,
       podSpec: { containers: [{ envFrom: [{ configMapRef: { name: 'cm2' } }] }] },
     });
-    const decision = decideForWorkload(settings, kindOf('Deployment'), w, [change('resync', 'sha256:a', 'cm'), change('update', 'sha256:b', 'cm2')], now);
+    const decision = decideForWorkload(
+      settings,
+      kindOf('Deployment'),
+      w,
+      [change('resync', 'sha256:a', 'cm'), change('update', 'sha256:b', 'cm2')],
+      now,
+    );
     expect(decision?.action).toBe('restart');
     expect(decision?.configs).toEqual(['ConfigMap helloworld/cm', 'ConfigMap helloworld/cm2']);
     expect(parseHashRecord(decision?.patch?.metadata.annotations[keys.configHashes])).toEqual({
@@ -128,7 +163,9 @@ describe('decideForWorkload', () => {
   it('never patches a Deployment owned by a Knative Revision', () => {
     const w = workload('Deployment', 'helloworld-test-00001-deployment', {
       labels: { ...labels, 'serving.knative.dev/service': 'helloworld-test' },
-      ownerReferences: [{ apiVersion: 'serving.knative.dev/v1', kind: 'Revision', name: 'helloworld-test-00001' }],
+      ownerReferences: [
+        { apiVersion: 'serving.knative.dev/v1', kind: 'Revision', name: 'helloworld-test-00001' },
+      ],
     });
     const decision = decideForWorkload(settings, kindOf('Deployment'), w, [change()], now);
     expect(decision?.action).toBe('skip');
@@ -148,15 +185,31 @@ describe('decideForWorkload', () => {
   });
 
   it('matches nothing by labels when the ConfigMap lacks a MATCH_LABELS key', () => {
-    const everything = WORKLOAD_KINDS.map((kind) => ({ kind, object: workload(kind.kind as 'Deployment', 'w', { labels: {} }) }));
-    expect(planRestarts(settings, [change('update', 'sha256:x', 'cm', { labels: { app: 'helloworld' } })], everything, now)).toEqual([]);
+    const everything = WORKLOAD_KINDS.map((kind) => ({
+      kind,
+      object: workload(kind.kind as 'Deployment', 'w', { labels: {} }),
+    }));
+    expect(
+      planRestarts(
+        settings,
+        [change('update', 'sha256:x', 'cm', { labels: { app: 'helloworld' } })],
+        everything,
+        now,
+      ),
+    ).toEqual([]);
   });
 
   it('uses a custom annotation prefix throughout', () => {
     const custom = { ...settings, annotationPrefix: 'example.com' };
-    const w = workload('Deployment', 'w', { labels, optIn: false, annotations: { 'example.com/restartOnTrigger': 'true' } });
+    const w = workload('Deployment', 'w', {
+      labels,
+      optIn: false,
+      annotations: { 'example.com/restartOnTrigger': 'true' },
+    });
     const decision = decideForWorkload(custom, kindOf('Deployment'), w, [change()], now);
-    expect(decision?.patch?.spec?.template.metadata.annotations['example.com/restartTimestamp']).toBe(now.toISOString());
+    expect(decision?.patch?.spec?.template.metadata.annotations['example.com/restartTimestamp']).toBe(
+      now.toISOString(),
+    );
     expect(decision?.patch?.metadata.annotations['example.com/configHashes']).toBeDefined();
   });
 });

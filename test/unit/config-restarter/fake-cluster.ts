@@ -20,7 +20,7 @@ export interface InjectedFailure {
 
 function mergePatch(target: unknown, patch: unknown): unknown {
   if (!patch || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const base = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as object) } : {};
+  const base = target && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
   for (const [key, value] of Object.entries(patch as Record<string, unknown>)) {
     if (value === null) delete (base as Record<string, unknown>)[key];
     else (base as Record<string, unknown>)[key] = mergePatch((base as Record<string, unknown>)[key], value);
@@ -31,7 +31,8 @@ function mergePatch(target: unknown, patch: unknown): unknown {
 export class FakeCluster implements ClusterClient {
   private revision = 100;
   readonly objects = new Map<string, KubeObject>();
-  readonly calls: { verb: Verb; resource: string; namespace?: string; name?: string; dryRun?: boolean }[] = [];
+  readonly calls: { verb: Verb; resource: string; namespace?: string; name?: string; dryRun?: boolean }[] =
+    [];
   readonly failures: InjectedFailure[] = [];
   /** Called before a patch is applied: lets a test interleave a concurrent writer. */
   beforePatch?: (resource: string, namespace: string, name: string) => void;
@@ -45,7 +46,14 @@ export class FakeCluster implements ClusterClient {
     if (index < 0) return;
     const failure = this.failures[index]!;
     if (failure.times === undefined || --failure.times <= 0) this.failures.splice(index, 1);
-    throw new KubeApiError(failure.status, verb, resource, namespace, name, `injected HTTP ${failure.status}`);
+    throw new KubeApiError(
+      failure.status,
+      verb,
+      resource,
+      namespace,
+      name,
+      `injected HTTP ${failure.status}`,
+    );
   }
 
   /** Creates or replaces an object (as an admin would), bumping its resourceVersion. */
@@ -75,7 +83,8 @@ export class FakeCluster implements ClusterClient {
     const resource = this.configResource(ref.kind);
     this.calls.push({ verb: 'get', resource, namespace: ref.namespace, name: ref.name });
     this.fail('get', resource, ref.namespace, ref.name);
-    return Promise.resolve(structuredClone(this.read(resource, ref.namespace, ref.name)) as ConfigObject | undefined);
+    const object: ConfigObject | undefined = structuredClone(this.read(resource, ref.namespace, ref.name));
+    return Promise.resolve(object);
   }
 
   listConfigs(kind: string, namespace: string | undefined): Promise<ConfigObject[]> {
@@ -162,7 +171,9 @@ export function workload(
       },
       ...(options.ownerReferences ? { ownerReferences: options.ownerReferences } : {}),
     },
-    spec: { template: { metadata: { labels: options.labels ?? {} }, spec: options.podSpec ?? { containers: [{}] } } },
+    spec: {
+      template: { metadata: { labels: options.labels ?? {} }, spec: options.podSpec ?? { containers: [{}] } },
+    },
   };
 }
 

@@ -20,7 +20,12 @@ describe('contentHash', () => {
   });
 
   it('keys Secret hashes by uid, so the recorded value is no plain digest of the secret', () => {
-    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's', uid: 'u1' }, data: { p: 'cGFzcw==' } };
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 's', uid: 'u1' },
+      data: { p: 'cGFzcw==' },
+    };
     const other = { ...secret, metadata: { name: 's', uid: 'u2' } };
     expect(contentHash('Secret', secret)).not.toBe(contentHash('Secret', other));
     expect(contentHash('Secret', secret)).toBe(contentHash('Secret', structuredClone(secret)));

@@ -7,12 +7,27 @@ import type { PodSpecLike } from '../../../functions/config-restarter/src/model.
 
 const cases: [string, PodSpecLike, boolean][] = [
   ['a volume', { volumes: [{ configMap: { name: 'cm' } }] }, true],
-  ['a projected volume', { volumes: [{ projected: { sources: [{ secret: { name: 's' } }, { configMap: { name: 'cm' } }] } }] }, true],
+  [
+    'a projected volume',
+    { volumes: [{ projected: { sources: [{ secret: { name: 's' } }, { configMap: { name: 'cm' } }] } }] },
+    true,
+  ],
   ['envFrom', { containers: [{ envFrom: [{ configMapRef: { name: 'cm' } }] }] }, true],
   ['env valueFrom', { containers: [{ env: [{ valueFrom: { configMapKeyRef: { name: 'cm' } } }] }] }, true],
   ['an init container', { initContainers: [{ envFrom: [{ configMapRef: { name: 'cm' } }] }] }, true],
-  ['an ephemeral container', { ephemeralContainers: [{ env: [{ valueFrom: { configMapKeyRef: { name: 'cm' } } }] }] }, true],
-  ['another ConfigMap', { volumes: [{ configMap: { name: 'other' } }], containers: [{ envFrom: [{ configMapRef: { name: 'other' } }] }] }, false],
+  [
+    'an ephemeral container',
+    { ephemeralContainers: [{ env: [{ valueFrom: { configMapKeyRef: { name: 'cm' } } }] }] },
+    true,
+  ],
+  [
+    'another ConfigMap',
+    {
+      volumes: [{ configMap: { name: 'other' } }],
+      containers: [{ envFrom: [{ configMapRef: { name: 'other' } }] }],
+    },
+    false,
+  ],
   ['a Secret of the same name', { volumes: [{ secret: { secretName: 'cm' } }] }, false],
   ['nothing', {}, false],
   ['malformed lists', { volumes: 'nope', containers: [null] } as unknown as PodSpecLike, false],

@@ -1,0 +1,243 @@
+import { annotationKeys, parseHashRecord } from '../../../functions/config-restarter/src/decide.js';
+import type { Notice } from '../../../functions/config-restarter/src/event.js';
+import { silentLogger } from '../../../functions/config-restarter/src/log.js';
+import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
+import {
+  createRestarter,
+  type RestarterSettings,
+} from '../../../functions/config-restarter/src/restarter.js';
+import { configMap, FakeCluster, RESOURCE, workload } from './fake-cluster.js';
+
+const keys = annotationKeys('rolling.restart.controller');
+const labels = { app: 'helloworld', env: 'test' };
+const event = { id: 'e1', type: 'dev.knative.apiserver.ref.update', source: 'test', subject: undefined };
+
+function setup(overrides: Partial<RestarterSettings> = {}): {
+  cluster: FakeCluster;
+  handle: (notice: Notice) => ReturnType<ReturnType<typeof createRestarter>['handle']>;
+} {
+  const cluster = new FakeCluster();
+  const restarter = createRestarter({
+    client: cluster,
+    logger: silentLogger,
+    metrics: createMetrics(),
+    settings: {
+      annotationPrefix: 'rolling.restart.controller',
+      matchLabels: ['app', 'env'],
+      dryRun: false,
+      configKinds: ['ConfigMap', 'Secret'],
+      patchConcurrency: 4,
+      scope: { all: false, namespaces: ['helloworld'] },
+      ...overrides,
+    },
+  });
+  return { cluster, handle: (notice) => restarter.handle(notice) };
+}
+
+const update = (
+  name = 'cm',
+  action: 'add' | 'update' | 'delete' = 'update',
+  namespace = 'helloworld',
+): Notice => ({
+  type: 'change',
+  event,
+  action,
+  mode: 'reference',
+  ref: { kind: 'ConfigMap', namespace, name },
+});
+const resync: Notice = { type: 'resync', event: { ...event, type: 'dev.knative.sources.ping' } };
+
+const template = (cluster: FakeCluster, kind: string, name: string): Record<string, string> | undefined =>
+  (
+    cluster.read(RESOURCE[kind]!, 'helloworld', name)?.spec as {
+      template: { metadata: { annotations?: Record<string, string> } };
+    }
+  ).template.metadata.annotations;
+const records = (cluster: FakeCluster, kind: string, name: string): Record<string, string> =>
+  parseHashRecord(
+    cluster.read(RESOURCE[kind]!, 'helloworld', name)?.metadata?.annotations?.[keys.configHashes],
+  );
+
+describe('restarter', () => {
+  it('restarts every matching opted-in kind and leaves the rest alone', async () => {
+    const { cluster, handle } = setup();
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    for (const kind of ['Deployment', 'StatefulSet', 'DaemonSet', 'Service'] as const) {
+      cluster.put(RESOURCE[kind]!, workload(kind, `w-${kind.toLowerCase()}`, { labels }));
+    }
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'not-opted-in', { labels, optIn: false }));
+    cluster.put(
+      RESOURCE.Deployment!,
+      workload('Deployment', 'prod', { labels: { app: 'helloworld', env: 'prod' } }),
+    );
+
+    const outcome = await handle(update());
+    expect(outcome.result).toBe('processed');
+    expect(
+      outcome.decisions
+        .filter((d) => d.action === 'restart')
+        .map((d) => d.workload.name)
+        .sort(),
+    ).toEqual(['w-daemonset', 'w-deployment', 'w-service', 'w-statefulset']);
+    for (const kind of ['Deployment', 'StatefulSet', 'DaemonSet', 'Service']) {
+      expect(template(cluster, kind, `w-${kind.toLowerCase()}`)?.[keys.restartTimestamp]).toBeDefined();
+    }
+    expect(template(cluster, 'Deployment', 'not-opted-in')?.[keys.restartTimestamp]).toBeUndefined();
+    expect(template(cluster, 'Deployment', 'prod')?.[keys.restartTimestamp]).toBeUndefined();
+    expect(outcome.decisions.find((d) => d.workload.name === 'not-opted-in')?.action).toBe('skip');
+  });
+
+  it('is idempotent: a duplicate event and a metadata-only edit restart nothing', async () => {
+    const { cluster, handle } = setup();
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
+    await handle(update());
+    const generation = cluster.read(RESOURCE.Deployment!, 'helloworld', 'w')?.metadata?.generation;
+
+    expect((await handle(update())).decisions[0]?.action).toBe('skip');
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels: { ...labels, extra: 'label' } }));
+    expect((await handle(update())).decisions[0]?.action).toBe('skip');
+    expect(cluster.read(RESOURCE.Deployment!, 'helloworld', 'w')?.metadata?.generation).toBe(generation);
+
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v2' }, { labels }));
+    expect((await handle(update())).decisions[0]?.action).toBe('restart');
+  });
+
+  it('ignores a ConfigMap that has not opted in, a deleted one, and a delete event', async () => {
+    const { cluster, handle } = setup();
+    cluster.put('configmaps', configMap('plain', { A: '1' }, { labels, optIn: false }));
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
+    expect(await handle(update('plain'))).toMatchObject({
+      result: 'ignored',
+      reason: expect.stringContaining('not opted in') as string,
+    });
+    expect(await handle(update('gone'))).toMatchObject({
+      result: 'ignored',
+      reason: expect.stringContaining('no longer exists') as string,
+    });
+    expect(await handle(update('plain', 'delete'))).toMatchObject({ result: 'ignored' });
+    expect(cluster.calls.filter((c) => c.verb === 'patch')).toEqual([]);
+  });
+
+  it('refuses a namespace outside WATCH_NAMESPACES without any API call', async () => {
+    const { cluster, handle } = setup();
+    const outcome = await handle(update('cm', 'update', 'kube-system'));
+    expect(outcome.result).toBe('refused');
+    expect(outcome.reason).toContain('kube-system');
+    expect(cluster.calls).toEqual([]);
+  });
+
+  it('ignores kinds not enabled in CONFIG_KINDS', async () => {
+    const { handle } = setup({ configKinds: ['ConfigMap'] });
+    const outcome = await handle({
+      ...update(),
+      ref: { kind: 'Secret', namespace: 'helloworld', name: 's' },
+    } as Notice);
+    expect(outcome).toMatchObject({
+      result: 'ignored',
+      reason: expect.stringContaining('CONFIG_KINDS') as string,
+    });
+  });
+
+  it('DRY_RUN sends the patches as dry-run and persists nothing', async () => {
+    const { cluster, handle } = setup({ dryRun: true });
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
+    const outcome = await handle(update());
+    expect(outcome.decisions[0]).toMatchObject({ action: 'restart', dryRun: true });
+    expect(outcome.decisions[0]?.reason).toContain('dry run');
+    expect(cluster.calls.filter((c) => c.verb === 'patch').every((c) => c.dryRun)).toBe(true);
+    expect(template(cluster, 'Deployment', 'w')?.[keys.restartTimestamp]).toBeUndefined();
+  });
+
+  it("decides again after a resourceVersion conflict and keeps the concurrent writer's change", async () => {
+    const { cluster, handle } = setup();
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
+    let interleaved = false;
+    cluster.beforePatch = (resource, namespace, name) => {
+      if (interleaved) return;
+      interleaved = true;
+      // Someone else records another ConfigMap on the workload between our read and our patch.
+      const current = cluster.read(resource, namespace, name)!;
+      current.metadata!.annotations![keys.configHashes] = JSON.stringify({ 'configmap/other': 'sha256:o' });
+      cluster.put(resource, current);
+    };
+    const outcome = await handle(update());
+    expect(outcome.decisions[0]?.action).toBe('restart');
+    expect(records(cluster, 'Deployment', 'w')).toEqual({
+      'configmap/other': 'sha256:o',
+      'configmap/cm': expect.any(String) as string,
+    });
+    expect(cluster.calls.filter((c) => c.verb === 'patch')).toHaveLength(2);
+  });
+
+  it('concurrent events for one change restart once and keep both ConfigMap records', async () => {
+    const { cluster, handle } = setup();
+    cluster.put('configmaps', configMap('cm', { A: '1' }, { labels }));
+    cluster.put('configmaps', configMap('cm2', { B: '1' }));
+    cluster.put(
+      RESOURCE.Deployment!,
+      workload('Deployment', 'w', {
+        labels,
+        podSpec: { containers: [{ envFrom: [{ configMapRef: { name: 'cm2' } }] }] },
+      }),
+    );
+    const outcomes = await Promise.all([
+      handle(update('cm')),
+      handle(update('cm')),
+      handle(update('cm2')),
+      handle(update('cm2')),
+    ]);
+    expect(outcomes.flatMap((o) => o.decisions).filter((d) => d.action === 'restart')).toHaveLength(2);
+    expect(Object.keys(records(cluster, 'Deployment', 'w')).sort()).toEqual([
+      'configmap/cm',
+      'configmap/cm2',
+    ]);
+  });
+
+  it('resync records on first contact, then rolls out a change whose event was lost', async () => {
+    const { cluster, handle } = setup();
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    cluster.put('configmaps', configMap('ignored', { X: '1' }, { labels, optIn: false }));
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
+
+    const first = await handle(resync);
+    expect(first.decisions.map((d) => d.action)).toEqual(['record']);
+    expect(template(cluster, 'Deployment', 'w')?.[keys.restartTimestamp]).toBeUndefined();
+    expect(Object.keys(records(cluster, 'Deployment', 'w'))).toEqual(['configmap/cm']);
+
+    expect((await handle(resync)).decisions.map((d) => d.action)).toEqual(['skip']);
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v2' }, { labels }));
+    expect((await handle(resync)).decisions.map((d) => d.action)).toEqual(['restart']);
+    expect(template(cluster, 'Deployment', 'w')?.[keys.restartTimestamp]).toBeDefined();
+  });
+
+  it('resync with WATCH_NAMESPACES=* finds the namespaces that hold opted-in ConfigMaps', async () => {
+    const { cluster, handle } = setup({ scope: { all: true } });
+    cluster.put('configmaps', configMap('cm', { A: '1' }, { labels, namespace: 'team-a' }));
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels, namespace: 'team-a' }));
+    const outcome = await handle(resync);
+    expect(outcome.reason).toContain('1 namespace');
+    expect(outcome.decisions.map((d) => [d.workload.namespace, d.action])).toEqual([['team-a', 'record']]);
+  });
+
+  it('reports forbidden patches as failures naming verb, resource and namespace', async () => {
+    const { cluster, handle } = setup();
+    cluster.put('configmaps', configMap('cm', { A: '1' }, { labels }));
+    cluster.put(RESOURCE.StatefulSet!, workload('StatefulSet', 'w', { labels }));
+    cluster.failures.push({ verb: 'patch', resource: 'statefulsets.apps', status: 403 });
+    const outcome = await handle(update());
+    expect(outcome.failures).toHaveLength(1);
+    expect(outcome.failures[0]?.error.forbidden).toBe(true);
+    expect(outcome.failures[0]?.error.message).toMatch(
+      /patch statefulsets\.apps "w" in namespace "helloworld"/,
+    );
+  });
+
+  it('lets a transient read failure propagate so the event is retried', async () => {
+    const { cluster, handle } = setup();
+    cluster.failures.push({ verb: 'get', resource: 'configmaps', status: 503 });
+    await expect(handle(update())).rejects.toMatchObject({ status: 503, transient: true });
+  });
+});
