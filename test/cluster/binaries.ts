@@ -1,0 +1,305 @@
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { elapsed, type Log } from './util.js';
+
+/** Where the Go wrapper modules live (one module per binary, see docs/cluster.md). */
+const GO_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'go');
+
+/** How one binary is found or built. */
+export interface ComponentSpec {
+  /** File name of the binary (also the name envtest uses inside KUBEBUILDER_ASSETS). */
+  readonly binary: string;
+  /** Pinned upstream version; must match the `require` line of the wrapper go.mod. */
+  readonly version: string;
+  /** Module whose version is pinned. */
+  readonly upstreamModule: string;
+  /** Wrapper module directory under test/cluster/go/. */
+  readonly wrapperDir: string;
+  /** Main package passed to `go build`. */
+  readonly goPackage: string;
+  /** Environment variable naming a ready-made binary. */
+  readonly envVar: string;
+  /** Whether envtest's KUBEBUILDER_ASSETS directory may provide it. */
+  readonly kubebuilderAssets: boolean;
+  /** Extra `-ldflags`. */
+  readonly ldflags: string;
+}
+
+/** Component keys, as returned by {@link ensureBinaries}. */
+export type Component = 'kubeApiserver' | 'etcd' | 'apiserverAdapter';
+
+const KUBERNETES_VERSION = 'v1.34.4';
+const [, kubeMajor, kubeMinor] = /^v(\d+)\.(\d+)\./.exec(KUBERNETES_VERSION) ?? [];
+
+/** The single table of pinned versions. Bump a version here and in the wrapper go.mod together. */
+export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
+  kubeApiserver: {
+    binary: 'kube-apiserver',
+    version: KUBERNETES_VERSION,
+    upstreamModule: 'k8s.io/kubernetes',
+    wrapperDir: 'kube-apiserver',
+    goPackage: 'k8s.io/kubernetes/cmd/kube-apiserver',
+    envVar: 'TEST_ASSET_KUBE_APISERVER',
+    kubebuilderAssets: true,
+    // Without these the binary reports v0.0.0 and clients that check the server version misbehave.
+    ldflags: [
+      `-X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION}`,
+      `-X k8s.io/component-base/version.gitMajor=${kubeMajor}`,
+      `-X k8s.io/component-base/version.gitMinor=${kubeMinor}`,
+    ].join(' '),
+  },
+  etcd: {
+    binary: 'etcd',
+    version: 'v3.6.16',
+    upstreamModule: 'go.etcd.io/etcd/server/v3',
+    wrapperDir: 'etcd',
+    goPackage: 'go.etcd.io/etcd/server/v3',
+    envVar: 'TEST_ASSET_ETCD',
+    kubebuilderAssets: true,
+    ldflags: '',
+  },
+  apiserverAdapter: {
+    binary: 'apiserver_receive_adapter',
+    version: 'v0.49.2',
+    upstreamModule: 'knative.dev/eventing',
+    wrapperDir: 'apiserver-adapter',
+    goPackage: 'knative.dev/eventing/cmd/apiserver_receive_adapter',
+    envVar: 'TEST_ASSET_APISERVER_ADAPTER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+};
+
+/** Absolute paths of the three binaries. */
+export interface Binaries {
+  kubeApiserver: string;
+  etcd: string;
+  apiserverAdapter: string;
+}
+
+const ALL_COMPONENTS: readonly Component[] = ['etcd', 'kubeApiserver', 'apiserverAdapter'];
+const PROGRESS_INTERVAL_MS = 30_000;
+
+/** `${XDG_CACHE_HOME:-~/.cache}/config-restarter/bin`: outside the repository, shared by all checkouts. */
+export function binaryCacheRoot(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'config-restarter', 'bin');
+}
+
+/** The wrapper module's go.mod/go.sum plus the build flags, hashed: a changed wrapper means a new cache entry. */
+function wrapperHash(spec: ComponentSpec): string {
+  const dir = path.join(GO_DIR, spec.wrapperDir);
+  const hash = createHash('sha256');
+  for (const file of ['go.mod', 'go.sum']) hash.update(readFileSync(path.join(dir, file)));
+  hash.update(`${spec.goPackage}\n${spec.ldflags}\nCGO_ENABLED=0 -trimpath`);
+  return hash.digest('hex').slice(0, 12);
+}
+
+/** Where the built binary of `component` is cached. */
+export function cachedBinaryPath(component: Component): string {
+  const spec = COMPONENTS[component];
+  return path.join(binaryCacheRoot(), `${spec.binary}-${spec.version}-${wrapperHash(spec)}`, spec.binary);
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** A binary the user brought (envtest convention), or undefined when none is configured. */
+function userProvidedBinary(spec: ComponentSpec): { path: string; from: string } | undefined {
+  const direct = process.env[spec.envVar];
+  if (direct) {
+    if (!isExecutable(direct)) throw new Error(`${spec.envVar}=${direct} is not an executable file`);
+    return { path: path.resolve(direct), from: spec.envVar };
+  }
+  const assets = process.env.KUBEBUILDER_ASSETS;
+  if (spec.kubebuilderAssets && assets) {
+    const candidate = path.join(assets, spec.binary);
+    if (!isExecutable(candidate)) {
+      throw new Error(`KUBEBUILDER_ASSETS=${assets} has no executable ${spec.binary}`);
+    }
+    return { path: path.resolve(candidate), from: 'KUBEBUILDER_ASSETS' };
+  }
+  return undefined;
+}
+
+/** Guards against the constants table and the wrapper go.mod drifting apart. */
+function checkPinnedVersion(spec: ComponentSpec): void {
+  const goMod = readFileSync(path.join(GO_DIR, spec.wrapperDir, 'go.mod'), 'utf8');
+  const escaped = spec.upstreamModule.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const match = new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+(v\\S+)`, 'm').exec(goMod);
+  if (match?.[1] !== spec.version) {
+    throw new Error(
+      `test/cluster/go/${spec.wrapperDir}/go.mod requires ${spec.upstreamModule} ${match?.[1] ?? '(missing)'} ` +
+        `but test/cluster/binaries.ts pins ${spec.version}; update both together`,
+    );
+  }
+}
+
+const BRING_YOUR_OWN =
+  'Alternatively bring your own binaries: TEST_ASSET_KUBE_APISERVER and TEST_ASSET_ETCD (or KUBEBUILDER_ASSETS, ' +
+  'a directory with kube-apiserver and etcd, e.g. from `setup-envtest use 1.34 -p path`) and ' +
+  'TEST_ASSET_APISERVER_ADAPTER for the Knative apiserver_receive_adapter.';
+
+interface RunResult {
+  code: number | null;
+  output: string;
+}
+
+/** Runs a command, keeping its combined output and reporting `go: downloading` lines to `onLine`. */
+function run(
+  command: string,
+  args: string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv },
+  onLine?: (line: string) => void,
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let partial = '';
+    const collect = (chunk: Buffer): void => {
+      const text = chunk.toString('utf8');
+      output += text;
+      if (output.length > 256 * 1024) output = output.slice(-128 * 1024);
+      partial += text;
+      const lines = partial.split('\n');
+      partial = lines.pop() ?? '';
+      if (onLine) lines.forEach(onLine);
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, output }));
+  });
+}
+
+async function checkGo(): Promise<string> {
+  try {
+    const { code, output } = await run('go', ['env', 'GOVERSION'], { cwd: GO_DIR, env: process.env });
+    if (code !== 0) throw new Error(output.trim());
+    return output.trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error(
+        `The Go toolchain (\`go\`) is not on PATH, and the local control plane binaries are built from source. ` +
+          `Install Go >= 1.26 (https://go.dev/dl/) and run \`npm run cluster:build\`. ${BRING_YOUR_OWN}`,
+      );
+    }
+    throw err;
+  }
+}
+
+/** Builds one component into its cache directory (temp file + atomic rename). */
+async function build(component: Component, target: string, goVersion: string, log: Log): Promise<void> {
+  const spec = COMPONENTS[component];
+  const moduleDir = path.join(GO_DIR, spec.wrapperDir);
+  const outDir = path.dirname(target);
+  mkdirSync(outDir, { recursive: true });
+  const tmp = path.join(outDir, `.${spec.binary}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const args = [
+    'build',
+    '-trimpath',
+    ...(spec.ldflags ? ['-ldflags', spec.ldflags] : []),
+    '-o',
+    tmp,
+    spec.goPackage,
+  ];
+  const shown = args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ');
+  log(`building ${spec.binary} ${spec.version} with ${goVersion} (go ${shown})`);
+
+  const start = Date.now();
+  let downloads = 0;
+  const timer = setInterval(() => {
+    const fetched = downloads > 0 ? `, ${downloads} modules downloaded` : '';
+    log(`  still building ${spec.binary}... ${elapsed(start)} s${fetched}`);
+  }, PROGRESS_INTERVAL_MS);
+  try {
+    const { code, output } = await run(
+      'go',
+      args,
+      // GOWORK=off: a go.work further up must not pull the wrapper into another workspace.
+      { cwd: moduleDir, env: { ...process.env, CGO_ENABLED: '0', GOWORK: 'off' } },
+      (line) => {
+        if (line.startsWith('go: downloading')) downloads++;
+      },
+    );
+    if (code !== 0) {
+      const tail = output.trim().split('\n').slice(-40).join('\n');
+      throw new Error(`go build of ${spec.binary} failed (exit ${code}) in ${moduleDir}:\n${tail}`);
+    }
+    renameSync(tmp, target);
+  } finally {
+    clearInterval(timer);
+    rmSync(tmp, { force: true });
+  }
+  log(`built ${spec.binary} in ${elapsed(start)} s -> ${target}`);
+}
+
+/**
+ * Returns the path of one binary: from `TEST_ASSET_*` / `KUBEBUILDER_ASSETS` when set, else from the build cache,
+ * building it with `go build` when missing.
+ */
+export async function ensureBinary(component: Component, log: Log): Promise<string> {
+  return (await ensureComponents([component], log))[component] as string;
+}
+
+/**
+ * Returns the paths of kube-apiserver, etcd and the Knative ApiServerSource receive adapter, building the missing
+ * ones (sequentially: each build already uses every core) into `${XDG_CACHE_HOME:-~/.cache}/config-restarter/bin`.
+ */
+export async function ensureBinaries(log: Log): Promise<Binaries> {
+  return (await ensureComponents(ALL_COMPONENTS, log)) as Binaries;
+}
+
+async function ensureComponents(
+  components: readonly Component[],
+  log: Log,
+): Promise<Partial<Record<Component, string>>> {
+  const result: Partial<Record<Component, string>> = {};
+  let goVersion: string | undefined;
+  for (const component of components) {
+    const spec = COMPONENTS[component];
+    const provided = userProvidedBinary(spec);
+    if (provided) {
+      result[component] = provided.path;
+      continue;
+    }
+    checkPinnedVersion(spec);
+    const target = cachedBinaryPath(component);
+    if (!existsSync(target)) {
+      goVersion ??= await checkGo();
+      await build(component, target, goVersion, log);
+    }
+    result[component] = target;
+  }
+  return result;
+}
+
+/** Human-readable description of where each binary comes from, for `cluster:build` and `status`. */
+export function describeBinarySources(): string[] {
+  return ALL_COMPONENTS.map((component) => {
+    const spec = COMPONENTS[component];
+    const provided = userProvidedBinary(spec);
+    if (provided) return `${spec.binary}: ${provided.path} (from ${provided.from})`;
+    const target = cachedBinaryPath(component);
+    return `${spec.binary} ${spec.version}: ${target}${existsSync(target) ? '' : ' (not built yet)'}`;
+  });
+}

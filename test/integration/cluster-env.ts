@@ -1,0 +1,19 @@
+import { randomBytes } from 'node:crypto';
+import { readKubeconfig, type KubeconfigSpec } from '../cluster/kube.js';
+
+/** Admin kubeconfig of the integration-test cluster, published by global-setup.ts as `CLUSTER_KUBECONFIG`. */
+export function adminKubeconfigPath(): string {
+  const file = process.env.CLUSTER_KUBECONFIG;
+  if (!file) throw new Error('CLUSTER_KUBECONFIG is not set: run through `npm run test:integration`');
+  return file;
+}
+
+/** Server, CA and admin token of the integration-test cluster. */
+export function adminTarget(): KubeconfigSpec {
+  return readKubeconfig(adminKubeconfigPath());
+}
+
+/** A namespace name no other test uses. Namespaces are never deleted: nothing would finalise them here. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(3).toString('hex')}`;
+}

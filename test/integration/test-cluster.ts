@@ -1,0 +1,53 @@
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { ensureBinaries } from '../cluster/binaries.js';
+import { startCluster, stopCluster } from '../cluster/control-plane.js';
+import { REPO_ROOT, elapsed, isProcessAlive } from '../cluster/util.js';
+
+/** Directory of the integration-test cluster: separate from `.cluster/` so a user's cluster is never touched. */
+export const TEST_CLUSTER_DIR = path.resolve(
+  process.env.TEST_CLUSTER_DIR || path.join(REPO_ROOT, '.cluster', 'test'),
+);
+
+/**
+ * Starts the integration-test cluster (called by global-setup.ts): makes sure the binaries exist (built once, then
+ * cached), starts a fresh control plane in {@link TEST_CLUSTER_DIR} and publishes it to the tests through environment
+ * variables:
+ * `CLUSTER_KUBECONFIG` (admin kubeconfig), `TEST_CLUSTER_DIR`, and `TEST_ASSET_KUBE_APISERVER`, `TEST_ASSET_ETCD`,
+ * `TEST_ASSET_APISERVER_ADAPTER` (binary paths, so tests find the receive adapter without building anything).
+ */
+export async function setupTestCluster(): Promise<void> {
+  const start = Date.now();
+  const log = (line: string): void => {
+    process.stderr.write(`[cluster] ${line}\n`);
+  };
+  process.stderr.write('\n');
+  const binaries = await ensureBinaries(log);
+  // A previous run killed before its teardown may have left processes behind: always start from scratch.
+  if (await stopCluster(TEST_CLUSTER_DIR, log)) log('stopped a test cluster left over from an earlier run');
+  // Files of the previous run (logs, per-test kubeconfigs) are kept for post-mortems until now.
+  rmSync(TEST_CLUSTER_DIR, { recursive: true, force: true });
+  const cluster = await startCluster({ dir: TEST_CLUSTER_DIR, binaries, log, detached: false });
+  // Last resort if Jest exits without running the teardown (e.g. a crash): never leave the processes behind.
+  process.once('exit', () => {
+    for (const [pid, binary] of [
+      [cluster.pids.kubeApiserver, binaries.kubeApiserver],
+      [cluster.pids.etcd, binaries.etcd],
+    ] as const) {
+      if (isProcessAlive(pid, binary)) process.kill(pid, 'SIGKILL');
+    }
+  });
+  process.env.CLUSTER_KUBECONFIG = cluster.kubeconfig;
+  process.env.TEST_CLUSTER_DIR = TEST_CLUSTER_DIR;
+  process.env.TEST_ASSET_KUBE_APISERVER = binaries.kubeApiserver;
+  process.env.TEST_ASSET_ETCD = binaries.etcd;
+  process.env.TEST_ASSET_APISERVER_ADAPTER = binaries.apiserverAdapter;
+  log(`test cluster ready at ${cluster.server} in ${elapsed(start)} s (kubeconfig ${cluster.kubeconfig})`);
+}
+
+/** Stops the integration-test cluster and removes its data (called by global-teardown.ts). */
+export async function teardownTestCluster(): Promise<void> {
+  await stopCluster(TEST_CLUSTER_DIR, (line) => {
+    process.stderr.write(`[cluster] ${line}\n`);
+  });
+}

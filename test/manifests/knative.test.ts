@@ -1,0 +1,194 @@
+import { find, knativeServices, render, type K8sObject } from './kustomize.js';
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+interface Role extends K8sObject {
+  rules: Rule[];
+}
+interface RoleBinding extends K8sObject {
+  roleRef: { apiGroup: string; kind: string; name: string };
+  subjects: { kind: string; name: string; namespace?: string }[];
+}
+interface Ref {
+  apiVersion: string;
+  kind: string;
+  name: string;
+}
+interface ApiServerSource extends K8sObject {
+  spec: {
+    mode: string;
+    serviceAccountName: string;
+    resources: { apiVersion: string; kind: string; selector?: unknown }[];
+    sink: { ref: Ref };
+    namespaceSelector?: unknown;
+  };
+}
+interface PingSource extends K8sObject {
+  spec: { schedule: string; contentType: string; data: string; sink: { ref: Ref } };
+}
+interface Trigger extends K8sObject {
+  spec: {
+    broker: string;
+    filters: unknown[];
+    subscriber: { ref: Ref };
+    delivery: { retry: number; backoffPolicy: string; backoffDelay: string; deadLetterSink: { ref: Ref } };
+  };
+}
+
+const KSVC = { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'config-restarter' };
+const BROKER = { apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: 'config-events' };
+
+/** One row per (role, api group, resource): the exact verbs granted. */
+type Grant = [role: string, apiGroup: string, resource: string, verbs: string[]];
+
+const BASE_GRANTS: Grant[] = [
+  ['config-restarter', '', 'configmaps', ['get', 'list']],
+  ['config-restarter', 'apps', 'deployments', ['get', 'list', 'patch']],
+  ['config-restarter', 'apps', 'statefulsets', ['get', 'list', 'patch']],
+  ['config-restarter', 'apps', 'daemonsets', ['get', 'list', 'patch']],
+  ['config-restarter', 'serving.knative.dev', 'services', ['get', 'list', 'patch']],
+  ['config-restarter-source', '', 'configmaps', ['get', 'list', 'watch']],
+];
+const SECRET_GRANTS: Grant[] = [
+  ['config-restarter-secrets', '', 'secrets', ['get', 'list']],
+  ['config-restarter-source-secrets', '', 'secrets', ['get', 'list', 'watch']],
+];
+
+/** Flattens the Roles of a render into sorted grant rows. */
+function grants(objects: readonly K8sObject[]): Grant[] {
+  const rows: Grant[] = [];
+  for (const role of objects.filter((o): o is Role => o.kind === 'Role')) {
+    for (const rule of role.rules) {
+      expect(rule.resourceNames).toBeUndefined();
+      for (const group of rule.apiGroups) {
+        for (const resource of rule.resources)
+          rows.push([role.metadata.name, group, resource, [...rule.verbs].sort()]);
+      }
+    }
+  }
+  return rows.sort((a, b) => a.slice(0, 3).join('/').localeCompare(b.slice(0, 3).join('/')));
+}
+
+const sorted = (rows: Grant[]): Grant[] =>
+  rows
+    .map(([r, g, res, v]): Grant => [r, g, res, [...v].sort()])
+    .sort((a, b) => a.slice(0, 3).join('/').localeCompare(b.slice(0, 3).join('/')));
+
+/** RoleBinding name -> [role, service account]. */
+const BASE_BINDINGS: Record<string, [string, string]> = {
+  'config-restarter': ['config-restarter', 'config-restarter'],
+  'config-restarter-source': ['config-restarter-source', 'config-restarter-source'],
+};
+const SECRET_BINDINGS: Record<string, [string, string]> = {
+  'config-restarter-secrets': ['config-restarter-secrets', 'config-restarter'],
+  'config-restarter-source-secrets': ['config-restarter-source-secrets', 'config-restarter-source'],
+};
+
+const VARIANTS = [
+  { dir: 'knative', sink: KSVC, secrets: false, broker: false },
+  { dir: 'knative/broker', sink: BROKER, secrets: false, broker: true },
+  { dir: 'knative/secrets', sink: KSVC, secrets: true, broker: false },
+] as const;
+
+describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker }) => {
+  let objects: K8sObject[];
+
+  beforeAll(async () => {
+    ({ objects } = await render(dir));
+  });
+
+  it('holds the namespace helloworld and both ServiceAccounts', () => {
+    find(objects, 'Namespace', 'helloworld');
+    find(objects, 'ServiceAccount', 'config-restarter');
+    find(objects, 'ServiceAccount', 'config-restarter-source');
+  });
+
+  it('grants exactly the listed verbs (table)', () => {
+    expect(grants(objects)).toEqual(sorted(secrets ? [...BASE_GRANTS, ...SECRET_GRANTS] : BASE_GRANTS));
+  });
+
+  it('binds each Role to its ServiceAccount only', () => {
+    const bindings = objects.filter((o): o is RoleBinding => o.kind === 'RoleBinding');
+    const expectedBindings = secrets ? { ...BASE_BINDINGS, ...SECRET_BINDINGS } : BASE_BINDINGS;
+    expect(
+      Object.fromEntries(bindings.map((b) => [b.metadata.name, [b.roleRef.name, b.subjects[0]?.name]])),
+    ).toEqual(expectedBindings);
+    for (const b of bindings) {
+      expect(b.roleRef).toMatchObject({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role' });
+      expect(b.subjects).toEqual([
+        { kind: 'ServiceAccount', name: expect.any(String) as string, namespace: 'helloworld' },
+      ]);
+    }
+  });
+
+  it('watches ConfigMaps (and Secrets when opted in) in Reference mode, without a selector', () => {
+    const source = find<ApiServerSource>(objects, 'ApiServerSource', 'config-restarter-source');
+    expect(source.apiVersion).toBe('sources.knative.dev/v1');
+    expect(source.spec.mode).toBe('Reference');
+    expect(source.spec.serviceAccountName).toBe('config-restarter-source');
+    expect(source.spec.namespaceSelector).toBeUndefined();
+    expect(source.spec.resources).toEqual([
+      { apiVersion: 'v1', kind: 'ConfigMap' },
+      ...(secrets ? [{ apiVersion: 'v1', kind: 'Secret' }] : []),
+    ]);
+    expect(source.spec.sink).toEqual({ ref: sink });
+  });
+
+  it('resyncs every 10 minutes with a JSON ping', () => {
+    const ping = find<PingSource>(objects, 'PingSource', 'config-restarter-resync');
+    expect(ping.spec).toEqual({
+      schedule: '*/10 * * * *',
+      contentType: 'application/json',
+      data: '{"reason":"resync"}',
+      sink: { ref: sink },
+    });
+    expect(JSON.parse(ping.spec.data)).toEqual({ reason: 'resync' });
+  });
+
+  it(broker ? 'adds the Broker and the Trigger with delivery' : 'has no Broker or Trigger', () => {
+    const eventing = objects.filter((o) => o.apiVersion.startsWith('eventing.knative.dev/'));
+    if (!broker) {
+      expect(eventing).toEqual([]);
+      return;
+    }
+    find(objects, 'Broker', 'config-events');
+    const trigger = find<Trigger>(objects, 'Trigger', 'config-restarter');
+    expect(trigger.spec.broker).toBe('config-events');
+    expect(trigger.spec.subscriber).toEqual({ ref: KSVC });
+    expect(trigger.spec.filters).toEqual([
+      {
+        any: [
+          { prefix: { type: 'dev.knative.apiserver.ref.' } },
+          { exact: { type: 'dev.knative.sources.ping' } },
+        ],
+      },
+    ]);
+    const { deadLetterSink, ...delivery } = trigger.spec.delivery;
+    expect(delivery).toEqual({ retry: 10, backoffPolicy: 'exponential', backoffDelay: 'PT0.5S' });
+    // The dead-letter sink is deployed by the same kustomization.
+    expect(deadLetterSink.ref.kind).toBe('Service');
+    expect(knativeServices(objects).map((s) => s.metadata.name)).toEqual([deadLetterSink.ref.name]);
+  });
+});
+
+describe('dead-letter Knative Service of knative/broker', () => {
+  it('is cluster-local, hardened and has an image', async () => {
+    const { objects } = await render('knative/broker');
+    const [ksvc] = knativeServices(objects);
+    expect(ksvc?.metadata.labels).toMatchObject({ 'networking.knative.dev/visibility': 'cluster-local' });
+    const [c] = ksvc?.spec.template.spec.containers ?? [];
+    expect(c?.image).toMatch(/^gcr\.io\/knative-releases\/knative\.dev\/eventing\/cmd\/event_display/);
+    expect(c?.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(c?.resources?.limits).toBeDefined();
+  });
+});
