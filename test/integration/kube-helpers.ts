@@ -6,11 +6,23 @@ import { REPO_ROOT, sleep } from '../cluster/util.js';
 
 const run = promisify(execFile);
 
-/** `kubectl apply --server-side -k <dir>` as the admin; returns kubectl's output. */
+/**
+ * `kubectl apply --server-side -k <dir>` as the admin; returns kubectl's output. Conflicts are forced, as a
+ * GitOps tool would: the suite edits ConfigMaps out of band, and re-applying the manifests takes them back.
+ */
 export async function applyKustomization(kubeconfig: string, dir: string): Promise<string> {
   const { stdout, stderr } = await run(
     'kubectl',
-    ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager=integration-test', '-k', dir],
+    [
+      '--kubeconfig',
+      kubeconfig,
+      'apply',
+      '--server-side',
+      '--force-conflicts',
+      '--field-manager=integration-test',
+      '-k',
+      dir,
+    ],
     { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 },
   );
   return stdout + stderr;
