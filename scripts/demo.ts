@@ -1,0 +1,289 @@
+/**
+ * `npm run demo`: the whole path on a local control plane. Starts (or reuses) the cluster in `.cluster/`,
+ * applies the project's plumbing and the test overlay plus an opted-in plain Deployment, runs
+ * config-restarter with the token of its own ServiceAccount and the real ApiServerSource adapter pointed
+ * at it, edits the ConfigMap, and shows the event, the decisions and the new pod-template annotations.
+ * Exits on its own and leaves the cluster up.
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../test/cluster/adapter.js';
+import { ensureBinaries } from '../test/cluster/binaries.js';
+import { defaultClusterDir, startCluster } from '../test/cluster/control-plane.js';
+import {
+  kubeRequest,
+  readKubeconfig,
+  writeServiceAccountKubeconfig,
+  type KubeTarget,
+} from '../test/cluster/kube.js';
+import { REPO_ROOT, sleep } from '../test/cluster/util.js';
+import { startFunction, type FunctionProcess } from '../test/integration/function-process.js';
+import { applyKustomization } from '../test/integration/kube-helpers.js';
+import { pingSourceRequest } from './lib/apiserver-event.js';
+
+const NS = 'helloworld';
+const PREFIX = 'rolling.restart.controller';
+const bold = (text: string): string => (process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` : text);
+const step = (n: number, text: string): void => console.log(`\n${bold(`[${n}] ${text}`)}`);
+const show = (text: string): void => console.log(text.replace(/^/gm, '    '));
+
+/** An opted-in plain Deployment next to the Knative Service, tied to the ConfigMap by labels. */
+const WORKER = {
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: {
+    name: 'helloworld-worker-test',
+    namespace: NS,
+    labels: { app: 'helloworld', env: 'test' },
+    annotations: { [`${PREFIX}/restartOnTrigger`]: 'true' },
+  },
+  spec: {
+    replicas: 1,
+    selector: { matchLabels: { app: 'helloworld', env: 'test', component: 'worker' } },
+    template: {
+      metadata: { labels: { app: 'helloworld', env: 'test', component: 'worker' } },
+      spec: {
+        containers: [
+          {
+            name: 'worker',
+            image: 'ghcr.io/example/helloworld:0.1.0',
+            env: [
+              {
+                name: 'ENV_MESSAGE',
+                valueFrom: { configMapKeyRef: { name: 'helloworld-config-test', key: 'MESSAGE' } },
+              },
+            ],
+          },
+        ],
+      },
+    },
+  },
+};
+
+interface Exchange {
+  request: { headers: IncomingHttpHeaders; body: string };
+  response: { status: number; headers: Record<string, string>; body: string };
+}
+
+/** Sits between the adapter and the function to show what travels; forwards everything unchanged. */
+async function startTap(target: () => string, exchanges: Exchange[]): Promise<Server> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const headers: Record<string, string> = {};
+      for (const [key, value] of Object.entries(req.headers)) {
+        if (typeof value === 'string' && key !== 'host' && key !== 'content-length') headers[key] = value;
+      }
+      fetch(target(), { method: 'POST', headers, body })
+        .then(async (reply) => {
+          const replyBody = await reply.text();
+          const replyHeaders: Record<string, string> = {};
+          reply.headers.forEach((value, key) => (replyHeaders[key] = value));
+          exchanges.push({
+            request: { headers: req.headers, body },
+            response: { status: reply.status, headers: replyHeaders, body: replyBody },
+          });
+          res
+            .writeHead(reply.status, { 'content-type': replyHeaders['content-type'] ?? 'text/plain' })
+            .end(replyBody);
+        })
+        .catch((error: unknown) => {
+          res.writeHead(502).end(String(error));
+        });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+interface TemplateView {
+  generation?: number;
+  annotations: Record<string, string>;
+  templateAnnotations: Record<string, string>;
+}
+
+async function view(admin: KubeTarget, apiPath: string): Promise<TemplateView> {
+  const { body } = await kubeRequest<{
+    metadata: { generation?: number; annotations?: Record<string, string> };
+    spec: { template: { metadata?: { annotations?: Record<string, string> } } };
+  }>(admin, 'GET', apiPath);
+  return {
+    generation: body.metadata.generation,
+    annotations: body.metadata.annotations ?? {},
+    templateAnnotations: body.spec.template.metadata?.annotations ?? {},
+  };
+}
+
+function printDecisions(body: string): void {
+  try {
+    const data = JSON.parse(body) as {
+      decisions?: { workload: { kind: string; name: string }; action: string; reason: string }[];
+    };
+    for (const d of data.decisions ?? [])
+      show(`${d.action.padEnd(7)} ${d.workload.kind}/${d.workload.name}: ${d.reason}`);
+    if (!data.decisions?.length) show(body);
+  } catch {
+    show(body);
+  }
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const dir = defaultClusterDir();
+  const demoDir = path.join(dir, 'demo');
+  const rel = path.relative(process.cwd(), dir) || dir;
+  const log = (line: string): void => console.log(`    ${line}`);
+
+  step(1, 'Local control plane (etcd + kube-apiserver, RBAC, token auth, CRDs)');
+  const binaries = await ensureBinaries(log);
+  const cluster = await startCluster({ dir, binaries, log });
+  log(
+    cluster.alreadyRunning
+      ? `reusing the cluster already running at ${cluster.server}`
+      : `started at ${cluster.server}`,
+  );
+  const admin = readKubeconfig(cluster.kubeconfig);
+
+  step(2, 'Apply knative/ (plumbing, RBAC), kustomize/overlays/test and an opted-in plain Deployment');
+  show((await applyKustomization(cluster.kubeconfig, 'knative')).trim());
+  show((await applyKustomization(cluster.kubeconfig, 'kustomize/overlays/test')).trim());
+  await kubeRequest(
+    admin,
+    'PATCH',
+    `/apis/apps/v1/namespaces/${NS}/deployments/${WORKER.metadata.name}?fieldManager=demo&force=true`,
+    JSON.stringify(WORKER),
+    {
+      contentType: 'application/apply-patch+yaml',
+    },
+  );
+  show(`deployment.apps/${WORKER.metadata.name} serverside-applied`);
+
+  step(3, 'Start config-restarter as its ServiceAccount, and the real ApiServerSource adapter pointed at it');
+  const fnKubeconfig = path.join(demoDir, 'config-restarter.kubeconfig');
+  await writeServiceAccountKubeconfig(cluster.kubeconfig, fnKubeconfig, NS, 'config-restarter');
+  const sourceKubeconfig = path.join(demoDir, 'config-restarter-source.kubeconfig');
+  await writeServiceAccountKubeconfig(cluster.kubeconfig, sourceKubeconfig, NS, 'config-restarter-source');
+  let fn: FunctionProcess | undefined;
+  let adapter: ApiServerSourceAdapter | undefined;
+  const exchanges: Exchange[] = [];
+  const tap = await startTap(() => fn!.url, exchanges);
+  try {
+    fn = await startFunction({
+      kubeconfig: fnKubeconfig,
+      logFile: path.join(demoDir, 'config-restarter.log'),
+      env: { LOG_LEVEL: 'info' },
+    });
+    log(`config-restarter listening on ${fn.url} as system:serviceaccount:${NS}:config-restarter`);
+    adapter = await startApiServerSourceAdapter({
+      binary: binaries.apiserverAdapter,
+      kubeconfig: sourceKubeconfig,
+      namespace: NS,
+      name: 'config-restarter-source',
+      sink: `http://127.0.0.1:${(tap.address() as AddressInfo).port}/`,
+      mode: 'Reference',
+      resources: [{ group: '', version: 'v1', resource: 'configmaps' }],
+      logFile: path.join(demoDir, 'adapter.log'),
+    });
+    await adapter.waitUntilWatching();
+    log(
+      `ApiServerSource adapter watching configmaps in ${NS} as system:serviceaccount:${NS}:config-restarter-source`,
+    );
+
+    step(
+      4,
+      'Resync (what the PingSource sends): records on first contact, rolls out what changed while nobody watched',
+    );
+    const resync = await fetch(fn.url, { method: 'POST', ...pingSourceRequest() });
+    printDecisions(JSON.stringify(((await resync.json()) as { decisions?: unknown }) ?? {}));
+
+    const ksvcPath = `/apis/serving.knative.dev/v1/namespaces/${NS}/services/helloworld-test`;
+    const workerPath = `/apis/apps/v1/namespaces/${NS}/deployments/${WORKER.metadata.name}`;
+    const before = { ksvc: await view(admin, ksvcPath), worker: await view(admin, workerPath) };
+
+    const message = `Hello from the demo at ${new Date().toISOString()}`;
+    step(
+      5,
+      `Edit the ConfigMap: kubectl patch configmap helloworld-config-test -p '{"data":{"MESSAGE":"${message}"}}'`,
+    );
+    await kubeRequest(
+      admin,
+      'PATCH',
+      `/api/v1/namespaces/${NS}/configmaps/helloworld-config-test`,
+      { data: { MESSAGE: message } },
+      {
+        contentType: 'application/merge-patch+json',
+      },
+    );
+
+    const deadline = Date.now() + 20_000;
+    let after = before;
+    while (Date.now() < deadline) {
+      after = { ksvc: await view(admin, ksvcPath), worker: await view(admin, workerPath) };
+      const key = `${PREFIX}/restartTimestamp`;
+      if (
+        after.ksvc.templateAnnotations[key] !== before.ksvc.templateAnnotations[key] &&
+        after.worker.templateAnnotations[key] !== before.worker.templateAnnotations[key]
+      )
+        break;
+      await sleep(200);
+    }
+    await sleep(300);
+
+    step(6, 'The event the adapter sent (binary mode) and the reply of config-restarter');
+    const exchange = exchanges.find((e) => e.request.headers['ce-name'] === 'helloworld-config-test');
+    if (!exchange)
+      throw new Error(
+        'no event about helloworld-config-test arrived; see the adapter log ' + adapter.logFile,
+      );
+    for (const [key, value] of Object.entries(exchange.request.headers))
+      if (key.startsWith('ce-') || key === 'kn-namespace') show(`${key}: ${String(value)}`);
+    show(exchange.request.body);
+    console.log(
+      `\n    -> HTTP ${exchange.response.status}, ce-type: ${exchange.response.headers['ce-type']}; decisions:`,
+    );
+    printDecisions(exchange.response.body);
+
+    step(7, 'What the API server holds now');
+    for (const [label, apiPath, was, now] of [
+      ['ksvc/helloworld-test', ksvcPath, before.ksvc, after.ksvc],
+      [`deployment/${WORKER.metadata.name}`, workerPath, before.worker, after.worker],
+    ] as const) {
+      show(`${label}  (generation ${was.generation} -> ${now.generation})  ${apiPath}`);
+      show(`  spec.template.metadata.annotations: ${JSON.stringify(now.templateAnnotations)}`);
+      show(`  metadata.annotations["${PREFIX}/configHashes"]: ${now.annotations[`${PREFIX}/configHashes`]}`);
+    }
+    console.log(
+      '\n    On a real cluster Knative would now roll a new Revision of helloworld-test, and the Deployment a new ReplicaSet.',
+    );
+  } finally {
+    await adapter?.stop();
+    await fn?.stop();
+    await new Promise((resolve) => tap.close(resolve));
+  }
+
+  console.log(
+    `\n${bold('Done')} in ${Math.round((Date.now() - started) / 1000)} s. The local cluster is still running:`,
+  );
+  console.log(`    kubectl --kubeconfig ${rel}/kubeconfig get ksvc,deploy,cm -n ${NS}`);
+  console.log(
+    `    kubectl --kubeconfig ${rel}/kubeconfig get ksvc helloworld-test -n ${NS} -o jsonpath='{.spec.template.metadata.annotations}'`,
+  );
+  console.log(
+    `    logs: ${path.relative(process.cwd(), demoDir)}/config-restarter.log, ${path.relative(process.cwd(), demoDir)}/adapter.log`,
+  );
+  console.log('    stop it with: npm run cluster:down');
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(
+      'The cluster (if it started) is left running for inspection; stop it with: npm run cluster:down',
+    );
+    process.exit(1);
+  },
+);
