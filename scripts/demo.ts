@@ -17,7 +17,7 @@ import {
   writeServiceAccountKubeconfig,
   type KubeTarget,
 } from '../test/cluster/kube.js';
-import { REPO_ROOT, sleep } from '../test/cluster/util.js';
+import { sleep } from '../test/cluster/util.js';
 import { startFunction, type FunctionProcess } from '../test/integration/function-process.js';
 import { applyKustomization } from '../test/integration/kube-helpers.js';
 import { pingSourceRequest } from './lib/apiserver-event.js';
