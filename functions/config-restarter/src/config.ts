@@ -32,6 +32,12 @@ export interface Config {
   logLevel: LogLevel;
   /** Kinds acted on (`CONFIG_KINDS`, default `ConfigMap`; add `Secret` together with the Secret RBAC). */
   configKinds: ConfigKind[];
+  /**
+   * Label selector sent to the API server with every workload list (`WORKLOAD_SELECTOR`, default none).
+   * Matching by reference needs every workload of the namespace, so without it lists are complete;
+   * with it only the selected workloads are considered at all.
+   */
+  workloadSelector: string | undefined;
   /** Patches in flight at once (`PATCH_CONCURRENCY`, default 4). */
   patchConcurrency: number;
   /** Timeout of one API request in milliseconds (`API_TIMEOUT_MS`, default 10000). */
@@ -161,6 +167,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     );
   }
 
+  const workloadSelector = (env.WORKLOAD_SELECTOR ?? '').trim() || undefined;
+  // Full selector grammar is the API server's job; refuse what can never be one (spaces inside terms, quotes).
+  if (workloadSelector && !/^[A-Za-z0-9_.\-/!=,() ]+$/.test(workloadSelector)) {
+    problems.push(
+      `WORKLOAD_SELECTOR must be a label selector such as "restart=enabled", got "${workloadSelector}"`,
+    );
+  }
+
   const patchConcurrency = parseInteger('PATCH_CONCURRENCY', env.PATCH_CONCURRENCY, 4, 1, 64, problems);
   const apiTimeoutMs = parseInteger('API_TIMEOUT_MS', env.API_TIMEOUT_MS, 10_000, 100, 300_000, problems);
   const shutdownTimeoutMs = parseInteger(
@@ -181,6 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     dryRun,
     logLevel,
     configKinds: [...new Set(configKinds)],
+    workloadSelector,
     patchConcurrency,
     apiTimeoutMs,
     shutdownTimeoutMs,

@@ -52,6 +52,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Server
         dryRun: config.dryRun,
         configKinds: config.configKinds,
         patchConcurrency: config.patchConcurrency,
+        workloadSelector: config.workloadSelector,
         scope,
       },
     });
@@ -70,6 +71,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Server
       matchLabels: config.matchLabels,
       configKinds: config.configKinds,
       dryRun: config.dryRun,
+      workloadSelector: config.workloadSelector,
     });
 
     const shutdown = (signal: string): void => {

@@ -21,8 +21,15 @@ export interface ClusterClient {
   getConfig(ref: ConfigRef): Promise<ConfigObject | undefined>;
   /** Lists ConfigMaps or Secrets of a namespace, or of all namespaces when `namespace` is undefined. */
   listConfigs(kind: ConfigKind, namespace: string | undefined): Promise<ConfigObject[]>;
-  /** Lists the workloads of a kind in a namespace; undefined when the API does not serve the kind. */
-  listWorkloads(kind: WorkloadKind, namespace: string): Promise<KubeObject[] | undefined>;
+  /**
+   * Lists the workloads of a kind in a namespace, filtered by the API server with `labelSelector` when
+   * given; undefined when the API does not serve the kind.
+   */
+  listWorkloads(
+    kind: WorkloadKind,
+    namespace: string,
+    labelSelector?: string,
+  ): Promise<KubeObject[] | undefined>;
   /** Reads one workload; undefined when it does not exist. */
   getWorkload(kind: WorkloadKind, namespace: string, name: string): Promise<KubeObject | undefined>;
   /** Applies a JSON merge patch; with `dryRun` the server validates it and persists nothing. */
@@ -205,6 +212,7 @@ export function createKubeClient(kc: KubeConfig, options: KubeClientOptions): Cl
     version: string,
     plural: string,
     namespace: string | undefined,
+    labelSelector?: string,
   ): Promise<T[]> {
     const target = { resource: resourceName(group, plural), namespace, name: undefined };
     const path = basePath(group, version) + namespaced(namespace, plural);
@@ -217,7 +225,7 @@ export function createKubeClient(kc: KubeConfig, options: KubeClientOptions): Cl
           'list',
           'GET',
           path,
-          { limit: String(pageSize), continue: token },
+          { limit: String(pageSize), continue: token, labelSelector },
           target,
         );
         const page = (json ?? {}) as ListResponse<T>;
@@ -268,9 +276,9 @@ export function createKubeClient(kc: KubeConfig, options: KubeClientOptions): Cl
     listConfigs(kind, namespace) {
       return list<ConfigObject>('', 'v1', configPlural(kind), namespace);
     },
-    async listWorkloads(kind, namespace) {
+    async listWorkloads(kind, namespace, labelSelector) {
       try {
-        return await list<KubeObject>(kind.group, kind.version, kind.plural, namespace);
+        return await list<KubeObject>(kind.group, kind.version, kind.plural, namespace, labelSelector);
       } catch (error) {
         // 404 on a list means the API does not serve the kind (e.g. Knative Serving not installed).
         if (error instanceof KubeApiError && error.status === 404) return undefined;

@@ -26,6 +26,8 @@ export interface RestarterSettings extends DecisionSettings {
   configKinds: ConfigKind[];
   patchConcurrency: number;
   scope: NamespaceScope;
+  /** Label selector the API server applies to workload lists (`WORKLOAD_SELECTOR`); none = all workloads. */
+  workloadSelector?: string | undefined;
   /** Attempts per workload when patches meet resourceVersion conflicts. */
   maxConflictAttempts?: number;
 }
@@ -100,7 +102,7 @@ export function createRestarter(deps: RestarterDeps): Restarter {
   async function listWorkloads(namespace: string): Promise<{ kind: WorkloadKind; object: KubeObject }[]> {
     const perKind = await Promise.all(
       WORKLOAD_KINDS.map(async (kind) => {
-        const objects = await track(() => client.listWorkloads(kind, namespace));
+        const objects = await track(() => client.listWorkloads(kind, namespace, settings.workloadSelector));
         if (!objects)
           deps.logger.debug('kind not served by the API server', { kind: kind.kind, group: kind.group });
         return (objects ?? []).map((object) => ({ kind, object }));

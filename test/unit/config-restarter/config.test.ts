@@ -10,6 +10,7 @@ describe('loadConfig', () => {
       dryRun: false,
       logLevel: 'info',
       configKinds: ['ConfigMap'],
+      workloadSelector: undefined,
       patchConcurrency: 4,
       apiTimeoutMs: 10000,
       shutdownTimeoutMs: 10000,
@@ -32,6 +33,10 @@ describe('loadConfig', () => {
     [{ LOG_LEVEL: 'DEBUG' }, { logLevel: 'debug' }],
     [{ CONFIG_KINDS: 'ConfigMap,Secret' }, { configKinds: ['ConfigMap', 'Secret'] }],
     [{ PATCH_CONCURRENCY: '16' }, { patchConcurrency: 16 }],
+    [
+      { WORKLOAD_SELECTOR: 'restart in (enabled),tier!=db' },
+      { workloadSelector: 'restart in (enabled),tier!=db' },
+    ],
   ])('reads %j', (env, expected) => {
     expect(loadConfig(env)).toMatchObject(expected);
   });
@@ -46,6 +51,7 @@ describe('loadConfig', () => {
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL'],
     [{ CONFIG_KINDS: 'ConfigMap,Deployment' }, 'CONFIG_KINDS'],
     [{ PATCH_CONCURRENCY: '0' }, 'PATCH_CONCURRENCY'],
+    [{ WORKLOAD_SELECTOR: 'app="x"' }, 'WORKLOAD_SELECTOR'],
   ])('refuses %j naming the variable', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(variable);

@@ -31,8 +31,14 @@ function mergePatch(target: unknown, patch: unknown): unknown {
 export class FakeCluster implements ClusterClient {
   private revision = 100;
   readonly objects = new Map<string, KubeObject>();
-  readonly calls: { verb: Verb; resource: string; namespace?: string; name?: string; dryRun?: boolean }[] =
-    [];
+  readonly calls: {
+    verb: Verb;
+    resource: string;
+    namespace?: string;
+    name?: string;
+    dryRun?: boolean;
+    labelSelector?: string;
+  }[] = [];
   readonly failures: InjectedFailure[] = [];
   /** Called before a patch is applied: lets a test interleave a concurrent writer. */
   beforePatch?: (resource: string, namespace: string, name: string) => void;
@@ -100,11 +106,24 @@ export class FakeCluster implements ClusterClient {
       .map(([, object]) => structuredClone(object));
   }
 
-  listWorkloads(kind: WorkloadKind, namespace: string): Promise<KubeObject[] | undefined> {
+  listWorkloads(
+    kind: WorkloadKind,
+    namespace: string,
+    labelSelector?: string,
+  ): Promise<KubeObject[] | undefined> {
     const resource = `${kind.plural}.${kind.group}`;
-    this.calls.push({ verb: 'list', resource, namespace });
+    this.calls.push({ verb: 'list', resource, namespace, labelSelector });
     this.fail('list', resource, namespace);
-    return Promise.resolve(this.list(resource, namespace));
+    // Equality terms only (`a=b,c=d`): enough for the tests.
+    const terms = (labelSelector ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((term) => term.split('='));
+    return Promise.resolve(
+      this.list(resource, namespace).filter((object) =>
+        terms.every(([key, value]) => object.metadata?.labels?.[key!] === value),
+      ),
+    );
   }
 
   getWorkload(kind: WorkloadKind, namespace: string, name: string): Promise<KubeObject | undefined> {

@@ -127,6 +127,21 @@ describe('restarter', () => {
     expect(cluster.calls).toEqual([]);
   });
 
+  it('WORKLOAD_SELECTOR goes to the API server with every workload list', async () => {
+    const { cluster, handle } = setup({ workloadSelector: 'restart=enabled' });
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    cluster.put(
+      RESOURCE.Deployment!,
+      workload('Deployment', 'selected', { labels: { ...labels, restart: 'enabled' } }),
+    );
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'unselected', { labels }));
+    const outcome = await handle(update());
+    expect(outcome.decisions.map((d) => d.workload.name)).toEqual(['selected']);
+    const lists = cluster.calls.filter((c) => c.verb === 'list');
+    expect(lists).toHaveLength(4);
+    expect(lists.every((c) => c.labelSelector === 'restart=enabled')).toBe(true);
+  });
+
   it('ignores kinds not enabled in CONFIG_KINDS', async () => {
     const { handle } = setup({ configKinds: ['ConfigMap'] });
     const outcome = await handle({
