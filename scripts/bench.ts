@@ -74,13 +74,12 @@ function benchDecide(): void {
   };
   const rounds = 50;
   planRestarts(settings, [change], workloads, new Date());
-  const heapBefore = process.memoryUsage().heapUsed;
   const start = process.hrtime.bigint();
   let decisions = 0;
   for (let i = 0; i < rounds; i++) decisions = planRestarts(settings, [change], workloads, new Date()).length;
   const ms = Number(process.hrtime.bigint() - start) / 1e6 / rounds;
   console.log(
-    `decide   ${N} workloads, ${decisions} tied: ${ms.toFixed(2)} ms per event (${((ms * 1000) / N).toFixed(2)} µs per workload), heap +${mb(process.memoryUsage().heapUsed - heapBefore)}`,
+    `decide   ${N} workloads, ${decisions} tied: ${ms.toFixed(2)} ms per event (${((ms * 1000) / N).toFixed(2)} µs per workload), heap in use ${mb(process.memoryUsage().heapUsed)}`,
   );
 }
 
@@ -131,7 +130,6 @@ async function benchHttp(): Promise<void> {
   const latencies: number[] = [];
   const concurrency = 8;
   let next = 0;
-  const rssBefore = process.memoryUsage().rss;
   const start = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -147,7 +145,7 @@ async function benchHttp(): Promise<void> {
   latencies.sort((a, b) => a - b);
   console.log(
     `http     ${REQUESTS} duplicate events (200 workloads, 20 tied, concurrency ${concurrency}): ${(REQUESTS / seconds).toFixed(0)} events/s, ` +
-      `p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, rss ${mb(process.memoryUsage().rss)} (+${mb(process.memoryUsage().rss - rssBefore)})`,
+      `p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, bench process rss ${mb(process.memoryUsage().rss)}`,
   );
   await new Promise((resolve) => server.close(resolve));
 }
@@ -198,6 +196,12 @@ async function benchCluster(): Promise<void> {
     mode: 'Reference',
     object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bench-config', namespace: ns } },
   });
+  const rssOf = async (): Promise<number> =>
+    Number(
+      (await (await fetch(`${fn.url}/metrics`)).text()).match(/^process_resident_memory_bytes (\d+)/m)?.[1] ??
+        0,
+    );
+  const idleRss = await rssOf();
   const timings: number[] = [];
   const duplicates: number[] = [];
   for (let round = 0; round < 5; round++) {
@@ -218,15 +222,13 @@ async function benchCluster(): Promise<void> {
     await (await fetch(fn.url, { method: 'POST', headers: wire.headers, body: wire.body })).text();
     duplicates.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
-  const rss = (await (await fetch(`${fn.url}/metrics`)).text()).match(
-    /^process_resident_memory_bytes (\d+)/m,
-  )?.[1];
+  const busyRss = await rssOf();
   await fn.stop();
   timings.sort((a, b) => a - b);
   duplicates.sort((a, b) => a - b);
   console.log(
     `cluster  update event, ${total} Deployments in the namespace, ${tied} tied and restarted: median ${percentile(timings, 50).toFixed(0)} ms ` +
-      `(duplicate delivery: ${percentile(duplicates, 50).toFixed(0)} ms), function rss ${rss ? mb(Number(rss)) : 'n/a'}`,
+      `(duplicate delivery: ${percentile(duplicates, 50).toFixed(0)} ms), function rss ${mb(idleRss)} idle, ${mb(busyRss)} after`,
   );
 }
 
