@@ -92,16 +92,19 @@ it('on SIGTERM: no longer ready, the event in flight is answered, exit 0', async
       readFileSync(path.join(repoRoot, 'test/fixtures/events/ref-update.json'), 'utf8'),
     ) as { headers: Record<string, string>; body: string };
     const inFlight = fetch(url, { method: 'POST', headers: wire.headers, body: wire.body });
-    await waitFor(
-      async () => (net.connect ? (fn.output().includes('listening') ? true : undefined) : undefined),
-      'log',
-    );
+    // Let the event reach the (silent) API server, then stop the function while it waits.
     await new Promise((resolve) => setTimeout(resolve, 300));
     fn.child.kill('SIGTERM');
     await waitFor(
       () => Promise.resolve(fn.output().includes('shutting down') ? true : undefined),
       'shutdown log',
     );
+    // No longer ready: readiness answers 503, or the listener is already closed to new connections.
+    const readiness = await fetch(`${url}/health/readiness`).then(
+      (res) => res.status,
+      () => 'refused',
+    );
+    expect([503, 'refused']).toContain(readiness);
     const answer = await inFlight;
     // The API never answered: the event is reported as retryable, not dropped.
     expect(answer.status).toBe(503);
