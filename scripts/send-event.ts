@@ -130,9 +130,11 @@ async function run(): Promise<number> {
     if (modeName !== 'reference' && modeName !== 'resource')
       throw new Error('--mode must be reference or resource');
     const mode: ApiServerMode = modeName === 'reference' ? 'Reference' : 'Resource';
+    const refuseSecretData = 'refusing to put Secret data into an event: use --mode reference';
+    if (values.kind === 'Secret' && mode === 'Resource') throw new Error(refuseSecretData);
     const object = await loadObject(values);
     if (object.kind === 'Secret' && mode === 'Resource') {
-      throw new Error('refusing to put Secret data into an event: use --mode reference');
+      throw new Error(refuseSecretData);
     }
     request = apiServerSourceRequest({ action, mode, object, id: values.id, source: values.source });
   }
