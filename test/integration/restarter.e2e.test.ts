@@ -330,16 +330,27 @@ describe('a change made while the adapter is down', () => {
       PATHS.statefulsets(NS),
       appsWorkload('StatefulSet', `${app}-sts`, { labels, optIn: true }),
     );
-    // No adapter runs now. The first resync records what the workload uses and restarts nothing.
+    // The first resync records what the workload uses and restarts nothing.
     const first = await send(pingSourceRequest());
     expect(first.status).toBe(200);
     const recorded = await readWorkload(admin, PATHS.statefulsets(NS), `${app}-sts`);
     expect(parseHashRecord(recorded.annotations[HASHES])[`configmap/${cm}`]).toBe(await configMapHash(cm));
     expect(recorded.templateAnnotations[RESTART]).toBeUndefined();
 
+    // The adapter goes down, the ConfigMap changes, the adapter comes back: it replays nothing.
+    const adapter = await startAdapter('Reference');
+    await adapter.stop();
     await mergePatch(admin, `${PATHS.configmaps(NS)}/${cm}`, {
       data: { MESSAGE: 'changed while nobody watched' },
     });
+    const handled = await fn.eventsHandled();
+    const restarted = await startAdapter('Reference');
+    try {
+      await settle(() => fn.eventsHandled());
+      expect(await fn.eventsHandled()).toBe(handled);
+    } finally {
+      await restarted.stop();
+    }
     const unchanged = await readWorkload(admin, PATHS.statefulsets(NS), `${app}-sts`);
     expect(unchanged.generation).toBe(recorded.generation);
 
