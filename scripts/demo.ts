@@ -11,15 +11,10 @@ import path from 'node:path';
 import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../test/cluster/adapter.js';
 import { ensureBinaries } from '../test/cluster/binaries.js';
 import { defaultClusterDir, startCluster } from '../test/cluster/control-plane.js';
-import {
-  kubeRequest,
-  readKubeconfig,
-  writeServiceAccountKubeconfig,
-  type KubeTarget,
-} from '../test/cluster/kube.js';
+import { kubeRequest, readKubeconfig, writeServiceAccountKubeconfig } from '../test/cluster/kube.js';
 import { sleep } from '../test/cluster/util.js';
 import { startFunction, type FunctionProcess } from '../test/integration/function-process.js';
-import { applyKustomization } from '../test/integration/kube-helpers.js';
+import { applyKustomization, PATHS, readWorkload } from '../test/integration/kube-helpers.js';
 import { pingSourceRequest } from './lib/apiserver-event.js';
 
 const NS = 'helloworld';
@@ -97,24 +92,6 @@ async function startTap(target: () => string, exchanges: Exchange[]): Promise<Se
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;
-}
-
-interface TemplateView {
-  generation?: number;
-  annotations: Record<string, string>;
-  templateAnnotations: Record<string, string>;
-}
-
-async function view(admin: KubeTarget, apiPath: string): Promise<TemplateView> {
-  const { body } = await kubeRequest<{
-    metadata: { generation?: number; annotations?: Record<string, string> };
-    spec: { template: { metadata?: { annotations?: Record<string, string> } } };
-  }>(admin, 'GET', apiPath);
-  return {
-    generation: body.metadata.generation,
-    annotations: body.metadata.annotations ?? {},
-    templateAnnotations: body.spec.template.metadata?.annotations ?? {},
-  };
 }
 
 function printDecisions(body: string): void {
@@ -199,9 +176,13 @@ async function main(): Promise<void> {
     const resync = await fetch(fn.url, { method: 'POST', ...pingSourceRequest() });
     printDecisions(JSON.stringify(((await resync.json()) as { decisions?: unknown }) ?? {}));
 
-    const ksvcPath = `/apis/serving.knative.dev/v1/namespaces/${NS}/services/helloworld-test`;
-    const workerPath = `/apis/apps/v1/namespaces/${NS}/deployments/${WORKER.metadata.name}`;
-    const before = { ksvc: await view(admin, ksvcPath), worker: await view(admin, workerPath) };
+    const ksvcPath = `${PATHS.ksvcs(NS)}/helloworld-test`;
+    const workerPath = `${PATHS.deployments(NS)}/${WORKER.metadata.name}`;
+    const readBoth = async () => ({
+      ksvc: await readWorkload(admin, PATHS.ksvcs(NS), 'helloworld-test'),
+      worker: await readWorkload(admin, PATHS.deployments(NS), WORKER.metadata.name),
+    });
+    const before = await readBoth();
 
     const message = `Hello from the demo at ${new Date().toISOString()}`;
     step(
@@ -221,7 +202,7 @@ async function main(): Promise<void> {
     const deadline = Date.now() + 20_000;
     let after = before;
     while (Date.now() < deadline) {
-      after = { ksvc: await view(admin, ksvcPath), worker: await view(admin, workerPath) };
+      after = await readBoth();
       const key = `${PREFIX}/restartTimestamp`;
       if (
         after.ksvc.templateAnnotations[key] !== before.ksvc.templateAnnotations[key] &&

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { createKubeClient } from '../functions/config-restarter/src/kube.js';
 import yaml from 'js-yaml';
 import {
   apiServerSourceRequest,
@@ -60,28 +61,13 @@ async function loadObject(values: Record<string, string | boolean | undefined>):
         ? values.namespace
         : (kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default');
     const kind = typeof values.kind === 'string' ? values.kind : 'ConfigMap';
-    const plural = kind === 'Secret' ? 'secrets' : kind === 'ConfigMap' ? 'configmaps' : undefined;
-    if (!plural) throw new Error(`--kind must be ConfigMap or Secret, got ${kind}`);
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    const options: import('node:https').RequestOptions = {};
-    await kc.applyToHTTPSOptions(options);
-    const url = `${cluster.server}/api/v1/namespaces/${namespace}/${plural}/${values.name}`;
-    const { default: https } = await import('node:https');
-    const text = await new Promise<string>((resolve, reject) => {
-      https
-        .get(url, options, (res) => {
-          let body = '';
-          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-          res.on('end', () =>
-            (res.statusCode ?? 500) < 300
-              ? resolve(body)
-              : reject(new Error(`GET ${url}: ${res.statusCode} ${body}`)),
-          );
-        })
-        .on('error', reject);
-    });
-    const object = JSON.parse(text) as EventObject;
+    if (kind !== 'ConfigMap' && kind !== 'Secret')
+      throw new Error(`--kind must be ConfigMap or Secret, got ${kind}`);
+    // Read it the way the function does, through its API module.
+    const client = createKubeClient(kc, { timeoutMs: 10_000 });
+    const found = await client.getConfig({ kind, namespace, name: values.name });
+    if (!found) throw new Error(`${kind} ${namespace}/${values.name} not found`);
+    const object = found as EventObject;
     object.apiVersion ??= 'v1';
     object.kind ??= kind;
     return object;

@@ -94,7 +94,6 @@ export function createApp(deps: AppDeps): express.Express {
         outcome = await restarter.handle(notice);
       } catch (error) {
         if (!(error instanceof KubeApiError)) throw error;
-        const { status, code } = classify(error);
         log.error('event failed', {
           error: error.message,
           status: error.status,
@@ -102,9 +101,7 @@ export function createApp(deps: AppDeps): express.Express {
           resource: error.resource,
           namespace: error.namespace,
         });
-        finish(code);
-        if (code === 'unavailable') res.set('Retry-After', '5');
-        sendError(res, status, code, error.message, { eventId: notice.event.id });
+        finish(sendApiFailure(res, error, { eventId: notice.event.id }));
         return;
       }
 
@@ -129,16 +126,14 @@ export function createApp(deps: AppDeps): express.Express {
 
       const failure = worstFailure(outcome);
       if (failure) {
-        const { status, code } = classify(failure.error);
         for (const f of outcome.failures)
           log.error('patch failed', { workload: f.workload, error: f.error.message });
-        finish(code);
-        if (code === 'unavailable') res.set('Retry-After', '5');
-        sendError(res, status, code, failure.error.message, {
+        const code = sendApiFailure(res, failure.error, {
           eventId: notice.event.id,
           decisions: outcome.decisions,
           failures: outcome.failures.map((f) => ({ workload: f.workload, error: f.error.message })),
         });
+        finish(code);
         return;
       }
 
@@ -181,11 +176,19 @@ export function createApp(deps: AppDeps): express.Express {
   return app;
 }
 
-/** Maps an API failure to the answer: transient -> 503 (senders retry), RBAC -> 500 naming the denial. */
-function classify(error: KubeApiError): { status: number; code: ErrorCode } {
-  if (error.transient) return { status: 503, code: 'unavailable' };
-  if (error.forbidden) return { status: 500, code: 'forbidden' };
-  return { status: 500, code: 'api_error' };
+/**
+ * Answers an API failure: transient -> 503 with Retry-After (senders retry), RBAC -> 500 `forbidden`
+ * naming the denial, anything else -> 500 `api_error`. Returns the error code for the metrics.
+ */
+function sendApiFailure(res: Response, error: KubeApiError, extra: object): ErrorCode {
+  if (error.transient) {
+    res.set('Retry-After', '5');
+    sendError(res, 503, 'unavailable', error.message, extra);
+    return 'unavailable';
+  }
+  const code: ErrorCode = error.forbidden ? 'forbidden' : 'api_error';
+  sendError(res, 500, code, error.message, extra);
+  return code;
 }
 
 /** Forbidden first (a retry cannot fix it), then transient. */

@@ -55,10 +55,15 @@ export class ConfigError extends Error {
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-// Annotation prefix = a DNS subdomain (the part before "/" of a qualified name).
+// DNS subdomain: object names, and the prefix before "/" of annotation and label keys.
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 // Label key: optional DNS-subdomain prefix, then a name of up to 63 characters.
 const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+
+/** True when `value` is a DNS subdomain (an object name, an annotation prefix). */
+export function isDnsSubdomain(value: string): boolean {
+  return value.length <= 253 && DNS_SUBDOMAIN.test(value);
+}
 
 /** True when `value` is a valid Kubernetes namespace name. */
 export function isNamespaceName(value: string): boolean {
@@ -70,7 +75,7 @@ export function isLabelKey(value: string): boolean {
   const slash = value.lastIndexOf('/');
   const prefix = slash >= 0 ? value.slice(0, slash) : undefined;
   const name = slash >= 0 ? value.slice(slash + 1) : value;
-  if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) return false;
+  if (prefix !== undefined && !isDnsSubdomain(prefix)) return false;
   return name.length <= 63 && LABEL_NAME.test(name);
 }
 
@@ -122,7 +127,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const port = parseInteger('PORT', env.PORT, 8080, 1, 65535, problems);
 
   const annotationPrefix = (env.ANNOTATION_PREFIX ?? '').trim() || 'rolling.restart.controller';
-  if (annotationPrefix.length > 253 || !DNS_SUBDOMAIN.test(annotationPrefix)) {
+  if (!isDnsSubdomain(annotationPrefix)) {
     problems.push(
       `ANNOTATION_PREFIX must be a DNS subdomain such as "example.com", got "${annotationPrefix}"`,
     );

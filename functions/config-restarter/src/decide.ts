@@ -6,7 +6,7 @@
 import type { ConfigChange, Decision, DecisionAction, MergePatch } from './decision-types.js';
 import type { KubeObject, WorkloadRef } from './model.js';
 import { configKey, describeRef } from './model.js';
-import { usesConfig } from './references.js';
+import { collectReferences, type ConfigReferences } from './references.js';
 import type { WorkloadKind } from './workload-kinds.js';
 
 export type { ConfigChange, Decision, DecisionAction, MergePatch, Trigger } from './decision-types.js';
@@ -60,19 +60,23 @@ export function labelsMatch(
   });
 }
 
-/** Why a workload is tied to a config object (labels or a reference), or undefined when it is not. */
+/**
+ * Why a workload is tied to a config object (labels or a reference), or undefined when it is not.
+ * @param references - what the workload's pod template references (collected once per workload)
+ */
 export function tieReason(
   settings: DecisionSettings,
   change: ConfigChange,
-  kind: WorkloadKind,
   workload: KubeObject,
+  references: ConfigReferences,
 ): string | undefined {
   if (workload.metadata?.namespace !== change.ref.namespace) return undefined;
   if (labelsMatch(settings.matchLabels, change.labels, workload.metadata?.labels)) {
     const pairs = settings.matchLabels.map((key) => `${key}=${change.labels[key]}`).join(',');
     return `labels ${pairs}`;
   }
-  if (usesConfig(kind.podTemplate(workload)?.spec, change.ref.kind, change.ref.name)) {
+  const referenced = change.ref.kind === 'ConfigMap' ? references.configMaps : references.secrets;
+  if (referenced.has(change.ref.name)) {
     return 'pod template references it';
   }
   return undefined;
@@ -155,8 +159,9 @@ export function decideForWorkload(
   now: Date,
 ): Decision | undefined {
   const keys = annotationKeys(settings.annotationPrefix);
+  const references = collectReferences(kind.podTemplate(workload)?.spec);
   const ties = changes
-    .map((change) => ({ change, tie: tieReason(settings, change, kind, workload) }))
+    .map((change) => ({ change, tie: tieReason(settings, change, workload, references) }))
     .filter((entry): entry is { change: ConfigChange; tie: string } => entry.tie !== undefined);
   if (ties.length === 0) return undefined;
 

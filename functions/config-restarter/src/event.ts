@@ -4,14 +4,13 @@
  * the kind, namespace, name and action, never the object's content.
  */
 import { CloudEvent, HTTP, ValidationError } from 'cloudevents';
-import { isNamespaceName } from './config.js';
+import { isDnsSubdomain, isNamespaceName } from './config.js';
 import type { ConfigRef } from './model.js';
 
 /** The event types of a Knative PingSource; such an event asks for a resync. */
 export const RESYNC_EVENT_TYPE = 'dev.knative.sources.ping';
 
 const APISERVER_TYPE = /^dev\.knative\.apiserver\.(resource|ref)\.(add|update|delete)$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** A request that is not a valid CloudEvent, or an ApiServerSource event that contradicts itself. */
 export class DecodeError extends Error {
@@ -157,7 +156,7 @@ export function toNotice(event: CloudEvent<unknown>): Notice {
   if (!namespace) throw new DecodeError('event names no namespace (extension "namespace" or data)');
   if (!name) throw new DecodeError('event names no object name (extension "name" or data)');
   if (!isNamespaceName(namespace)) throw new DecodeError(`"${namespace}" is not a valid namespace name`);
-  if (name.length > 253 || !DNS_SUBDOMAIN.test(name)) {
+  if (!isDnsSubdomain(name)) {
     throw new DecodeError(`"${name}" is not a valid ${kind} name`);
   }
   return { type: 'change', event: info, action, mode, ref: { kind: kind, namespace, name } };

@@ -12,18 +12,13 @@ import { collectDefaultMetrics } from 'prom-client';
 import { createRestarter, describeScope, type NamespaceScope } from './restarter.js';
 
 /** Resolves `WATCH_NAMESPACES` unset to the function's own namespace. */
-function resolveScope(config: Config, ownNamespace: string | undefined): NamespaceScope {
+function resolveScope(config: Config, ownNamespace: string): NamespaceScope {
   switch (config.watchNamespaces.mode) {
     case 'all':
       return { all: true };
     case 'list':
       return { all: false, namespaces: config.watchNamespaces.namespaces };
     case 'own':
-      if (!ownNamespace) {
-        throw new ConfigError([
-          'WATCH_NAMESPACES is unset and the own namespace is unknown (no in-cluster ServiceAccount, no namespace in the kubeconfig context)',
-        ]);
-      }
       return { all: false, namespaces: [ownNamespace] };
   }
 }
@@ -35,6 +30,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Server
     const config = loadConfig(env);
     logger = createLogger(config.logLevel).child({ component: 'config-restarter' });
     const kc = loadKubeConfig(env);
+    // Like kubectl: a context without a namespace means "default" (in a pod: the ServiceAccount's).
     const scope = resolveScope(config, currentNamespace(kc) ?? 'default');
     const client = createKubeClient(kc, {
       timeoutMs: config.apiTimeoutMs,

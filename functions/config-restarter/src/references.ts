@@ -2,7 +2,6 @@
  * Which ConfigMaps and Secrets a pod spec references: volumes, projected volumes, envFrom and env
  * valueFrom, in containers, init containers and ephemeral containers. Pure functions.
  */
-import type { ConfigKind } from './config.js';
 import type { ContainerLike, PodSpecLike } from './model.js';
 
 /** Names of the ConfigMaps and Secrets a pod spec uses. */
@@ -54,11 +53,6 @@ export function usesConfigMap(podSpec: PodSpecLike | undefined, name: string): b
 /** True when the pod spec references the Secret `name`. */
 export function usesSecret(podSpec: PodSpecLike | undefined, name: string): boolean {
   return collectReferences(podSpec).secrets.has(name);
-}
-
-/** True when the pod spec references the config object of `kind` named `name`. */
-export function usesConfig(podSpec: PodSpecLike | undefined, kind: ConfigKind, name: string): boolean {
-  return kind === 'ConfigMap' ? usesConfigMap(podSpec, name) : usesSecret(podSpec, name);
 }
 
 function asArray<T>(value: T[] | undefined): T[] {

@@ -118,6 +118,9 @@ export function createRestarter(deps: RestarterDeps): Restarter {
     changes: ConfigChange[],
   ): Promise<{ decision: Decision; failure?: Failure }> {
     let current = decision;
+    const deleted = (): { decision: Decision } => ({
+      decision: { ...current, action: 'skip', reason: 'workload was deleted before the patch' },
+    });
     for (let attempt = 1; current.patch && attempt <= maxAttempts; attempt++) {
       const { namespace, name } = current.workload;
       try {
@@ -127,19 +130,12 @@ export function createRestarter(deps: RestarterDeps): Restarter {
         return { decision: current };
       } catch (error) {
         if (!(error instanceof KubeApiError)) throw error;
-        if (error.status === 404) {
-          return {
-            decision: { ...current, action: 'skip', reason: 'workload was deleted before the patch' },
-          };
-        }
+        if (error.status === 404) return deleted();
         if (error.status !== 409)
           return { decision: current, failure: { workload: current.workload, error } };
         metrics.patchConflicts.inc();
         const fresh = await track(() => client.getWorkload(kind, namespace, name));
-        if (!fresh)
-          return {
-            decision: { ...current, action: 'skip', reason: 'workload was deleted before the patch' },
-          };
+        if (!fresh) return deleted();
         const again = decideForWorkload(settings, kind, fresh, changes, now());
         if (!again)
           return {
