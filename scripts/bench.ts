@@ -13,7 +13,12 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createApp } from '../functions/config-restarter/src/app.js';
-import { planRestarts, type ConfigChange } from '../functions/config-restarter/src/decide.js';
+import {
+  planRestarts,
+  summarizeWorkload,
+  type ConfigChange,
+} from '../functions/config-restarter/src/decide.js';
+import { WorkloadIndex } from '../functions/config-restarter/src/workload-index.js';
 import { silentLogger } from '../functions/config-restarter/src/log.js';
 import { createMetrics } from '../functions/config-restarter/src/metrics.js';
 import { createRestarter } from '../functions/config-restarter/src/restarter.js';
@@ -56,16 +61,19 @@ function percentile(sorted: number[], p: number): number {
 
 function benchDecide(): void {
   const deployment = WORKLOAD_KINDS[0]!;
-  const workloads = Array.from({ length: N }, (_, i) => ({
-    kind: deployment,
-    object: workload('Deployment', `w-${i}`, {
-      labels: i % 10 === 0 ? labels : { app: `other-${i}`, env: 'test' },
-      podSpec: {
-        containers: [{ envFrom: [{ configMapRef: { name: `cm-${i % 50}` } }] }],
-        volumes: [{ configMap: { name: `vol-${i}` } }],
-      },
-    }),
-  }));
+  const workloads = Array.from({ length: N }, (_, i) =>
+    summarizeWorkload(
+      settings,
+      deployment,
+      workload('Deployment', `w-${i}`, {
+        labels: i % 10 === 0 ? labels : { app: `other-${i}`, env: 'test' },
+        podSpec: {
+          containers: [{ envFrom: [{ configMapRef: { name: `cm-${i % 50}` } }] }],
+          volumes: [{ configMap: { name: `vol-${i}` } }],
+        },
+      }),
+    ),
+  );
   const change: ConfigChange = {
     ref: { kind: 'ConfigMap', namespace: 'helloworld', name: 'cm-7' },
     hash: 'sha256:x',
@@ -98,12 +106,28 @@ async function benchHttp(): Promise<void> {
   const cluster: ClusterClient = {
     getConfig: () => Promise.resolve(cm),
     listConfigs: () => Promise.resolve([cm]),
-    listWorkloads: (kind) => Promise.resolve(kind.kind === 'Deployment' ? objects : []),
-    getWorkload: () => Promise.resolve(undefined),
+    serves: () => Promise.resolve(true),
+    listWorkloads: (kind, _namespace, options) =>
+      Promise.resolve({
+        items: (kind.kind === 'Deployment' ? objects : []).map((object) => options.map(object)),
+        resourceVersion: '1',
+      }),
+    watchWorkloads: () => ({ ended: new Promise(() => undefined), stop: () => undefined }),
+    getWorkload: (_kind, _namespace, name) => Promise.resolve(objects.find((o) => o.metadata?.name === name)),
     patchWorkload: () => Promise.reject(new Error('no patch expected in the steady state')),
   };
   const metrics = createMetrics();
+  const index = new WorkloadIndex({
+    client: cluster,
+    kinds: WORKLOAD_KINDS,
+    namespaces: ['helloworld'],
+    matchLabels: settings.matchLabels,
+    summarize: (kind, object) => summarizeWorkload(settings, kind, object),
+    logger: silentLogger,
+  });
+  index.start();
   const restarter = createRestarter({
+    index,
     client: cluster,
     logger: silentLogger,
     metrics,
@@ -113,6 +137,7 @@ async function benchHttp(): Promise<void> {
       configKinds: ['ConfigMap'],
       patchConcurrency: 4,
       scope: { all: false, namespaces: ['helloworld'] },
+      syncTimeoutMs: 10_000,
     },
   });
   const app = createApp({ restarter, logger: silentLogger, metrics, isReady: () => true });

@@ -4,8 +4,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
 import { createKubeClient } from '../functions/config-restarter/src/kube.js';
+import { loadApiAccess } from '../functions/config-restarter/src/kube-credentials.js';
 import yaml from 'js-yaml';
 import {
   apiServerSourceRequest,
@@ -53,18 +53,16 @@ async function loadObject(values: Record<string, string | boolean | undefined>):
   }
   if (values.live) {
     if (typeof values.name !== 'string') throw new Error('--live needs --name');
-    const kc = new KubeConfig();
-    if (typeof values.kubeconfig === 'string') kc.loadFromFile(values.kubeconfig);
-    else kc.loadFromDefault();
+    const access = await loadApiAccess(
+      typeof values.kubeconfig === 'string' ? { ...process.env, KUBECONFIG: values.kubeconfig } : process.env,
+    );
     const namespace =
-      typeof values.namespace === 'string'
-        ? values.namespace
-        : (kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default');
+      typeof values.namespace === 'string' ? values.namespace : (access.namespace ?? 'default');
     const kind = typeof values.kind === 'string' ? values.kind : 'ConfigMap';
     if (kind !== 'ConfigMap' && kind !== 'Secret')
       throw new Error(`--kind must be ConfigMap or Secret, got ${kind}`);
     // Read it the way the function does, through its API module.
-    const client = createKubeClient(kc, { timeoutMs: 10_000 });
+    const client = createKubeClient(access, { timeoutMs: 10_000 });
     const found = await client.getConfig({ kind, namespace, name: values.name });
     if (!found) throw new Error(`${kind} ${namespace}/${values.name} not found`);
     const object = found as EventObject;

@@ -1,15 +1,17 @@
 /**
  * The one module that talks to the API server (functions/config-restarter/src/kube.ts), against the real
- * kube-apiserver: pagination, 404s, merge patches with preconditions, dry-run, and error mapping.
+ * kube-apiserver: credentials from a kubeconfig, discovery, pagination, watches, merge patches with
+ * preconditions, dry-run, deadlines, cancellation and error mapping.
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import {
   createKubeClient,
   KubeApiError,
   type ClusterClient,
+  type WatchEventType,
 } from '../../functions/config-restarter/src/kube.js';
+import { loadApiAccess } from '../../functions/config-restarter/src/kube-credentials.js';
 import { WORKLOAD_KINDS, type WorkloadKind } from '../../functions/config-restarter/src/workload-kinds.js';
 import {
   kubeRequest,
@@ -28,14 +30,16 @@ const deployment = WORKLOAD_KINDS.find((k) => k.kind === 'Deployment')!;
 let admin: KubeTarget;
 let client: ClusterClient;
 
-function clientFor(
+async function clientFor(
   kubeconfig: string,
   options: { timeoutMs?: number; pageSize?: number } = {},
-): ClusterClient {
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfig);
-  return createKubeClient(kc, { timeoutMs: options.timeoutMs ?? 5000, pageSize: options.pageSize ?? 2 });
+): Promise<ClusterClient> {
+  const access = await loadApiAccess({ KUBECONFIG: kubeconfig });
+  return createKubeClient(access, { timeoutMs: options.timeoutMs ?? 5000, pageSize: options.pageSize ?? 2 });
 }
+
+const names = (items: { metadata?: { name?: string } }[]): string[] =>
+  items.map((item) => item.metadata?.name ?? '').sort();
 
 beforeAll(async () => {
   admin = adminTarget();
@@ -54,7 +58,7 @@ beforeAll(async () => {
       appsWorkload('Deployment', `d-${i}`, { labels: { app: i < 2 ? 'a' : 'b' }, optIn: true }),
     );
   }
-  client = clientFor(adminKubeconfigPath());
+  client = await clientFor(adminKubeconfigPath());
 });
 
 it('pages through lists (page size 2, 5 objects) and filters on the server', async () => {
@@ -65,18 +69,73 @@ it('pages through lists (page size 2, 5 objects) and filters on the server', asy
     'cm-3',
     'cm-4',
   ]);
-  expect((await client.listWorkloads(deployment, ns))?.length).toBe(5);
-  expect((await client.listWorkloads(deployment, ns, 'app=a'))?.map((d) => d.metadata?.name).sort()).toEqual([
-    'd-0',
-    'd-1',
-  ]);
+  const all = await client.listWorkloads(deployment, ns, { map: (object) => object });
+  expect(all.items).toHaveLength(5);
+  expect(Number(all.resourceVersion)).toBeGreaterThan(0);
+  const selected = await client.listWorkloads(deployment, ns, {
+    labelSelector: 'app=a',
+    map: (object) => ({ metadata: { name: object.metadata?.name } }),
+  });
+  expect(names(selected.items)).toEqual(['d-0', 'd-1']);
 });
 
-it('answers undefined for a missing object and for a kind the API does not serve', async () => {
+it('answers undefined for a missing object, and tells served kinds from discovery', async () => {
   expect(await client.getConfig({ kind: 'ConfigMap', namespace: ns, name: 'missing' })).toBeUndefined();
   expect(await client.getWorkload(deployment, ns, 'missing')).toBeUndefined();
-  const unserved: WorkloadKind = { ...deployment, group: 'example.com', plural: 'widgets' };
-  expect(await client.listWorkloads(unserved, ns)).toBeUndefined();
+  for (const kind of WORKLOAD_KINDS) expect(await client.serves(kind)).toBe(true);
+  const unservedGroup: WorkloadKind = { ...deployment, group: 'example.com', plural: 'widgets' };
+  const unservedPlural: WorkloadKind = { ...deployment, plural: 'widgets' };
+  expect(await client.serves(unservedGroup)).toBe(false);
+  expect(await client.serves(unservedPlural)).toBe(false);
+});
+
+it('watches from a list: additions, changes and deletions arrive in order', async () => {
+  const { resourceVersion } = await client.listWorkloads(deployment, ns, { map: () => null });
+  const seen: [WatchEventType, string][] = [];
+  const watch = client.watchWorkloads(deployment, ns, {
+    resourceVersion,
+    timeoutSeconds: 30,
+    onEvent: (type, object) => {
+      if (type !== 'BOOKMARK') seen.push([type, object.metadata?.name ?? '']);
+    },
+  });
+  try {
+    await kubeRequest(
+      admin,
+      'POST',
+      PATHS.deployments(ns),
+      appsWorkload('Deployment', 'w-new', { labels: {}, optIn: true }),
+    );
+    await kubeRequest(
+      admin,
+      'PATCH',
+      `${PATHS.deployments(ns)}/w-new`,
+      { metadata: { labels: { x: '1' } } },
+      {
+        contentType: 'application/merge-patch+json',
+      },
+    );
+    await kubeRequest(admin, 'DELETE', `${PATHS.deployments(ns)}/w-new`);
+    const deadline = Date.now() + 10_000;
+    while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toEqual([
+      ['ADDED', 'w-new'],
+      ['MODIFIED', 'w-new'],
+      ['DELETED', 'w-new'],
+    ]);
+  } finally {
+    watch.stop();
+  }
+  await expect(watch.ended).resolves.toEqual({ reason: 'closed' });
+});
+
+it('reports a watch from a compacted resourceVersion as expired (410 Gone)', async () => {
+  const watch = client.watchWorkloads(deployment, ns, {
+    resourceVersion: '1',
+    timeoutSeconds: 30,
+    onEvent: () => undefined,
+  });
+  await expect(watch.ended).resolves.toEqual({ reason: 'expired' });
 });
 
 it('applies a merge patch with a resourceVersion precondition, and refuses a stale one with 409', async () => {
@@ -109,14 +168,18 @@ it('maps an unknown identity to 401 and RBAC denials to forbidden errors that na
   const dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), ns);
   const stranger = path.join(dir, 'stranger.kubeconfig');
   writeKubeconfig(stranger, { ...admin, token: 'not-a-valid-token' });
-  await expect(clientFor(stranger).listConfigs('ConfigMap', ns)).rejects.toMatchObject({ status: 401 });
+  await expect((await clientFor(stranger)).listConfigs('ConfigMap', ns)).rejects.toMatchObject({
+    status: 401,
+  });
 
   await kubeRequest(admin, 'POST', `/api/v1/namespaces/${ns}/serviceaccounts`, {
     metadata: { name: 'nobody' },
   });
   const nobody = path.join(dir, 'nobody.kubeconfig');
   await writeServiceAccountKubeconfig(adminKubeconfigPath(), nobody, ns, 'nobody');
-  const error = await clientFor(nobody)
+  const error = await (
+    await clientFor(nobody)
+  )
     .getConfig({ kind: 'ConfigMap', namespace: ns, name: 'cm-0' })
     .catch((e: unknown) => e);
   expect(error).toBeInstanceOf(KubeApiError);
@@ -132,9 +195,39 @@ it('reports an unreachable API server as a transient error (status 0)', async ()
   const unreachable = path.join(dir, 'unreachable.kubeconfig');
   writeKubeconfig(unreachable, { ...admin, server: `https://127.0.0.1:${port}` });
   await expect(
-    clientFor(unreachable, { timeoutMs: 2000 }).listConfigs('ConfigMap', ns),
+    (await clientFor(unreachable, { timeoutMs: 2000 })).listConfigs('ConfigMap', ns),
   ).rejects.toMatchObject({
     status: 0,
     transient: true,
   });
+});
+
+it('cancels a call when its event is cancelled, and never waits past the request deadline', async () => {
+  const cancelled = new AbortController();
+  cancelled.abort(new Error('an earlier call failed'));
+  await expect(
+    client.getConfig({ kind: 'ConfigMap', namespace: ns, name: 'cm-0' }, { signal: cancelled.signal }),
+  ).rejects.toMatchObject({ status: 0, transient: true, detail: 'cancelled: an earlier call failed' });
+
+  // A listener that accepts connections and never answers: the deadline, not the socket, ends the call.
+  const net = await import('node:net');
+  const silent = net.createServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const { port } = silent.address() as { port: number };
+  const dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), ns);
+  const hanging = path.join(dir, 'hanging.kubeconfig');
+  writeKubeconfig(hanging, { ...admin, server: `https://127.0.0.1:${port}` });
+  const started = Date.now();
+  try {
+    await expect(
+      (await clientFor(hanging, { timeoutMs: 700 })).getConfig({
+        kind: 'ConfigMap',
+        namespace: ns,
+        name: 'x',
+      }),
+    ).rejects.toMatchObject({ status: 0, detail: 'no answer within 700 ms' });
+    expect(Date.now() - started).toBeLessThan(1500);
+  } finally {
+    silent.close();
+  }
 });

@@ -9,6 +9,7 @@ import { KubeApiError } from './kube.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { Outcome, Restarter } from './restarter.js';
+import type { IndexState } from './workload-index.js';
 
 /** Type of the reply CloudEvent. */
 export const REPLY_EVENT_TYPE = 'config-restarter.decisions';
@@ -22,6 +23,8 @@ export interface AppDeps {
   metrics: Metrics;
   /** False once shutdown began: readiness answers 503 so no new traffic arrives. */
   isReady: () => boolean;
+  /** State of the warm workload index, shown by readiness. */
+  indexState?: () => IndexState;
   /** Largest accepted request body (default `1mb`). */
   bodyLimit?: string;
 }
@@ -56,8 +59,15 @@ export function createApp(deps: AppDeps): express.Express {
     res.json({ status: 'ok' });
   });
   app.get('/health/readiness', (_req, res) => {
-    if (deps.isReady()) res.json({ status: 'ready' });
-    else res.status(503).json({ status: 'shutting down' });
+    const index = deps.indexState?.();
+    const summary = index && {
+      synced: index.synced,
+      workloads: index.workloads,
+      lastRelist: index.lastRelist ?? null,
+      shards: index.shards,
+    };
+    if (deps.isReady()) res.json({ status: 'ready', ...(summary ? { index: summary } : {}) });
+    else res.status(503).json({ status: 'shutting down', ...(summary ? { index: summary } : {}) });
   });
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());

@@ -15,10 +15,13 @@ export interface ConfigChange {
 /** `restart` rolls the pods; `record` only stores the content hash; `skip` changes nothing. */
 export type DecisionAction = 'restart' | 'record' | 'skip';
 
-/** A JSON merge patch of a workload (metadata annotations and the pod template's annotations). */
+/**
+ * A JSON merge patch of a workload: metadata annotations (with the resourceVersion precondition) and,
+ * for a restart, the pod template's annotations at the kind's template path (e.g. `spec.template`).
+ */
 export interface MergePatch {
   metadata: { resourceVersion?: string | undefined; annotations: Record<string, string> };
-  spec?: { template: { metadata: { annotations: Record<string, string> } } };
+  [field: string]: unknown;
 }
 
 /** One decision about one workload, with the reason a person can read. */
@@ -30,4 +33,10 @@ export interface Decision {
   configs: string[];
   /** The patch to apply for `restart` and `record`. */
   patch?: MergePatch;
+  /**
+   * Set on a `skip` because every tied config object's record already equals its current content: the
+   * one skip that rests on the workload's record, so it is confirmed against the API server when the
+   * record came from a cache.
+   */
+  upToDate?: true;
 }

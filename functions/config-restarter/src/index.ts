@@ -1,15 +1,46 @@
 /**
- * Entry point: `node dist/index.js`. Reads the settings, connects to the API server, serves HTTP,
- * and on SIGTERM stops readiness, drains in-flight events and exits.
+ * Entry point: `node dist/index.js`. Reads the settings, connects to the API server, starts the warm
+ * workload index, serves HTTP, and on SIGTERM stops readiness, drains in-flight events and exits.
  */
+import { realpathSync } from 'node:fs';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { collectDefaultMetrics } from 'prom-client';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { createKubeClient, currentNamespace, loadKubeConfig } from './kube.js';
+import { summarizeWorkload } from './decide.js';
+import { createKubeClient } from './kube.js';
+import { loadApiAccess } from './kube-credentials.js';
 import { createLogger, type Logger } from './log.js';
-import { createMetrics } from './metrics.js';
-import { collectDefaultMetrics } from 'prom-client';
+import { countRelist, createMetrics } from './metrics.js';
 import { createRestarter, describeScope, type NamespaceScope } from './restarter.js';
+import { WorkloadIndex } from './workload-index.js';
+import { WORKLOAD_KINDS } from './workload-kinds.js';
+
+/** Something that delivers process signals (`process` in production). */
+export interface SignalSource {
+  once(signal: NodeJS.Signals, listener: () => void): unknown;
+  removeListener(signal: NodeJS.Signals, listener: () => void): unknown;
+}
+
+/** Injection points of {@link main}; all default to the real process. */
+export interface MainOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly signals?: SignalSource;
+  /** Called once with the exit code (default `process.exit`). */
+  readonly exit?: (code: number) => void;
+}
+
+/** A running function. */
+export interface RunningFunction {
+  readonly server: Server;
+  readonly port: number;
+  /** Starts the same drain a SIGTERM starts; resolves with the exit code. */
+  shutdown(reason?: string): Promise<number>;
+}
+
+const SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
 
 /** Resolves `WATCH_NAMESPACES` unset to the function's own namespace. */
 function resolveScope(config: Config, ownNamespace: string): NamespaceScope {
@@ -23,73 +54,21 @@ function resolveScope(config: Config, ownNamespace: string): NamespaceScope {
   }
 }
 
-/** Starts the function. Resolves once the server listens. */
-export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Server> {
+/**
+ * Starts the function. On invalid settings or credentials it logs every problem and exits with code 1
+ * (the promise then rejects).
+ */
+export async function main(options: MainOptions = {}): Promise<RunningFunction> {
+  const env = options.env ?? process.env;
+  const signals = options.signals ?? process;
+  const exit = options.exit ?? ((code: number) => process.exit(code));
   let logger: Logger = createLogger('info');
+  let config: Config;
+  let access;
   try {
-    const config = loadConfig(env);
+    config = loadConfig(env);
     logger = createLogger(config.logLevel).child({ component: 'config-restarter' });
-    const kc = loadKubeConfig(env);
-    // Like kubectl: a context without a namespace means "default" (in a pod: the ServiceAccount's).
-    const scope = resolveScope(config, currentNamespace(kc) ?? 'default');
-    const client = createKubeClient(kc, {
-      timeoutMs: config.apiTimeoutMs,
-      maxSockets: config.patchConcurrency * 2,
-    });
-    const metrics = createMetrics();
-    collectDefaultMetrics({ register: metrics.registry });
-    const restarter = createRestarter({
-      client,
-      logger,
-      metrics,
-      settings: {
-        annotationPrefix: config.annotationPrefix,
-        matchLabels: config.matchLabels,
-        dryRun: config.dryRun,
-        configKinds: config.configKinds,
-        patchConcurrency: config.patchConcurrency,
-        workloadSelector: config.workloadSelector,
-        scope,
-      },
-    });
-    let ready = true;
-    const app = createApp({ restarter, logger, metrics, isReady: () => ready });
-    const server = app.listen(config.port);
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
-    logger.info('listening', {
-      port: config.port,
-      apiServer: kc.getCurrentCluster()?.server,
-      watchNamespaces: describeScope(scope),
-      annotationPrefix: config.annotationPrefix,
-      matchLabels: config.matchLabels,
-      configKinds: config.configKinds,
-      dryRun: config.dryRun,
-      workloadSelector: config.workloadSelector,
-    });
-
-    const shutdown = (signal: string): void => {
-      if (!ready) return;
-      ready = false;
-      logger.info('shutting down', { signal });
-      // Stop accepting connections, let in-flight events finish, then exit.
-      server.close(() => {
-        logger.info('drained');
-        process.exit(0);
-      });
-      server.closeIdleConnections();
-      setTimeout(() => {
-        logger.warn('drain timeout; exiting with requests in flight', {
-          timeoutMs: config.shutdownTimeoutMs,
-        });
-        process.exit(1);
-      }, config.shutdownTimeoutMs).unref();
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-    return server;
+    access = await loadApiAccess(env);
   } catch (error) {
     if (error instanceof ConfigError) {
       logger.error('invalid configuration', { problems: error.problems });
@@ -97,8 +76,116 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Server
     } else {
       logger.error('failed to start', { error: error instanceof Error ? error.message : String(error) });
     }
-    process.exit(1);
+    exit(1);
+    throw error;
+  }
+
+  // Like kubectl: a context without a namespace means "default" (in a pod: the ServiceAccount's).
+  const scope = resolveScope(config, access.namespace ?? 'default');
+  const client = createKubeClient(access, {
+    timeoutMs: config.apiTimeoutMs,
+    maxSockets: config.patchConcurrency * 2,
+  });
+  const metrics = createMetrics();
+  collectDefaultMetrics({ register: metrics.registry });
+  const decisionSettings = { annotationPrefix: config.annotationPrefix, matchLabels: config.matchLabels };
+  const index = new WorkloadIndex({
+    client,
+    kinds: WORKLOAD_KINDS,
+    namespaces: scope.all ? undefined : scope.namespaces,
+    labelSelector: config.workloadSelector,
+    matchLabels: config.matchLabels,
+    summarize: (kind, object) => summarizeWorkload(decisionSettings, kind, object),
+    logger,
+    onRelist: (reason) => countRelist(metrics, reason),
+  });
+  metrics.observeIndex(() => index.state());
+  index.start();
+  const restarter = createRestarter({
+    client,
+    index,
+    logger,
+    metrics,
+    settings: {
+      ...decisionSettings,
+      dryRun: config.dryRun,
+      configKinds: config.configKinds,
+      patchConcurrency: config.patchConcurrency,
+      syncTimeoutMs: config.apiTimeoutMs,
+      scope,
+    },
+  });
+  let ready = true;
+  const app = createApp({
+    restarter,
+    logger,
+    metrics,
+    isReady: () => ready,
+    indexState: () => index.state(),
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const listening = app.listen(config.port, (error?: Error) =>
+      error ? reject(error) : resolve(listening),
+    );
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info('listening', {
+    port,
+    apiServer: access.server.href,
+    credentials: access.source,
+    watchNamespaces: describeScope(scope),
+    annotationPrefix: config.annotationPrefix,
+    matchLabels: config.matchLabels,
+    configKinds: config.configKinds,
+    dryRun: config.dryRun,
+    workloadSelector: config.workloadSelector,
+  });
+
+  let draining: Promise<number> | undefined;
+  const drain = async (reason: string): Promise<number> => {
+    for (const signal of SIGNALS) signals.removeListener(signal, handlers[signal]);
+    ready = false;
+    logger.info('shutting down', { reason });
+    // Stop accepting connections, let in-flight events finish, then exit.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs);
+    });
+    const outcome = await Promise.race([closed.then(() => 'drained' as const), timedOut]);
+    clearTimeout(timer);
+    index.stop();
+    if (outcome === 'timeout') {
+      server.closeAllConnections();
+      logger.warn('drain timeout; exiting with requests in flight', { timeoutMs: config.shutdownTimeoutMs });
+    } else {
+      logger.info('drained');
+    }
+    const code = outcome === 'drained' ? 0 : 1;
+    exit(code);
+    return code;
+  };
+  const shutdown = (reason = 'shutdown'): Promise<number> => (draining ??= drain(reason));
+  const handlers = Object.fromEntries(
+    SIGNALS.map((signal) => [signal, () => void shutdown(signal)] as const),
+  ) as Record<NodeJS.Signals, () => void>;
+  for (const signal of SIGNALS) signals.once(signal, handlers[signal]);
+  return { server, port, shutdown };
+}
+
+/** True when this module is the process entry point (`node dist/index.js`), not an import. */
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return pathToFileURL(realpathSync(entry)).href === import.meta.url;
+  } catch {
+    return false;
   }
 }
 
-await main();
+if (isEntryPoint()) {
+  // Start-up failures are logged and exit inside main.
+  main().catch(() => undefined);
+}

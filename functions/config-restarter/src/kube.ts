@@ -1,51 +1,107 @@
 /**
  * The only module that talks to the Kubernetes API server.
  *
- * `@kubernetes/client-node` loads the kubeconfig (in-cluster ServiceAccount, KUBECONFIG or
- * ~/.kube/config) and produces the authentication headers for every request (it re-reads rotated
- * ServiceAccount tokens). Its generated clients build a new TLS agent per request, so requests go
- * through one keep-alive agent per process here instead, with a timeout, pagination and error
- * mapping that the rest of the function relies on.
+ * Requests go through one keep-alive agent per process, with a real per-request deadline (connect,
+ * TLS and the whole answer: an `AbortSignal`, not a socket idle timeout), an optional caller signal that
+ * cancels every call of one event at once, pagination and error mapping. Watches use
+ * `@kubernetes/client-node`'s `Watch` on an agent of their own, so a long-lived watch never takes a socket
+ * from the patch pool.
  */
 import http from 'node:http';
 import https from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
+import { Watch } from '@kubernetes/client-node/dist/watch.js';
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import type { ConfigKind } from './config.js';
+import { CONFIG_KIND_SPECS } from './config-kinds.js';
 import type { MergePatch } from './decision-types.js';
+import type { ApiAccess } from './kube-credentials.js';
 import type { ConfigObject, ConfigRef, KubeObject } from './model.js';
 import type { WorkloadKind } from './workload-kinds.js';
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Cancels the call (e.g. the event it serves has already failed). */
+  signal?: AbortSignal | undefined;
+}
+
+/** Options of a workload list. */
+export interface ListOptions<T> extends CallOptions {
+  /** Label selector applied by the API server. */
+  labelSelector?: string | undefined;
+  /** Turns each object into what the caller keeps; applied page by page so whole objects are dropped early. */
+  map: (object: KubeObject) => T;
+}
+
+/** A list: what the caller kept, and the resourceVersion to watch from. */
+export interface ListResult<T> {
+  items: T[];
+  resourceVersion: string;
+}
+
+/** A change seen by a watch. */
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
+
+/** Why a watch ended: closed by the server (rewatch), expired (410 Gone: relist), or failed. */
+export type WatchEnd = { reason: 'closed' } | { reason: 'expired' } | { reason: 'failed'; error: Error };
+
+/** Options of a workload watch. */
+export interface WatchOptions {
+  labelSelector?: string | undefined;
+  /** Start after this resourceVersion (from a list or an earlier event). */
+  resourceVersion: string;
+  /** The server closes the watch after this long; the caller watches again from the last version. */
+  timeoutSeconds: number;
+  onEvent(type: WatchEventType, object: KubeObject): void;
+}
+
+/** A running watch. */
+export interface WatchHandle {
+  /** Settles once when the watch ends. */
+  ended: Promise<WatchEnd>;
+  stop(): void;
+}
 
 /** What the function needs from the API server. Unit tests stub this interface. */
 export interface ClusterClient {
   /** Reads a ConfigMap or Secret; undefined when it does not exist. */
-  getConfig(ref: ConfigRef): Promise<ConfigObject | undefined>;
+  getConfig(ref: ConfigRef, options?: CallOptions): Promise<ConfigObject | undefined>;
   /** Lists ConfigMaps or Secrets of a namespace, or of all namespaces when `namespace` is undefined. */
-  listConfigs(kind: ConfigKind, namespace: string | undefined): Promise<ConfigObject[]>;
-  /**
-   * Lists the workloads of a kind in a namespace, filtered by the API server with `labelSelector` when
-   * given; undefined when the API does not serve the kind.
-   */
-  listWorkloads(
+  listConfigs(
+    kind: ConfigKind,
+    namespace: string | undefined,
+    options?: CallOptions,
+  ): Promise<ConfigObject[]>;
+  /** Whether the API server serves the kind, from discovery (a 404 there means "not installed"). */
+  serves(kind: WorkloadKind, options?: CallOptions): Promise<boolean>;
+  /** Lists the workloads of a kind in a namespace (all namespaces when undefined), page by page. */
+  listWorkloads<T>(
+    kind: WorkloadKind,
+    namespace: string | undefined,
+    options: ListOptions<T>,
+  ): Promise<ListResult<T>>;
+  /** Watches the workloads of a kind in a namespace (all namespaces when undefined). */
+  watchWorkloads(kind: WorkloadKind, namespace: string | undefined, options: WatchOptions): WatchHandle;
+  /** Reads one workload; undefined when it does not exist. */
+  getWorkload(
     kind: WorkloadKind,
     namespace: string,
-    labelSelector?: string,
-  ): Promise<KubeObject[] | undefined>;
-  /** Reads one workload; undefined when it does not exist. */
-  getWorkload(kind: WorkloadKind, namespace: string, name: string): Promise<KubeObject | undefined>;
+    name: string,
+    options?: CallOptions,
+  ): Promise<KubeObject | undefined>;
   /** Applies a JSON merge patch; with `dryRun` the server validates it and persists nothing. */
   patchWorkload(
     kind: WorkloadKind,
     namespace: string,
     name: string,
     patch: MergePatch,
-    options: { dryRun: boolean },
+    options: CallOptions & { dryRun: boolean },
   ): Promise<KubeObject>;
 }
 
 /** An API request that failed, with what was asked so messages can name it. */
 export class KubeApiError extends Error {
   constructor(
-    /** HTTP status, or 0 when no answer came (connection error, timeout). */
+    /** HTTP status, or 0 when no answer came (connection error, timeout, cancelled). */
     readonly status: number,
     readonly verb: string,
     /** `plural[.group]`, as in RBAC rules. */
@@ -56,7 +112,7 @@ export class KubeApiError extends Error {
     readonly detail: string,
   ) {
     super(
-      `${verb} ${resource}${objectName ? ` "${objectName}"` : ''}${namespace ? ` in namespace "${namespace}"` : ' in all namespaces'}` +
+      `${verb} ${resource}${objectName ? ` "${objectName}"` : ''}${describeNamespace(namespace)}` +
         ` failed${status ? ` with HTTP ${status}` : ''}: ${detail}`,
     );
     this.name = 'KubeApiError';
@@ -73,42 +129,39 @@ export class KubeApiError extends Error {
   }
 }
 
+/** `in namespace "x"`, `in all namespaces`, or nothing for a cluster-wide request (`''`). */
+function describeNamespace(namespace: string | undefined): string {
+  if (namespace === undefined) return ' in all namespaces';
+  return namespace ? ` in namespace "${namespace}"` : '';
+}
+
 /** Options of {@link createKubeClient}. */
 export interface KubeClientOptions {
-  /** Timeout of one request in milliseconds. */
+  /** Deadline of one request in milliseconds (connect, TLS, the whole answer). */
   timeoutMs: number;
   /** Page size of list requests. */
   pageSize?: number;
-  /** Sockets kept open to the API server. */
+  /** Sockets kept open to the API server for requests (watches have their own). */
   maxSockets?: number;
   /** Value of the `fieldManager` query parameter of patches. */
   fieldManager?: string;
 }
 
-/**
- * Loads credentials the way a platform engineer expects: the in-cluster ServiceAccount inside a pod,
- * otherwise `KUBECONFIG` or `~/.kube/config`.
- */
-export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeConfig {
-  const kc = new KubeConfig();
-  if (env.KUBERNETES_SERVICE_HOST && !env.KUBECONFIG) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return kc;
-}
-
-/** The namespace of the current kubeconfig context (in a pod: the ServiceAccount's namespace). */
-export function currentNamespace(kc: KubeConfig): string | undefined {
-  return kc.getContextObject(kc.getCurrentContext())?.namespace ?? undefined;
-}
-
 interface ApiStatus {
   message?: string;
   reason?: string;
+  code?: number;
 }
 
-interface ListResponse<T> {
-  items?: T[];
-  metadata?: { continue?: string };
+interface ListResponse {
+  items?: KubeObject[];
+  metadata?: { continue?: string; resourceVersion?: string };
+}
+
+interface Target {
+  resource: string;
+  namespace: string | undefined;
+  name: string | undefined;
 }
 
 function resourceName(group: string, plural: string): string {
@@ -123,85 +176,101 @@ function namespaced(namespace: string | undefined, plural: string): string {
   return namespace ? `/namespaces/${encodeURIComponent(namespace)}/${plural}` : `/${plural}`;
 }
 
+function workloadPath(kind: WorkloadKind, namespace: string | undefined, name?: string): string {
+  const collection = basePath(kind.group, kind.version) + namespaced(namespace, kind.plural);
+  return name === undefined ? collection : `${collection}/${encodeURIComponent(name)}`;
+}
+
 /** Creates the API client: one per process. */
-export function createKubeClient(kc: KubeConfig, options: KubeClientOptions): ClusterClient {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('kubeconfig has no current cluster');
-  const server = new URL(cluster.server);
+export function createKubeClient(access: ApiAccess, options: KubeClientOptions): ClusterClient {
   const pageSize = options.pageSize ?? 250;
   const fieldManager = options.fieldManager ?? 'config-restarter';
-  let agent: http.Agent | undefined;
+  const server = access.server.href.replace(/\/$/, '');
+  const isHttp = access.server.protocol === 'http:';
+  const tls = {
+    ca: access.tls.ca,
+    cert: access.tls.cert,
+    key: access.tls.key,
+    rejectUnauthorized: access.tls.rejectUnauthorized,
+    ...(access.tls.servername ? { servername: access.tls.servername } : {}),
+  };
+  const makeAgent = (maxSockets: number): http.Agent =>
+    isHttp
+      ? new http.Agent({ keepAlive: true, maxSockets })
+      : new https.Agent({ keepAlive: true, maxSockets, ...tls });
+  const agent = makeAgent(options.maxSockets ?? 8);
+  // Watches hold their socket for minutes: a pool of their own, so they never starve requests.
+  const watchAgent = makeAgent(Infinity);
 
   async function send(
     verb: string,
     method: string,
     path: string,
     query: Record<string, string | undefined>,
-    target: { resource: string; namespace: string | undefined; name: string | undefined },
+    target: Target,
+    call: CallOptions,
     body?: { contentType: string; payload: unknown },
-  ): Promise<{ status: number; json: unknown }> {
-    // Headers (and a rotated token) come from client-node; the agent is ours and long-lived.
-    const auth: https.RequestOptions = {};
-    await kc.applyToHTTPSOptions(auth);
-    if (!agent) {
-      const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 8 };
-      agent =
-        server.protocol === 'http:'
-          ? new http.Agent(agentOptions)
-          : new https.Agent({
-              ...agentOptions,
-              ca: auth.ca,
-              cert: auth.cert,
-              key: auth.key,
-              ...(auth.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
-              ...(auth.servername ? { servername: auth.servername } : {}),
-            });
-    }
-    const url = new URL(server.href.replace(/\/$/, '') + path);
+  ): Promise<unknown> {
+    const fail = (status: number, detail: string): KubeApiError =>
+      new KubeApiError(status, verb, target.resource, target.namespace, target.name, detail);
+    if (call.signal?.aborted) throw fail(0, abortDetail(call.signal));
+    const url = new URL(server + path);
     for (const [key, value] of Object.entries(query))
       if (value !== undefined) url.searchParams.set(key, value);
     const payload = body ? Buffer.from(JSON.stringify(body.payload)) : undefined;
+    const authorization = await access.authorization();
     const headers: http.OutgoingHttpHeaders = {
-      ...(auth.headers as http.OutgoingHttpHeaders | undefined),
       Accept: 'application/json',
       'User-Agent': 'config-restarter',
+      ...(authorization ? { Authorization: authorization } : {}),
       ...(body && payload ? { 'Content-Type': body.contentType, 'Content-Length': payload.length } : {}),
     };
-    if (auth.auth) headers.Authorization = `Basic ${Buffer.from(auth.auth).toString('base64')}`;
-    const transport = url.protocol === 'http:' ? http : https;
-
-    const fail = (status: number, detail: string): KubeApiError =>
-      new KubeApiError(status, verb, target.resource, target.namespace, target.name, detail);
+    const deadline = AbortSignal.timeout(options.timeoutMs);
+    const signal = call.signal ? AbortSignal.any([deadline, call.signal]) : deadline;
+    const transport = isHttp ? http : https;
 
     return new Promise((resolve, reject) => {
-      const request = transport.request(
-        url,
-        { method, headers, agent, timeout: options.timeoutMs },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', (error) => reject(fail(0, error.message)));
-          res.on('end', () => {
-            const status = res.statusCode ?? 0;
-            const text = Buffer.concat(chunks).toString('utf8');
-            let json: unknown;
-            try {
-              json = text ? JSON.parse(text) : undefined;
-            } catch {
-              json = undefined;
-            }
-            if (status >= 200 && status < 300) resolve({ status, json });
-            else {
-              const apiStatus = (json ?? {}) as ApiStatus;
-              reject(
-                fail(status, apiStatus.message ?? (text.slice(0, 300) || res.statusMessage || 'no detail')),
-              );
-            }
-          });
-        },
+      let settled = false;
+      const settle = (run: () => void): void => {
+        if (settled) return;
+        settled = true;
+        run();
+      };
+      const aborted = (): KubeApiError =>
+        fail(
+          0,
+          deadline.aborted
+            ? `no answer within ${options.timeoutMs} ms`
+            : abortDetail(call.signal ?? deadline),
+        );
+      const request = transport.request(url, { method, headers, agent, signal }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', (error) => settle(() => reject(signal.aborted ? aborted() : fail(0, error.message))));
+        res.on('close', () => {
+          if (!res.complete)
+            settle(() => reject(signal.aborted ? aborted() : fail(0, 'connection closed mid-answer')));
+        });
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            json = undefined;
+          }
+          if (status >= 200 && status < 300) settle(() => resolve(json));
+          else {
+            const apiStatus = (json ?? {}) as ApiStatus;
+            const detail = apiStatus.message ?? (text.slice(0, 300) || res.statusMessage || 'no detail');
+            settle(() => reject(fail(status, detail)));
+          }
+        });
+      });
+      request.on('error', (error) =>
+        settle(() => reject(signal.aborted ? aborted() : fail(0, error.message))),
       );
-      request.on('timeout', () => request.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
-      request.on('error', (error) => reject(fail(0, error.message)));
       if (payload) request.write(payload);
       request.end();
     });
@@ -212,26 +281,30 @@ export function createKubeClient(kc: KubeConfig, options: KubeClientOptions): Cl
     version: string,
     plural: string,
     namespace: string | undefined,
-    labelSelector?: string,
-  ): Promise<T[]> {
+    labelSelector: string | undefined,
+    map: (object: KubeObject) => T,
+    call: CallOptions,
+  ): Promise<ListResult<T>> {
     const target = { resource: resourceName(group, plural), namespace, name: undefined };
     const path = basePath(group, version) + namespaced(namespace, plural);
     const items: T[] = [];
+    let resourceVersion = '';
     let token: string | undefined;
     let restarted = false;
     for (;;) {
       try {
-        const { json } = await send(
+        const page = ((await send(
           'list',
           'GET',
           path,
           { limit: String(pageSize), continue: token, labelSelector },
           target,
-        );
-        const page = (json ?? {}) as ListResponse<T>;
-        items.push(...(page.items ?? []));
+          call,
+        )) ?? {}) as ListResponse;
+        for (const object of page.items ?? []) items.push(map(object));
+        resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
         token = page.metadata?.continue || undefined;
-        if (!token) return items;
+        if (!token) return { items, resourceVersion };
       } catch (error) {
         // An expired continue token (410): start the list again once, from a fresh snapshot.
         if (error instanceof KubeApiError && error.status === 410 && token && !restarted) {
@@ -245,67 +318,165 @@ export function createKubeClient(kc: KubeConfig, options: KubeClientOptions): Cl
     }
   }
 
-  async function getOrUndefined<T>(run: () => Promise<{ json: unknown }>): Promise<T | undefined> {
+  async function getOrUndefined<T>(run: () => Promise<unknown>): Promise<T | undefined> {
     try {
-      return (await run()).json as T;
+      return (await run()) as T;
     } catch (error) {
       if (error instanceof KubeApiError && error.status === 404) return undefined;
       throw error;
     }
   }
 
-  const configPlural = (kind: ConfigKind): string => (kind === 'ConfigMap' ? 'configmaps' : 'secrets');
+  // The part of client-node's KubeConfig that Watch uses, over our credentials and watch agent.
+  const watchConfig = {
+    getCurrentCluster: () => ({ name: 'api', server, skipTLSVerify: !tls.rejectUnauthorized }),
+    applyToFetchOptions: async () => {
+      const authorization = await access.authorization();
+      return {
+        agent: watchAgent,
+        headers: { Accept: 'application/json', ...(authorization ? { Authorization: authorization } : {}) },
+      };
+    },
+  } as unknown as KubeConfig;
+  const watcher = new Watch(watchConfig);
+
+  function watchWorkloads(
+    kind: WorkloadKind,
+    namespace: string | undefined,
+    watch: WatchOptions,
+  ): WatchHandle {
+    let controller: AbortController | undefined;
+    let stopped = false;
+    let expired = false;
+    let resolveEnded: (end: WatchEnd) => void = () => undefined;
+    const ended = new Promise<WatchEnd>((resolve) => {
+      resolveEnded = resolve;
+    });
+    const started = watcher.watch(
+      workloadPath(kind, namespace),
+      {
+        resourceVersion: watch.resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds: watch.timeoutSeconds,
+        labelSelector: watch.labelSelector,
+      },
+      (type: string, object: unknown) => {
+        if (type === 'ERROR') {
+          // The server reports an expired resourceVersion as a Status object inside the stream.
+          const status = object as ApiStatus;
+          if (status.code === 410 || status.reason === 'Expired' || status.reason === 'Gone') expired = true;
+          return;
+        }
+        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED' || type === 'BOOKMARK') {
+          watch.onEvent(type, object as KubeObject);
+        }
+      },
+      (error: unknown) => {
+        if (expired) resolveEnded({ reason: 'expired' });
+        else if (error && !stopped) {
+          const status = (error as { statusCode?: number }).statusCode;
+          resolveEnded(status === 410 ? { reason: 'expired' } : { reason: 'failed', error: asError(error) });
+        } else resolveEnded({ reason: 'closed' });
+      },
+    );
+    started.then(
+      (value) => {
+        controller = value;
+        if (stopped) controller.abort();
+      },
+      (error: unknown) => resolveEnded({ reason: 'failed', error: asError(error) }),
+    );
+    return {
+      ended,
+      stop() {
+        stopped = true;
+        controller?.abort();
+        resolveEnded({ reason: 'closed' });
+      },
+    };
+  }
 
   return {
-    getConfig(ref) {
-      const plural = configPlural(ref.kind);
+    getConfig(ref, call = {}) {
+      const plural = CONFIG_KIND_SPECS[ref.kind].plural;
       return getOrUndefined<ConfigObject>(() =>
         send(
           'get',
           'GET',
           `/api/v1${namespaced(ref.namespace, plural)}/${encodeURIComponent(ref.name)}`,
           {},
-          {
-            resource: plural,
-            namespace: ref.namespace,
-            name: ref.name,
-          },
+          { resource: plural, namespace: ref.namespace, name: ref.name },
+          call,
         ),
       );
     },
-    listConfigs(kind, namespace) {
-      return list<ConfigObject>('', 'v1', configPlural(kind), namespace);
+    async listConfigs(kind, namespace, call = {}) {
+      const plural = CONFIG_KIND_SPECS[kind].plural;
+      const { items } = await list('', 'v1', plural, namespace, undefined, (o) => o as ConfigObject, call);
+      return items;
     },
-    async listWorkloads(kind, namespace, labelSelector) {
-      try {
-        return await list<KubeObject>(kind.group, kind.version, kind.plural, namespace, labelSelector);
-      } catch (error) {
-        // 404 on a list means the API does not serve the kind (e.g. Knative Serving not installed).
-        if (error instanceof KubeApiError && error.status === 404) return undefined;
-        throw error;
-      }
+    async serves(kind, call = {}) {
+      const discovery = await getOrUndefined<{ resources?: { name?: string }[] }>(() =>
+        send(
+          'get',
+          'GET',
+          basePath(kind.group, kind.version),
+          {},
+          {
+            resource: `discovery of ${kind.group || 'core'}/${kind.version}`,
+            namespace: '',
+            name: undefined,
+          },
+          call,
+        ),
+      );
+      return (discovery?.resources ?? []).some((resource) => resource.name === kind.plural);
     },
-    getWorkload(kind, namespace, name) {
+    listWorkloads(kind, namespace, listOptions) {
+      return list(
+        kind.group,
+        kind.version,
+        kind.plural,
+        namespace,
+        listOptions.labelSelector,
+        listOptions.map,
+        listOptions,
+      );
+    },
+    watchWorkloads,
+    getWorkload(kind, namespace, name, call = {}) {
       return getOrUndefined<KubeObject>(() =>
         send(
           'get',
           'GET',
-          `${basePath(kind.group, kind.version)}${namespaced(namespace, kind.plural)}/${encodeURIComponent(name)}`,
+          workloadPath(kind, namespace, name),
           {},
           { resource: resourceName(kind.group, kind.plural), namespace, name },
+          call,
         ),
       );
     },
-    async patchWorkload(kind, namespace, name, patch, { dryRun }) {
-      const { json } = await send(
+    async patchWorkload(kind, namespace, name, patch, call) {
+      return (await send(
         'patch',
         'PATCH',
-        `${basePath(kind.group, kind.version)}${namespaced(namespace, kind.plural)}/${encodeURIComponent(name)}`,
-        { fieldManager, dryRun: dryRun ? 'All' : undefined },
+        workloadPath(kind, namespace, name),
+        { fieldManager, dryRun: call.dryRun ? 'All' : undefined },
         { resource: resourceName(kind.group, kind.plural), namespace, name },
+        call,
         { contentType: 'application/merge-patch+json', payload: patch },
-      );
-      return json as KubeObject;
+      )) as KubeObject;
     },
   };
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(JSON.stringify(error));
+}
+
+/** The reason a caller gave when it cancelled a call. */
+function abortDetail(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error && reason.name !== 'AbortError') return `cancelled: ${reason.message}`;
+  return typeof reason === 'string' ? `cancelled: ${reason}` : 'cancelled';
 }

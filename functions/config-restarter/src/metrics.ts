@@ -1,4 +1,5 @@
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { IndexState, RelistReason } from './workload-index.js';
 
 /** The function's Prometheus metrics, on a registry of their own. */
 export interface Metrics {
@@ -13,11 +14,47 @@ export interface Metrics {
   patchConflicts: Counter;
   /** Time to handle one event. */
   eventDuration: Histogram<'category'>;
+  /** Lists of the workload index, by reason. */
+  indexRelists: Counter<'reason'>;
+  /** Makes the index gauges read `state` at every scrape. */
+  observeIndex(state: () => IndexState): void;
 }
 
 /** Creates the metrics on a fresh registry (so tests and several apps never share counters). */
 export function createMetrics(): Metrics {
   const registry = new Registry();
+  let indexState: (() => IndexState) | undefined;
+  const indexRelists = new Counter({
+    name: 'config_restarter_index_relists_total',
+    help: 'Lists of workloads by the warm index: initial, expired (410 Gone) or after a failure.',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'config_restarter_index_synced',
+    help: '1 once every shard of the workload index has listed, else 0.',
+    registers: [registry],
+    collect() {
+      if (indexState) this.set(indexState().synced ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'config_restarter_index_workloads',
+    help: 'Workloads held by the warm index.',
+    registers: [registry],
+    collect() {
+      if (indexState) this.set(indexState().workloads);
+    },
+  });
+  new Gauge({
+    name: 'config_restarter_index_last_relist_timestamp_seconds',
+    help: 'Unix time of the latest list of the warm index.',
+    registers: [registry],
+    collect() {
+      const last = indexState?.().lastRelist;
+      if (last) this.set(Date.parse(last) / 1000);
+    },
+  });
   return {
     registry,
     events: new Counter({
@@ -50,5 +87,14 @@ export function createMetrics(): Metrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    indexRelists,
+    observeIndex(state) {
+      indexState = state;
+    },
   };
+}
+
+/** Counts one relist. */
+export function countRelist(metrics: Metrics, reason: RelistReason): void {
+  metrics.indexRelists.inc({ reason });
 }

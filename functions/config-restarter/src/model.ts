@@ -3,6 +3,7 @@
  * the data comes from the network; the pure code checks before it trusts.
  */
 import type { ConfigKind } from './config.js';
+import { CONFIG_KIND_SPECS } from './config-kinds.js';
 
 /** Object metadata fields the function uses. */
 export interface ObjectMeta {
@@ -73,7 +74,7 @@ export interface PodTemplateLike {
 
 /** Canonical key of a config object inside one namespace, used in the hash record. */
 export function configKey(ref: Pick<ConfigRef, 'kind' | 'name'>): string {
-  return `${ref.kind.toLowerCase()}/${ref.name}`;
+  return `${CONFIG_KIND_SPECS[ref.kind].recordPrefix}/${ref.name}`;
 }
 
 /** `Kind namespace/name`, for messages. */

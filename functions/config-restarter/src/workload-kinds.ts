@@ -14,17 +14,36 @@ export interface WorkloadKind {
   version: string;
   /** Resource name in URLs and RBAC rules. */
   plural: string;
-  /** The pod template of an object; a patch of its annotations restarts the pods. */
-  podTemplate(object: KubeObject): PodTemplateLike | undefined;
+  /**
+   * Path of the pod template inside the object, e.g. `['spec', 'template']`. A merge patch of the
+   * template's annotations restarts the pods.
+   */
+  templatePath: readonly string[];
   /** Why this object must not be patched directly, or undefined when it may be. */
   unpatchableReason(object: KubeObject): string | undefined;
 }
 
-/** `spec.template` of an object, when it is an object. */
-function specTemplate(object: KubeObject): PodTemplateLike | undefined {
-  const spec = object.spec as { template?: unknown } | undefined;
-  const template = spec?.template;
-  return template && typeof template === 'object' ? template : undefined;
+/** The pod template of an object of `kind`, when it is an object. */
+export function podTemplate(kind: WorkloadKind, object: KubeObject): PodTemplateLike | undefined {
+  let node: unknown = object;
+  for (const key of kind.templatePath) {
+    if (!node || typeof node !== 'object' || Array.isArray(node)) return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node && typeof node === 'object' && !Array.isArray(node) ? node : undefined;
+}
+
+/**
+ * A merge-patch fragment that sets `annotations` on the pod template of `kind`: `{spec: {template:
+ * {metadata: {annotations}}}}` for most kinds.
+ */
+export function templateAnnotationsPatch(
+  kind: WorkloadKind,
+  annotations: Record<string, string>,
+): Record<string, unknown> {
+  let fragment: Record<string, unknown> = { metadata: { annotations } };
+  for (const key of [...kind.templatePath].reverse()) fragment = { [key]: fragment };
+  return fragment;
 }
 
 /** Knative owns the Deployments behind its Revisions and reverts or drops edits to them. */
@@ -42,11 +61,14 @@ function knativeOwnedReason(object: KubeObject): string | undefined {
 
 /** Knative rejects a template change that keeps a user-chosen revision name ("bring your own name"). */
 function knativeServiceReason(object: KubeObject): string | undefined {
-  const revisionName = specTemplate(object)?.metadata?.name;
-  return revisionName
+  const spec = object.spec as { template?: { metadata?: { name?: unknown } } } | undefined;
+  const revisionName = spec?.template?.metadata?.name;
+  return typeof revisionName === 'string' && revisionName
     ? `spec.template.metadata.name is fixed to "${revisionName}"; Knative refuses a new Revision under the same name`
     : undefined;
 }
+
+const SPEC_TEMPLATE = ['spec', 'template'] as const;
 
 /** The supported workload kinds. */
 export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
@@ -55,7 +77,7 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
     group: 'apps',
     version: 'v1',
     plural: 'deployments',
-    podTemplate: specTemplate,
+    templatePath: SPEC_TEMPLATE,
     unpatchableReason: knativeOwnedReason,
   },
   {
@@ -63,7 +85,7 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
     group: 'apps',
     version: 'v1',
     plural: 'statefulsets',
-    podTemplate: specTemplate,
+    templatePath: SPEC_TEMPLATE,
     unpatchableReason: () => undefined,
   },
   {
@@ -71,7 +93,7 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
     group: 'apps',
     version: 'v1',
     plural: 'daemonsets',
-    podTemplate: specTemplate,
+    templatePath: SPEC_TEMPLATE,
     unpatchableReason: () => undefined,
   },
   {
@@ -79,7 +101,7 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
     group: 'serving.knative.dev',
     version: 'v1',
     plural: 'services',
-    podTemplate: specTemplate,
+    templatePath: SPEC_TEMPLATE,
     unpatchableReason: knativeServiceReason,
   },
 ];

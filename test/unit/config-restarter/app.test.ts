@@ -6,7 +6,13 @@ import { createLogger, silentLogger } from '../../../functions/config-restarter/
 import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
 import { createRestarter } from '../../../functions/config-restarter/src/restarter.js';
 import type { WireRequest } from '../../../scripts/lib/apiserver-event.js';
-import { configMap, FakeCluster, RESOURCE, workload } from './fake-cluster.js';
+import { configMap, FakeCluster, RESOURCE, startIndex, workload } from './fake-cluster.js';
+
+/** Indexes started by setup, stopped after each test. */
+const started: { stop(): void }[] = [];
+afterEach(() => {
+  for (const index of started.splice(0)) index.stop();
+});
 
 const fixture = (name: string): WireRequest =>
   JSON.parse(
@@ -14,7 +20,7 @@ const fixture = (name: string): WireRequest =>
   ) as WireRequest;
 const labels = { app: 'helloworld', env: 'test' };
 
-function setup(options: { ready?: boolean; logLines?: string[]; dryRun?: boolean } = {}) {
+async function setup(options: { ready?: boolean; logLines?: string[]; dryRun?: boolean } = {}) {
   const cluster = new FakeCluster();
   cluster.put('configmaps', configMap('helloworld-config-test', { MESSAGE: 'hi' }, { labels }));
   cluster.put(RESOURCE.Service!, workload('Service', 'helloworld-test', { labels }));
@@ -22,17 +28,24 @@ function setup(options: { ready?: boolean; logLines?: string[]; dryRun?: boolean
   const logger = options.logLines
     ? createLogger('info', (line) => options.logLines!.push(line))
     : silentLogger;
+  const settings = { annotationPrefix: 'rolling.restart.controller', matchLabels: ['app', 'env'] };
+  const index = startIndex(cluster, settings);
+  started.push(index);
+  await index.whenSynced(undefined, AbortSignal.timeout(1000));
+  // From here on `cluster.calls` holds what events cause, not the index's own list and watch.
+  cluster.calls.length = 0;
   const restarter = createRestarter({
     client: cluster,
+    index,
     logger,
     metrics,
     settings: {
-      annotationPrefix: 'rolling.restart.controller',
-      matchLabels: ['app', 'env'],
+      ...settings,
       dryRun: options.dryRun ?? false,
       configKinds: ['ConfigMap'],
       patchConcurrency: 2,
       scope: { all: false, namespaces: ['helloworld'] },
+      syncTimeoutMs: 1000,
     },
   });
   const app = createApp({
@@ -40,17 +53,18 @@ function setup(options: { ready?: boolean; logLines?: string[]; dryRun?: boolean
     logger,
     metrics,
     isReady: () => options.ready ?? true,
+    indexState: () => index.state(),
     bodyLimit: '10kb',
   });
-  return { app, cluster };
+  return { app, cluster, index };
 }
 
-const post = (app: ReturnType<typeof setup>['app'], wire: WireRequest) =>
+const post = (app: Awaited<ReturnType<typeof setup>>['app'], wire: WireRequest) =>
   request(app).post('/').set(wire.headers).send(wire.body);
 
 describe('config-restarter HTTP', () => {
   it('answers a handled event with a binary-mode CloudEvent listing every decision', async () => {
-    const { app, cluster } = setup();
+    const { app, cluster } = await setup();
     const res = await post(app, fixture('ref-update'));
     expect(res.status).toBe(200);
     const reply = HTTP.toEvent({ headers: res.headers, body: res.text });
@@ -75,7 +89,7 @@ describe('config-restarter HTTP', () => {
   });
 
   it('accepts structured mode', async () => {
-    const { app } = setup();
+    const { app } = await setup();
     const wire = fixture('ref-update');
     const body = {
       specversion: '1.0',
@@ -123,7 +137,7 @@ describe('config-restarter HTTP', () => {
       'contradicts',
     ],
   ])('answers %s with 400 and a JSON error', async (_name, mutate, status, detail) => {
-    const { app, cluster } = setup();
+    const { app, cluster } = await setup();
     const res = await post(app, mutate(fixture('ref-update')));
     expect(res.status).toBe(status);
     expect(res.body).toMatchObject({ error: 'bad_request' });
@@ -142,7 +156,7 @@ describe('config-restarter HTTP', () => {
     ['a delete', () => fixture('ref-delete')],
     ['a Secret while only ConfigMaps are enabled', () => fixture('secret-ref-update')],
   ])('acknowledges %s as ignored (202) and touches nothing', async (_name, make) => {
-    const { app, cluster } = setup();
+    const { app, cluster } = await setup();
     const res = await post(app, make(fixture('ref-update')));
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ result: 'ignored' });
@@ -150,7 +164,7 @@ describe('config-restarter HTTP', () => {
   });
 
   it('refuses an event about an unwatched namespace with 403', async () => {
-    const { app, cluster } = setup();
+    const { app, cluster } = await setup();
     const wire = fixture('ref-update');
     wire.headers['ce-namespace'] = 'kube-system';
     wire.body = JSON.stringify({
@@ -168,8 +182,8 @@ describe('config-restarter HTTP', () => {
   it.each([429, 500, 502, 503, 504, 0])(
     'answers 503 with Retry-After when the API answers %s',
     async (status) => {
-      const { app, cluster } = setup();
-      cluster.failures.push({ verb: 'list', status });
+      const { app, cluster } = await setup();
+      cluster.failures.push({ verb: 'get', resource: 'configmaps', status });
       const res = await post(app, fixture('ref-update'));
       expect(res.status).toBe(503);
       expect(res.headers['retry-after']).toBeDefined();
@@ -178,7 +192,7 @@ describe('config-restarter HTTP', () => {
   );
 
   it('answers a forbidden patch with an error naming verb, resource and namespace', async () => {
-    const { app, cluster } = setup();
+    const { app, cluster } = await setup();
     cluster.failures.push({ verb: 'patch', resource: 'services.serving.knative.dev', status: 403 });
     const res = await post(app, fixture('ref-update'));
     expect(res.status).toBe(500);
@@ -189,7 +203,7 @@ describe('config-restarter HTTP', () => {
   });
 
   it('answers a forbidden read with an error naming it', async () => {
-    const { app, cluster } = setup();
+    const { app, cluster } = await setup();
     cluster.failures.push({ verb: 'get', resource: 'configmaps', status: 403 });
     const res = await post(app, fixture('ref-update'));
     expect(res.status).toBe(500);
@@ -199,7 +213,7 @@ describe('config-restarter HTTP', () => {
   });
 
   it('refuses a body over the limit with a JSON 413', async () => {
-    const { app } = setup();
+    const { app } = await setup();
     const wire = fixture('resource-update');
     wire.body = JSON.stringify({ ...(JSON.parse(wire.body) as object), data: { big: 'x'.repeat(20_000) } });
     const res = await post(app, wire);
@@ -209,7 +223,7 @@ describe('config-restarter HTTP', () => {
 
   it('logs one JSON line per decision and never the object data', async () => {
     const logLines: string[] = [];
-    const { app } = setup({ logLines });
+    const { app } = await setup({ logLines });
     await post(app, fixture('resource-update'));
     const lines = logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
     const decisions = lines.filter((l) => l.msg === 'decision');
@@ -223,7 +237,7 @@ describe('config-restarter HTTP', () => {
   });
 
   it('serves health, readiness and metrics', async () => {
-    const { app } = setup();
+    const { app } = await setup();
     await post(app, fixture('ref-update'));
     expect((await request(app).get('/health/liveness')).status).toBe(200);
     expect((await request(app).get('/health/readiness')).status).toBe(200);
@@ -238,13 +252,13 @@ describe('config-restarter HTTP', () => {
   });
 
   it('answers readiness 503 while shutting down', async () => {
-    const { app } = setup({ ready: false });
+    const { app } = await setup({ ready: false });
     expect((await request(app).get('/health/readiness')).status).toBe(503);
     expect((await request(app).get('/health/liveness')).status).toBe(200);
   });
 
   it('reports dry-run decisions without changing the workload', async () => {
-    const { app, cluster } = setup({ dryRun: true });
+    const { app, cluster } = await setup({ dryRun: true });
     const before = JSON.stringify(cluster.read(RESOURCE.Service!, 'helloworld', 'helloworld-test'));
     const res = await post(app, fixture('ref-update'));
     expect(res.status).toBe(200);

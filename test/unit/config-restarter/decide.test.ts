@@ -1,6 +1,8 @@
 import {
   annotationKeys,
-  decideForWorkload,
+  decideForWorkload as decideForSummary,
+  summarizeWorkload,
+  type DecisionSettings,
   labelsMatch,
   parseHashRecord,
   planRestarts,
@@ -8,7 +10,26 @@ import {
   type Trigger,
 } from '../../../functions/config-restarter/src/decide.js';
 import { WORKLOAD_KINDS, type WorkloadKind } from '../../../functions/config-restarter/src/workload-kinds.js';
+import type { KubeObject } from '../../../functions/config-restarter/src/model.js';
 import { workload } from './fake-cluster.js';
+
+/** Decides for a whole object, as the index does: summarise, then decide. */
+function decideForWorkload(
+  decisionSettings: DecisionSettings,
+  kind: WorkloadKind,
+  object: KubeObject,
+  changes: ConfigChange[],
+  at: Date,
+) {
+  return decideForSummary(decisionSettings, summarizeWorkload(decisionSettings, kind, object), changes, at);
+}
+
+/** The pod template annotations a patch sets, if any. */
+function templateAnnotations(patch: unknown): Record<string, string> | undefined {
+  return (
+    patch as { spec?: { template?: { metadata?: { annotations?: Record<string, string> } } } } | undefined
+  )?.spec?.template?.metadata?.annotations;
+}
 
 const settings = { annotationPrefix: 'rolling.restart.controller', matchLabels: ['app', 'env'] };
 const keys = annotationKeys(settings.annotationPrefix);
@@ -53,9 +74,7 @@ describe('decideForWorkload', () => {
       );
       expect(decision?.action).toBe('restart');
       expect(decision?.reason).toContain('labels app=helloworld,env=test');
-      expect(decision?.patch?.spec?.template.metadata.annotations[keys.restartTimestamp]).toBe(
-        now.toISOString(),
-      );
+      expect(templateAnnotations(decision?.patch)?.[keys.restartTimestamp]).toBe(now.toISOString());
       expect(parseHashRecord(decision?.patch?.metadata.annotations[keys.configHashes])).toEqual({
         'configmap/cm': 'sha256:new',
       });
@@ -112,7 +131,7 @@ describe('decideForWorkload', () => {
     expect(decision?.action).toBe(action);
     expect(decision?.reason).toContain(reason);
     if (action === 'record') {
-      expect(decision?.patch?.spec).toBeUndefined();
+      expect(templateAnnotations(decision?.patch)).toBeUndefined();
       expect(decision?.patch?.metadata.annotations[keys.configHashes]).toBe('{"configmap/cm":"sha256:new"}');
     }
   });
@@ -185,10 +204,9 @@ describe('decideForWorkload', () => {
   });
 
   it('matches nothing by labels when the ConfigMap lacks a MATCH_LABELS key', () => {
-    const everything = WORKLOAD_KINDS.map((kind) => ({
-      kind,
-      object: workload(kind.kind as 'Deployment', 'w', { labels: {} }),
-    }));
+    const everything = WORKLOAD_KINDS.map((kind) =>
+      summarizeWorkload(settings, kind, workload(kind.kind as 'Deployment', 'w', { labels: {} })),
+    );
     expect(
       planRestarts(
         settings,
@@ -207,9 +225,7 @@ describe('decideForWorkload', () => {
       annotations: { 'example.com/restartOnTrigger': 'true' },
     });
     const decision = decideForWorkload(custom, kindOf('Deployment'), w, [change()], now);
-    expect(decision?.patch?.spec?.template.metadata.annotations['example.com/restartTimestamp']).toBe(
-      now.toISOString(),
-    );
+    expect(templateAnnotations(decision?.patch)?.['example.com/restartTimestamp']).toBe(now.toISOString());
     expect(decision?.patch?.metadata.annotations['example.com/configHashes']).toBeDefined();
   });
 });

@@ -3,12 +3,37 @@
  * tests only: it keeps resourceVersions, answers 409 on stale preconditions, applies merge patches,
  * and can be told to fail. The integration suite runs the real module against a real API server.
  */
-import { KubeApiError, type ClusterClient } from '../../../functions/config-restarter/src/kube.js';
-import type { MergePatch } from '../../../functions/config-restarter/src/decide.js';
+import {
+  KubeApiError,
+  type ClusterClient,
+  type ListOptions,
+  type ListResult,
+  type WatchEnd,
+  type WatchEventType,
+  type WatchHandle,
+  type WatchOptions,
+} from '../../../functions/config-restarter/src/kube.js';
+import type { ConfigKind } from '../../../functions/config-restarter/src/config.js';
+import { CONFIG_KIND_SPECS } from '../../../functions/config-restarter/src/config-kinds.js';
+import {
+  summarizeWorkload,
+  type DecisionSettings,
+  type MergePatch,
+} from '../../../functions/config-restarter/src/decide.js';
+import { silentLogger } from '../../../functions/config-restarter/src/log.js';
+import { WorkloadIndex } from '../../../functions/config-restarter/src/workload-index.js';
+import { WORKLOAD_KINDS } from '../../../functions/config-restarter/src/workload-kinds.js';
 import type { ConfigObject, KubeObject } from '../../../functions/config-restarter/src/model.js';
 import type { WorkloadKind } from '../../../functions/config-restarter/src/workload-kinds.js';
 
-type Verb = 'get' | 'list' | 'patch';
+type Verb = 'get' | 'list' | 'patch' | 'watch';
+
+interface Watcher {
+  resource: string;
+  namespace: string | undefined;
+  options: WatchOptions;
+  end: (end: WatchEnd) => void;
+}
 
 /** A failure to inject: the next matching call throws it. */
 export interface InjectedFailure {
@@ -42,6 +67,55 @@ export class FakeCluster implements ClusterClient {
   readonly failures: InjectedFailure[] = [];
   /** Called before a patch is applied: lets a test interleave a concurrent writer. */
   beforePatch?: (resource: string, namespace: string, name: string) => void;
+  /** Resources (`plural.group`) discovery says are not served. */
+  readonly unserved = new Set<string>();
+  /** Every change, for watches that start from an older resourceVersion. */
+  private readonly history: { resource: string; type: WatchEventType; object: KubeObject }[] = [];
+  private readonly watchers = new Set<Watcher>();
+  /** While true, changes are not sent to watches (a lagging watch); {@link resumeWatches} sends them. */
+  pauseWatches = false;
+  private readonly pending: { resource: string; type: WatchEventType; object: KubeObject }[] = [];
+
+  private notify(resource: string, type: WatchEventType, object: KubeObject): void {
+    const event = { resource, type, object: structuredClone(object) };
+    this.history.push(event);
+    if (this.pauseWatches) {
+      this.pending.push(event);
+      return;
+    }
+    this.deliver(event);
+  }
+
+  private deliver(event: { resource: string; type: WatchEventType; object: KubeObject }): void {
+    for (const watcher of this.watchers) {
+      const namespace = event.object.metadata?.namespace;
+      if (watcher.resource !== event.resource) continue;
+      if (watcher.namespace !== undefined && watcher.namespace !== namespace) continue;
+      watcher.options.onEvent(event.type, structuredClone(event.object));
+    }
+  }
+
+  /** Sends the changes held back while {@link pauseWatches} was true. */
+  resumeWatches(): void {
+    this.pauseWatches = false;
+    for (const event of this.pending.splice(0)) this.deliver(event);
+  }
+
+  /** Ends every watch as the API server does when a watch's resourceVersion is too old (410 Gone). */
+  expireWatches(): void {
+    for (const watcher of [...this.watchers]) watcher.end({ reason: 'expired' });
+  }
+
+  /** Deletes an object, as an admin would. */
+  remove(resource: string, namespace: string, name: string): void {
+    const object = this.read(resource, namespace, name);
+    if (!object) return;
+    this.objects.delete(this.key(resource, namespace, name));
+    this.notify(resource, 'DELETED', {
+      ...object,
+      metadata: { ...object.metadata, resourceVersion: String(++this.revision) },
+    });
+  }
 
   private key(resource: string, namespace: string, name: string): string {
     return `${resource}/${namespace}/${name}`;
@@ -74,6 +148,7 @@ export class FakeCluster implements ClusterClient {
     }
     stored.metadata.uid ??= `uid-${meta.name}`;
     this.objects.set(this.key(resource, meta.namespace!, meta.name!), stored);
+    this.notify(resource, previous ? 'MODIFIED' : 'ADDED', stored);
     return stored;
   }
 
@@ -82,7 +157,7 @@ export class FakeCluster implements ClusterClient {
   }
 
   private configResource(kind: string): string {
-    return kind === 'ConfigMap' ? 'configmaps' : 'secrets';
+    return CONFIG_KIND_SPECS[kind as ConfigKind].plural;
   }
 
   getConfig(ref: { kind: string; namespace: string; name: string }): Promise<ConfigObject | undefined> {
@@ -106,24 +181,65 @@ export class FakeCluster implements ClusterClient {
       .map(([, object]) => structuredClone(object));
   }
 
-  listWorkloads(
+  serves(kind: WorkloadKind): Promise<boolean> {
+    return Promise.resolve(!this.unserved.has(`${kind.plural}.${kind.group}`));
+  }
+
+  listWorkloads<T>(
     kind: WorkloadKind,
-    namespace: string,
-    labelSelector?: string,
-  ): Promise<KubeObject[] | undefined> {
+    namespace: string | undefined,
+    options: ListOptions<T>,
+  ): Promise<ListResult<T>> {
     const resource = `${kind.plural}.${kind.group}`;
+    const labelSelector = options.labelSelector;
     this.calls.push({ verb: 'list', resource, namespace, labelSelector });
     this.fail('list', resource, namespace);
-    // Equality terms only (`a=b,c=d`): enough for the tests.
+    const items = this.list(resource, namespace)
+      .filter((object) => this.selects(labelSelector, object))
+      .map((object) => options.map(object));
+    return Promise.resolve({ items, resourceVersion: String(this.revision) });
+  }
+
+  /** Equality terms only (`a=b,c=d`): enough for the tests. */
+  private selects(labelSelector: string | undefined, object: KubeObject): boolean {
     const terms = (labelSelector ?? '')
       .split(',')
       .filter(Boolean)
       .map((term) => term.split('='));
-    return Promise.resolve(
-      this.list(resource, namespace).filter((object) =>
-        terms.every(([key, value]) => object.metadata?.labels?.[key!] === value),
-      ),
-    );
+    return terms.every(([key, value]) => object.metadata?.labels?.[key!] === value);
+  }
+
+  watchWorkloads(kind: WorkloadKind, namespace: string | undefined, options: WatchOptions): WatchHandle {
+    const resource = `${kind.plural}.${kind.group}`;
+    this.calls.push({ verb: 'watch', resource, namespace });
+    let end: (value: WatchEnd) => void = () => undefined;
+    const ended = new Promise<WatchEnd>((resolve) => {
+      end = resolve;
+    });
+    const selected: WatchOptions = {
+      ...options,
+      onEvent: (type, object) => {
+        if (this.selects(options.labelSelector, object)) options.onEvent(type, object);
+      },
+    };
+    const watcher: Watcher = {
+      resource,
+      namespace,
+      options: selected,
+      end: (value) => {
+        this.watchers.delete(watcher);
+        end(value);
+      },
+    };
+    // Replay what happened after the list the watch starts from.
+    const since = Number(options.resourceVersion || '0');
+    for (const event of this.history) {
+      if (event.resource !== resource || Number(event.object.metadata?.resourceVersion) <= since) continue;
+      if (namespace !== undefined && event.object.metadata?.namespace !== namespace) continue;
+      selected.onEvent(event.type, structuredClone(event.object));
+    }
+    this.watchers.add(watcher);
+    return { ended, stop: () => watcher.end({ reason: 'closed' }) };
   }
 
   getWorkload(kind: WorkloadKind, namespace: string, name: string): Promise<KubeObject | undefined> {
@@ -138,7 +254,7 @@ export class FakeCluster implements ClusterClient {
     namespace: string,
     name: string,
     patch: MergePatch,
-    options: { dryRun: boolean },
+    options: { dryRun: boolean; signal?: AbortSignal | undefined },
   ): Promise<KubeObject> {
     const resource = `${kind.plural}.${kind.group}`;
     this.calls.push({ verb: 'patch', resource, namespace, name, dryRun: options.dryRun });
@@ -160,6 +276,7 @@ export class FakeCluster implements ClusterClient {
       generation: (current.metadata?.generation ?? 1) + (templateChanged ? 1 : 0),
     };
     this.objects.set(this.key(resource, namespace, name), next);
+    this.notify(resource, 'MODIFIED', next);
     return Promise.resolve(structuredClone(next));
   }
 }
@@ -221,4 +338,23 @@ export function configMap(
     },
     data,
   };
+}
+
+/** A started warm index over a fake cluster, as the function builds it. */
+export function startIndex(
+  cluster: ClusterClient,
+  settings: DecisionSettings & { namespaces?: string[] | undefined; labelSelector?: string },
+): WorkloadIndex {
+  const index = new WorkloadIndex({
+    client: cluster,
+    kinds: WORKLOAD_KINDS,
+    namespaces: 'namespaces' in settings ? settings.namespaces : ['helloworld'],
+    labelSelector: settings.labelSelector,
+    matchLabels: settings.matchLabels,
+    summarize: (kind, object) => summarizeWorkload(settings, kind, object),
+    logger: silentLogger,
+    backoffMs: { initial: 5, max: 20 },
+  });
+  index.start();
+  return index;
 }

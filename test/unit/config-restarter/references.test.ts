@@ -1,8 +1,4 @@
-import {
-  collectReferences,
-  usesConfigMap,
-  usesSecret,
-} from '../../../functions/config-restarter/src/references.js';
+import { collectReferences, usesConfig } from '../../../functions/config-restarter/src/references.js';
 import type { PodSpecLike } from '../../../functions/config-restarter/src/model.js';
 
 const cases: [string, PodSpecLike, boolean][] = [
@@ -33,17 +29,17 @@ const cases: [string, PodSpecLike, boolean][] = [
   ['malformed lists', { volumes: 'nope', containers: [null] } as unknown as PodSpecLike, false],
 ];
 
-describe('usesConfigMap', () => {
+describe('usesConfig: ConfigMap', () => {
   it.each(cases)('%s', (_name, podSpec, expected) => {
-    expect(usesConfigMap(podSpec, 'cm')).toBe(expected);
+    expect(usesConfig(podSpec, 'ConfigMap', 'cm')).toBe(expected);
   });
 
   it('is false without a pod spec', () => {
-    expect(usesConfigMap(undefined, 'cm')).toBe(false);
+    expect(usesConfig(undefined, 'ConfigMap', 'cm')).toBe(false);
   });
 });
 
-describe('usesSecret', () => {
+describe('usesConfig: Secret', () => {
   it.each<[string, PodSpecLike, boolean]>([
     ['a volume', { volumes: [{ secret: { secretName: 's' } }] }, true],
     ['a projected volume', { volumes: [{ projected: { sources: [{ secret: { name: 's' } }] } }] }, true],
@@ -52,7 +48,7 @@ describe('usesSecret', () => {
     ['only an imagePullSecret', { imagePullSecrets: [{ name: 's' }] }, false],
     ['a ConfigMap of the same name', { volumes: [{ configMap: { name: 's' } }] }, false],
   ])('%s', (_name, podSpec, expected) => {
-    expect(usesSecret(podSpec, 's')).toBe(expected);
+    expect(usesConfig(podSpec, 'Secret', 's')).toBe(expected);
   });
 });
 
@@ -61,6 +57,6 @@ it('collectReferences gathers every name once', () => {
     volumes: [{ configMap: { name: 'a' } }, { secret: { secretName: 'x' } }],
     containers: [{ envFrom: [{ configMapRef: { name: 'a' } }, { configMapRef: { name: 'b' } }] }],
   });
-  expect([...refs.configMaps].sort()).toEqual(['a', 'b']);
-  expect([...refs.secrets]).toEqual(['x']);
+  expect([...refs.ConfigMap].sort()).toEqual(['a', 'b']);
+  expect([...refs.Secret]).toEqual(['x']);
 });

@@ -6,32 +6,52 @@ import {
   createRestarter,
   type RestarterSettings,
 } from '../../../functions/config-restarter/src/restarter.js';
-import { configMap, FakeCluster, RESOURCE, workload } from './fake-cluster.js';
+import { configMap, FakeCluster, RESOURCE, startIndex, workload } from './fake-cluster.js';
+
+/** Indexes started by setup, stopped after each test. */
+const started: { stop(): void }[] = [];
+afterEach(() => {
+  for (const index of started.splice(0)) index.stop();
+});
 
 const keys = annotationKeys('rolling.restart.controller');
 const labels = { app: 'helloworld', env: 'test' };
 const event = { id: 'e1', type: 'dev.knative.apiserver.ref.update', source: 'test', subject: undefined };
 
-function setup(overrides: Partial<RestarterSettings> = {}): {
+async function setup(overrides: Partial<RestarterSettings> & { workloadSelector?: string } = {}): Promise<{
   cluster: FakeCluster;
   handle: (notice: Notice) => ReturnType<ReturnType<typeof createRestarter>['handle']>;
-} {
+  /** The index's own calls at start (lists and watches); `cluster.calls` then holds the events' calls only. */
+  startupCalls: FakeCluster['calls'];
+}> {
   const cluster = new FakeCluster();
+  const { workloadSelector, ...restOverrides } = overrides;
+  const settings: RestarterSettings = {
+    annotationPrefix: 'rolling.restart.controller',
+    matchLabels: ['app', 'env'],
+    dryRun: false,
+    configKinds: ['ConfigMap', 'Secret'],
+    patchConcurrency: 4,
+    scope: { all: false, namespaces: ['helloworld'] },
+    syncTimeoutMs: 1000,
+    ...restOverrides,
+  };
+  const index = startIndex(cluster, {
+    ...settings,
+    namespaces: settings.scope.all ? undefined : settings.scope.namespaces,
+    ...(workloadSelector ? { labelSelector: workloadSelector } : {}),
+  });
+  started.push(index);
+  await index.whenSynced(undefined, AbortSignal.timeout(1000));
+  const startupCalls = cluster.calls.splice(0);
   const restarter = createRestarter({
     client: cluster,
+    index,
     logger: silentLogger,
     metrics: createMetrics(),
-    settings: {
-      annotationPrefix: 'rolling.restart.controller',
-      matchLabels: ['app', 'env'],
-      dryRun: false,
-      configKinds: ['ConfigMap', 'Secret'],
-      patchConcurrency: 4,
-      scope: { all: false, namespaces: ['helloworld'] },
-      ...overrides,
-    },
+    settings,
   });
-  return { cluster, handle: (notice) => restarter.handle(notice) };
+  return { cluster, handle: (notice) => restarter.handle(notice), startupCalls };
 }
 
 const update = (
@@ -60,7 +80,7 @@ const records = (cluster: FakeCluster, kind: string, name: string): Record<strin
 
 describe('restarter', () => {
   it('restarts every matching opted-in kind and leaves the rest alone', async () => {
-    const { cluster, handle } = setup();
+    const { cluster, handle } = await setup();
     cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
     for (const kind of ['Deployment', 'StatefulSet', 'DaemonSet', 'Service'] as const) {
       cluster.put(RESOURCE[kind]!, workload(kind, `w-${kind.toLowerCase()}`, { labels }));
@@ -88,7 +108,7 @@ describe('restarter', () => {
   });
 
   it('is idempotent: a duplicate event and a metadata-only edit restart nothing', async () => {
-    const { cluster, handle } = setup();
+    const { cluster, handle } = await setup();
     cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
     cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
     await handle(update());
@@ -104,7 +124,7 @@ describe('restarter', () => {
   });
 
   it('ignores a ConfigMap that has not opted in, a deleted one, and a delete event', async () => {
-    const { cluster, handle } = setup();
+    const { cluster, handle } = await setup();
     cluster.put('configmaps', configMap('plain', { A: '1' }, { labels, optIn: false }));
     cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
     expect(await handle(update('plain'))).toMatchObject({
@@ -120,7 +140,7 @@ describe('restarter', () => {
   });
 
   it('refuses a namespace outside WATCH_NAMESPACES without any API call', async () => {
-    const { cluster, handle } = setup();
+    const { cluster, handle } = await setup();
     const outcome = await handle(update('cm', 'update', 'kube-system'));
     expect(outcome.result).toBe('refused');
     expect(outcome.reason).toContain('kube-system');
@@ -128,7 +148,7 @@ describe('restarter', () => {
   });
 
   it('WORKLOAD_SELECTOR goes to the API server with every workload list', async () => {
-    const { cluster, handle } = setup({ workloadSelector: 'restart=enabled' });
+    const { cluster, handle, startupCalls } = await setup({ workloadSelector: 'restart=enabled' });
     cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
     cluster.put(
       RESOURCE.Deployment!,
@@ -137,13 +157,14 @@ describe('restarter', () => {
     cluster.put(RESOURCE.Deployment!, workload('Deployment', 'unselected', { labels }));
     const outcome = await handle(update());
     expect(outcome.decisions.map((d) => d.workload.name)).toEqual(['selected']);
-    const lists = cluster.calls.filter((c) => c.verb === 'list');
+    const lists = startupCalls.filter((c) => c.verb === 'list');
     expect(lists).toHaveLength(4);
+    expect(cluster.calls.filter((c) => c.verb === 'list')).toEqual([]);
     expect(lists.every((c) => c.labelSelector === 'restart=enabled')).toBe(true);
   });
 
   it('ignores kinds not enabled in CONFIG_KINDS', async () => {
-    const { handle } = setup({ configKinds: ['ConfigMap'] });
+    const { handle } = await setup({ configKinds: ['ConfigMap'] });
     const outcome = await handle({
       ...update(),
       ref: { kind: 'Secret', namespace: 'helloworld', name: 's' },
@@ -155,7 +176,7 @@ describe('restarter', () => {
   });
 
   it('DRY_RUN sends the patches as dry-run and persists nothing', async () => {
-    const { cluster, handle } = setup({ dryRun: true });
+    const { cluster, handle } = await setup({ dryRun: true });
     cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
     cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
     const outcome = await handle(update());
@@ -166,7 +187,7 @@ describe('restarter', () => {
   });
 
   it("decides again after a resourceVersion conflict and keeps the concurrent writer's change", async () => {
-    const { cluster, handle } = setup();
+    const { cluster, handle } = await setup();
     cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
     cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
     let interleaved = false;
@@ -188,7 +209,7 @@ describe('restarter', () => {
   });
 
   it('concurrent events for one change restart once and keep both ConfigMap records', async () => {
-    const { cluster, handle } = setup();
+    const { cluster, handle } = await setup();
     cluster.put('configmaps', configMap('cm', { A: '1' }, { labels }));
     cluster.put('configmaps', configMap('cm2', { B: '1' }));
     cluster.put(
@@ -212,7 +233,7 @@ describe('restarter', () => {
   });
 
   it('resync records on first contact, then rolls out a change whose event was lost', async () => {
-    const { cluster, handle } = setup();
+    const { cluster, handle } = await setup();
     cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
     cluster.put('configmaps', configMap('ignored', { X: '1' }, { labels, optIn: false }));
     cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
@@ -229,7 +250,7 @@ describe('restarter', () => {
   });
 
   it('resync with WATCH_NAMESPACES=* finds the namespaces that hold opted-in ConfigMaps', async () => {
-    const { cluster, handle } = setup({ scope: { all: true } });
+    const { cluster, handle } = await setup({ scope: { all: true } });
     cluster.put('configmaps', configMap('cm', { A: '1' }, { labels, namespace: 'team-a' }));
     cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels, namespace: 'team-a' }));
     const outcome = await handle(resync);
@@ -238,7 +259,7 @@ describe('restarter', () => {
   });
 
   it('reports forbidden patches as failures naming verb, resource and namespace', async () => {
-    const { cluster, handle } = setup();
+    const { cluster, handle } = await setup();
     cluster.put('configmaps', configMap('cm', { A: '1' }, { labels }));
     cluster.put(RESOURCE.StatefulSet!, workload('StatefulSet', 'w', { labels }));
     cluster.failures.push({ verb: 'patch', resource: 'statefulsets.apps', status: 403 });
@@ -251,7 +272,7 @@ describe('restarter', () => {
   });
 
   it('lets a transient read failure propagate so the event is retried', async () => {
-    const { cluster, handle } = setup();
+    const { cluster, handle } = await setup();
     cluster.failures.push({ verb: 'get', resource: 'configmaps', status: 503 });
     await expect(handle(update())).rejects.toMatchObject({ status: 503, transient: true });
   });
