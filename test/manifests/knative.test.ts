@@ -47,10 +47,10 @@ type Grant = [role: string, apiGroup: string, resource: string, verbs: string[]]
 
 const BASE_GRANTS: Grant[] = [
   ['config-restarter', '', 'configmaps', ['get', 'list']],
-  ['config-restarter', 'apps', 'deployments', ['get', 'list', 'patch']],
-  ['config-restarter', 'apps', 'statefulsets', ['get', 'list', 'patch']],
-  ['config-restarter', 'apps', 'daemonsets', ['get', 'list', 'patch']],
-  ['config-restarter', 'serving.knative.dev', 'services', ['get', 'list', 'patch']],
+  ['config-restarter', 'apps', 'deployments', ['get', 'list', 'watch', 'patch']],
+  ['config-restarter', 'apps', 'statefulsets', ['get', 'list', 'watch', 'patch']],
+  ['config-restarter', 'apps', 'daemonsets', ['get', 'list', 'watch', 'patch']],
+  ['config-restarter', 'serving.knative.dev', 'services', ['get', 'list', 'watch', 'patch']],
   ['config-restarter-source', '', 'configmaps', ['get', 'list', 'watch']],
 ];
 const SECRET_GRANTS: Grant[] = [

@@ -98,7 +98,7 @@ describe('func.yaml', () => {
       key: 'networking.knative.dev/visibility',
       value: 'cluster-local',
     });
-    expect(func.deploy.options.scale).toEqual({ min: 1, max: 1 });
+    expect(func.deploy.options.scale).toEqual({ min: 0, max: 3 });
   });
 
   it('uses only top-level keys func 0.36 knows', () => {

@@ -1,4 +1,5 @@
 import { annotationKeys, parseHashRecord } from '../../../functions/config-restarter/src/decide.js';
+import { contentHash } from '../../../functions/config-restarter/src/hash.js';
 import type { Notice } from '../../../functions/config-restarter/src/event.js';
 import { silentLogger } from '../../../functions/config-restarter/src/log.js';
 import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
@@ -277,3 +278,107 @@ describe('restarter', () => {
     await expect(handle(update())).rejects.toMatchObject({ status: 503, transient: true });
   });
 });
+
+describe('restarter with several instances and a lagging index', () => {
+  const hashOf = (data: Record<string, string>): string =>
+    contentHash('ConfigMap', configMap('cm', data, { labels }));
+
+  it('never moves a record backwards: a conflict re-reads the ConfigMap before writing', async () => {
+    const { cluster, handle } = await setup();
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
+    let interleaved = false;
+    cluster.beforePatch = (resource, namespace, name) => {
+      if (interleaved) return;
+      interleaved = true;
+      // Between this instance's read and its patch: v2 lands and another instance rolls it out.
+      cluster.put('configmaps', configMap('cm', { MESSAGE: 'v2' }, { labels }));
+      const current = cluster.read(resource, namespace, name)!;
+      current.metadata!.annotations![keys.configHashes] = JSON.stringify({
+        'configmap/cm': hashOf({ MESSAGE: 'v2' }),
+      });
+      cluster.put(resource, current);
+    };
+    const outcome = await handle(update());
+    expect(outcome.decisions[0]).toMatchObject({ action: 'skip' });
+    expect(outcome.decisions[0]?.reason).toContain('already rolled out');
+    expect(records(cluster, 'Deployment', 'w')).toEqual({ 'configmap/cm': hashOf({ MESSAGE: 'v2' }) });
+  });
+
+  it('confirms a cached "already rolled out" before acknowledging an update (a reverted change is not lost)', async () => {
+    const { cluster, handle } = await setup();
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
+    expect((await handle(update())).decisions[0]?.action).toBe('restart');
+    // Another instance rolls out v2; this instance's watch has not seen it yet. Then v2 is reverted to v1.
+    cluster.pauseWatches = true;
+    const current = cluster.read(RESOURCE.Deployment!, 'helloworld', 'w')!;
+    current.metadata!.annotations![keys.configHashes] = JSON.stringify({
+      'configmap/cm': hashOf({ MESSAGE: 'v2' }),
+    });
+    cluster.put(RESOURCE.Deployment!, current);
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    const outcome = await handle(update());
+    expect(outcome.decisions[0]?.action).toBe('restart');
+    expect(records(cluster, 'Deployment', 'w')).toEqual({ 'configmap/cm': hashOf({ MESSAGE: 'v1' }) });
+    cluster.resumeWatches();
+  });
+
+  it('two instances sharing a burst restart each workload once per change', async () => {
+    const a = await setup();
+    const cluster = a.cluster;
+    const b = await setupOn(cluster);
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    for (let i = 0; i < 5; i++)
+      cluster.put(RESOURCE.Deployment!, workload('Deployment', `w-${i}`, { labels }));
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a.handle(update()) : b.handle(update()))),
+    );
+    const restarts = outcomes.flatMap((o) => o.decisions).filter((d) => d.action === 'restart');
+    expect(restarts.map((d) => d.workload.name).sort()).toEqual(['w-0', 'w-1', 'w-2', 'w-3', 'w-4']);
+  });
+
+  it('stops calling the API at the first transient failure of an event and says what was not attempted', async () => {
+    const { cluster, handle } = await setup({ patchConcurrency: 2 });
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    for (let i = 0; i < 10; i++)
+      cluster.put(RESOURCE.Deployment!, workload('Deployment', `w-${i}`, { labels }));
+    cluster.failures.push({ verb: 'patch', status: 503 });
+    const outcome = await handle(update());
+    const patches = cluster.calls.filter((c) => c.verb === 'patch');
+    expect(patches.length).toBeLessThanOrEqual(2);
+    expect(outcome.failures).toHaveLength(10);
+    expect(outcome.failures.every((f) => f.error.transient)).toBe(true);
+    expect(outcome.failures.filter((f) => f.error.message.includes('not attempted'))).toHaveLength(
+      10 - patches.length,
+    );
+  });
+});
+
+/** A second instance (its own index and restarter) on the same cluster. */
+async function setupOn(
+  cluster: FakeCluster,
+): Promise<{
+  handle: (notice: Notice) => Promise<unknown> & ReturnType<ReturnType<typeof createRestarter>['handle']>;
+}> {
+  const settings: RestarterSettings = {
+    annotationPrefix: 'rolling.restart.controller',
+    matchLabels: ['app', 'env'],
+    dryRun: false,
+    configKinds: ['ConfigMap'],
+    patchConcurrency: 4,
+    scope: { all: false, namespaces: ['helloworld'] },
+    syncTimeoutMs: 1000,
+  };
+  const index = startIndex(cluster, settings);
+  started.push(index);
+  await index.whenSynced(undefined, AbortSignal.timeout(1000));
+  const restarter = createRestarter({
+    client: cluster,
+    index,
+    logger: silentLogger,
+    metrics: createMetrics(),
+    settings,
+  });
+  return { handle: (notice) => restarter.handle(notice) };
+}
