@@ -129,15 +129,6 @@ it('watches from a list: additions, changes and deletions arrive in order', asyn
   await expect(watch.ended).resolves.toEqual({ reason: 'closed' });
 });
 
-it('reports a watch from a compacted resourceVersion as expired (410 Gone)', async () => {
-  const watch = client.watchWorkloads(deployment, ns, {
-    resourceVersion: '1',
-    timeoutSeconds: 30,
-    onEvent: () => undefined,
-  });
-  await expect(watch.ended).resolves.toEqual({ reason: 'expired' });
-});
-
 it('applies a merge patch with a resourceVersion precondition, and refuses a stale one with 409', async () => {
   const current = (await client.getWorkload(deployment, ns, 'd-0'))!;
   const patch = {
