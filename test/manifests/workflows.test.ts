@@ -116,16 +116,21 @@ describe('ci.yml', () => {
   });
 
   it.each(['unit', 'integration'])(
-    '%s caches the Go build cache and the built binaries, keyed on the wrappers',
+    '%s caches the built binaries under its own key, hashed on the wrappers',
     (job) => {
-      const go = steps(ci, job).find((s) => s.uses?.startsWith('actions/setup-go@'));
-      expect(go?.with?.['cache-dependency-path']).toBe('test/cluster/go/*/go.sum');
       const cache = steps(ci, job).find((s) => s.uses?.startsWith('actions/cache@'));
       expect(cache?.with?.path).toBe('~/.cache/config-restarter/bin');
+      expect(String(cache?.with?.key)).toMatch(/^binaries-\$\{\{ runner\.os \}\}-\$\{\{ github\.job \}\}-/);
       expect(String(cache?.with?.key)).toContain("hashFiles('test/cluster/go/*/go.sum'");
       expect(String(cache?.with?.key)).toContain('test/cluster/binaries.ts');
     },
   );
+
+  it('integration keeps the Go build cache, keyed on the wrapper modules', () => {
+    const go = steps(ci, 'integration').find((s) => s.uses?.startsWith('actions/setup-go@'));
+    expect(go?.with?.['cache-dependency-path']).toBe('test/cluster/go/*/go.sum');
+    expect(go?.with?.cache).toBeUndefined();
+  });
 });
 
 describe('images.yml', () => {
