@@ -70,10 +70,12 @@ function helm(args: string[]): Promise<HelmResult> {
   return runHelm(helmBinary, args, adminKubeconfigPath());
 }
 
-async function install(release: string, namespace: string, args: string[]): Promise<void> {
+/** `helm install`; resolves with helm's output (release status and the chart's NOTES). */
+async function install(release: string, namespace: string, args: string[]): Promise<string> {
   const result = await helm(['install', release, CHART_DIR, '--namespace', namespace, ...args]);
   if (result.code !== 0) throw new Error(`helm install ${release} failed: ${result.stderr}`);
   expect(result.stdout).toContain('STATUS: deployed');
+  return result.stdout;
 }
 
 async function createNamespace(name: string): Promise<void> {
@@ -137,9 +139,10 @@ describe('own namespace, Broker and Secrets', () => {
   const ns = uniqueName('it-helm');
   const fn = { namespace: ns, name: 'config-restarter' };
   const source = { namespace: ns, name: 'config-restarter-source' };
+  let output: string;
 
   beforeAll(async () => {
-    await install('restarter', ns, [
+    output = await install('restarter', ns, [
       '--create-namespace',
       '--set',
       `function.image.digest=${DIGEST}`,
@@ -148,6 +151,14 @@ describe('own namespace, Broker and Secrets', () => {
       '--set-json',
       'settings.configKinds=["ConfigMap","Secret"]',
     ]);
+  });
+
+  it('reports the release deployed, with notes on opting in', () => {
+    expect(output).toContain(`NAMESPACE: ${ns}`);
+    expect(output).toContain(
+      'Opt a ConfigMap in:   annotation rolling.restart.controller/triggerRestart: "true"',
+    );
+    expect(output).toContain('Delivery: Broker config-events -> Trigger config-restarter');
   });
 
   it('creates every object of the chart in the release namespace', async () => {
