@@ -240,7 +240,7 @@ describe('RBAC per watch scope', () => {
 });
 
 describe('the function as a Knative Service', () => {
-  it('by default equals what func.yaml deploys (account, labels, probes, resources, settings) and is pinned by digest', async () => {
+  it('by default equals what func.yaml deploys (account, labels, probes, resources, scale, settings) and is pinned by digest', async () => {
     const objects = await template({ values: [CI('direct')] });
     const ksvc = find<KnativeService>(objects, 'Service', 'config-restarter');
     const func = yaml.load(
@@ -250,7 +250,7 @@ describe('the function as a Knative Service', () => {
       deploy: {
         serviceAccountName: string;
         labels: { key: string; value: string }[];
-        options: { resources: unknown };
+        options: { resources: unknown; scale: { min: number; max: number } };
         healthEndpoints: { liveness: string; readiness: string };
       };
     };
@@ -273,8 +273,8 @@ describe('the function as a Knative Service', () => {
       seccompProfile: { type: 'RuntimeDefault' },
     });
     expect(ksvc.spec.template.metadata?.annotations).toEqual({
-      'autoscaling.knative.dev/min-scale': '0',
-      'autoscaling.knative.dev/max-scale': '3',
+      'autoscaling.knative.dev/min-scale': String(func.deploy.options.scale.min),
+      'autoscaling.knative.dev/max-scale': String(func.deploy.options.scale.max),
     });
   });
 

@@ -50,8 +50,8 @@ Namespaces that get Roles and RoleBindings (scope own/list), as a YAML list.
 THE ACCESS TABLE: every permission the chart grants, and the only place that lists one.
 Keys: role suffix ("" = <name>, "-source" = <name>-source, "-secrets", "-source-secrets"); each entry names its
 ServiceAccount ("function" or "source"), the config kind it belongs to, and its rules (kinds -> exact verbs).
-  - function: read the config object named in an event (Reference mode sends no content), list the workloads
-    of a namespace, patch their pod template. A Knative Service restarts through a new Revision (a patch of its
+  - function: read the config object named in an event (Reference mode sends no content; list for the resync),
+    keep a watch-fed index of the workloads (list + watch), patch their pod template. A Knative Service restarts through a new Revision (a patch of its
     spec.template), never through the Deployment Knative owns: nothing on Revisions or Deployments of Knative.
   - source: the ApiServerSource controller checks get, list and watch on every watched kind before it starts
     the adapter.
@@ -67,10 +67,10 @@ Secrets rows exist only when settings.configKinds contains Secret.
       verbs: [get, list]
     - apiGroups: [apps]
       resources: [deployments, statefulsets, daemonsets]
-      verbs: [get, list, patch]
+      verbs: [get, list, watch, patch]
     - apiGroups: [serving.knative.dev]
       resources: [services]
-      verbs: [get, list, patch]
+      verbs: [get, list, watch, patch]
 "-source":
   serviceAccount: source
   configKind: ConfigMap
