@@ -13,7 +13,13 @@ const esm = {
 export default {
   projects: [
     { ...esm, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
-    { ...esm, displayName: 'manifests', testMatch: ['<rootDir>/test/manifests/**/*.test.ts'] },
+    {
+      ...esm,
+      displayName: 'manifests',
+      testMatch: ['<rootDir>/test/manifests/**/*.test.ts'],
+      // Builds helm and actionlint from their pinned Go modules once (cached); starts no cluster.
+      globalSetup: '<rootDir>/test/manifests/global-setup.ts',
+    },
     {
       ...esm,
       displayName: 'integration',

@@ -38,11 +38,14 @@ export interface ComponentSpec {
   readonly ldflags: string;
 }
 
-/** Component keys, as returned by {@link ensureBinaries}. */
-export type Component = 'kubeApiserver' | 'etcd' | 'apiserverAdapter';
+/** Component keys: the control plane ({@link ensureBinaries}) and the delivery tools (helm, actionlint). */
+export type Component = 'kubeApiserver' | 'etcd' | 'apiserverAdapter' | 'helm' | 'actionlint';
 
 const KUBERNETES_VERSION = 'v1.34.4';
 const [, kubeMajor, kubeMinor] = /^v(\d+)\.(\d+)\./.exec(KUBERNETES_VERSION) ?? [];
+const HELM_VERSION = 'v3.19.5';
+/** Kubernetes minor of the client-go that helm v3.19 builds with (k8s.io/client-go v0.34.x). */
+const HELM_KUBE_MINOR = '34';
 
 /** The single table of pinned versions. Bump a version here and in the wrapper go.mod together. */
 export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
@@ -81,9 +84,36 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
     kubebuilderAssets: false,
     ldflags: '',
   },
+  helm: {
+    binary: 'helm',
+    version: HELM_VERSION,
+    upstreamModule: 'helm.sh/helm/v3',
+    wrapperDir: 'helm',
+    goPackage: 'helm.sh/helm/v3/cmd/helm',
+    envVar: 'TEST_ASSET_HELM',
+    kubebuilderAssets: false,
+    // The flags of helm's own Makefile: `helm version` and the default .Capabilities.KubeVersion / lint target.
+    ldflags: [
+      `-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}`,
+      `-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1`,
+      `-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${HELM_KUBE_MINOR}`,
+      `-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1`,
+      `-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${HELM_KUBE_MINOR}`,
+    ].join(' '),
+  },
+  actionlint: {
+    binary: 'actionlint',
+    version: 'v1.7.12',
+    upstreamModule: 'github.com/rhysd/actionlint',
+    wrapperDir: 'actionlint',
+    goPackage: 'github.com/rhysd/actionlint/cmd/actionlint',
+    envVar: 'TEST_ASSET_ACTIONLINT',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
 };
 
-/** Absolute paths of the three binaries. */
+/** Absolute paths of the three control plane binaries. */
 export interface Binaries {
   kubeApiserver: string;
   etcd: string;
@@ -91,6 +121,8 @@ export interface Binaries {
 }
 
 const ALL_COMPONENTS: readonly Component[] = ['etcd', 'kubeApiserver', 'apiserverAdapter'];
+/** The delivery tools: built on demand by the tests that use them (chart and workflow checks). */
+export const TOOL_COMPONENTS: readonly Component[] = ['helm', 'actionlint'];
 const PROGRESS_INTERVAL_MS = 30_000;
 
 /** `${XDG_CACHE_HOME:-~/.cache}/config-restarter/bin`: outside the repository, shared by all checkouts. */
@@ -269,6 +301,17 @@ export async function ensureBinaries(log: Log): Promise<Binaries> {
   return (await ensureComponents(ALL_COMPONENTS, log)) as Binaries;
 }
 
+/** Absolute paths of the delivery tools. */
+export interface Tools {
+  helm: string;
+  actionlint: string;
+}
+
+/** Returns the paths of helm and actionlint, building the missing ones like {@link ensureBinaries}. */
+export async function ensureTools(log: Log): Promise<Tools> {
+  return (await ensureComponents(TOOL_COMPONENTS, log)) as Tools;
+}
+
 async function ensureComponents(
   components: readonly Component[],
   log: Log,
@@ -295,7 +338,7 @@ async function ensureComponents(
 
 /** Human-readable description of where each binary comes from, for `cluster:build` and `status`. */
 export function describeBinarySources(): string[] {
-  return ALL_COMPONENTS.map((component) => {
+  return [...ALL_COMPONENTS, ...TOOL_COMPONENTS].map((component) => {
     const spec = COMPONENTS[component];
     const provided = userProvidedBinary(spec);
     if (provided) return `${spec.binary}: ${provided.path} (from ${provided.from})`;

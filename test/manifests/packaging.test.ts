@@ -101,6 +101,15 @@ describe('func.yaml', () => {
     expect(func.deploy.options.scale).toEqual({ min: 0, max: 3 });
   });
 
+  it('holds no comments: func rewrites the file and drops them (the documentation lives in docs/function.md)', () => {
+    const text = read('functions/config-restarter/func.yaml');
+    expect(text.split('\n').filter((line) => /(^|\s)#/.test(line))).toEqual([]);
+  });
+
+  it('comes with the .gitignore func writes (its build state in .func stays out of git)', () => {
+    expect(read('functions/config-restarter/.gitignore').split('\n')).toContain('/.func');
+  });
+
   it('uses only top-level keys func 0.36 knows', () => {
     const known = [
       'specVersion',

@@ -1,0 +1,134 @@
+{{/*
+Names. Defaults equal the kustomize manifests in knative/ (config-restarter, config-restarter-source, ...).
+*/}}
+{{- define "config-restarter.name" -}}
+{{- .Values.name -}}
+{{- end }}
+
+{{- define "config-restarter.sourceName" -}}
+{{- printf "%s-source" .Values.name -}}
+{{- end }}
+
+{{- define "config-restarter.resyncName" -}}
+{{- printf "%s-resync" .Values.name -}}
+{{- end }}
+
+{{- define "config-restarter.deadLetterName" -}}
+{{- printf "%s-dead-letter" .Values.name -}}
+{{- end }}
+
+{{/*
+Labels on every object: the kustomize label (part-of) plus Helm's standard ones.
+*/}}
+{{- define "config-restarter.labels" -}}
+app.kubernetes.io/part-of: config-restarter
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Watch scope from settings.watchNamespaces: "own" (release namespace), "list" or "all" ("*").
+*/}}
+{{- define "config-restarter.scope" -}}
+{{- $ns := .Values.settings.watchNamespaces -}}
+{{- if not $ns -}}own{{- else if has "*" $ns -}}all{{- else -}}list{{- end -}}
+{{- end }}
+
+{{/*
+Namespaces that get Roles and RoleBindings (scope own/list), as a YAML list.
+*/}}
+{{- define "config-restarter.roleNamespaces" -}}
+{{- if eq (include "config-restarter.scope" .) "list" -}}
+{{ toYaml (uniq .Values.settings.watchNamespaces) }}
+{{- else -}}
+{{ toYaml (list .Release.Namespace) }}
+{{- end -}}
+{{- end }}
+
+{{/*
+THE ACCESS TABLE: every permission the chart grants, and the only place that lists one.
+Keys: role suffix ("" = <name>, "-source" = <name>-source, "-secrets", "-source-secrets"); each entry names its
+ServiceAccount ("function" or "source"), the config kind it belongs to, and its rules (kinds -> exact verbs).
+  - function: read the config object named in an event (Reference mode sends no content; list for the resync),
+    keep a watch-fed index of the workloads (list + watch), patch their pod template. A Knative Service restarts through a new Revision (a patch of its
+    spec.template), never through the Deployment Knative owns: nothing on Revisions or Deployments of Knative.
+  - source: the ApiServerSource controller checks get, list and watch on every watched kind before it starts
+    the adapter.
+Secrets rows exist only when settings.configKinds contains Secret.
+*/}}
+{{- define "config-restarter.access" -}}
+"":
+  serviceAccount: function
+  configKind: ConfigMap
+  rules:
+    - apiGroups: [""]
+      resources: [configmaps]
+      verbs: [get, list]
+    - apiGroups: [apps]
+      resources: [deployments, statefulsets, daemonsets]
+      verbs: [get, list, watch, patch]
+    - apiGroups: [serving.knative.dev]
+      resources: [services]
+      verbs: [get, list, watch, patch]
+"-source":
+  serviceAccount: source
+  configKind: ConfigMap
+  rules:
+    - apiGroups: [""]
+      resources: [configmaps]
+      verbs: [get, list, watch]
+"-secrets":
+  serviceAccount: function
+  configKind: Secret
+  rules:
+    - apiGroups: [""]
+      resources: [secrets]
+      verbs: [get, list]
+"-source-secrets":
+  serviceAccount: source
+  configKind: Secret
+  rules:
+    - apiGroups: [""]
+      resources: [secrets]
+      verbs: [get, list, watch]
+{{- end }}
+
+{{/*
+Image reference by digest: <repository>@<digest>, or the bare repository when no digest is given (only
+allowed for the dead-letter image; the schema and the Service template require one for the function).
+*/}}
+{{- define "config-restarter.image" -}}
+{{- if .digest -}}{{ printf "%s@%s" .repository .digest }}{{- else -}}{{ .repository }}{{- end -}}
+{{- end }}
+
+{{/*
+Where both sources deliver: the function's Knative Service, or the Broker.
+*/}}
+{{- define "config-restarter.sink" -}}
+sink:
+  ref:
+{{- if .Values.broker.enabled }}
+    apiVersion: eventing.knative.dev/v1
+    kind: Broker
+    name: {{ .Values.broker.name }}
+{{- else }}
+    apiVersion: serving.knative.dev/v1
+    kind: Service
+    name: {{ include "config-restarter.name" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The same hardened container securityContext as the kustomize manifests (container level only: no Knative
+feature flag needed).
+*/}}
+{{- define "config-restarter.securityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}

@@ -1,0 +1,529 @@
+/**
+ * The Helm chart charts/config-restarter, rendered by the real helm (built from helm.sh/helm/v3, pinned):
+ * it lints, renders the same objects as the kustomize manifests in knative/, grants exactly the RBAC of the
+ * access table for every watch scope, turns values into settings the function accepts, and refuses bad values
+ * at render time (values.schema.json).
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import yaml from 'js-yaml';
+import { loadConfig } from '../../functions/config-restarter/src/config.js';
+import { CHART_DIR } from '../cluster/helm.js';
+import { helm, template, templateRaw, TEST_DIGEST, valueArgs, type TemplateOptions } from './chart.js';
+import { find, knativeServices, render, repoRoot, type K8sObject, type KnativeService } from './kustomize.js';
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+interface RoleLike extends K8sObject {
+  rules: Rule[];
+}
+interface Binding extends K8sObject {
+  roleRef: { apiGroup: string; kind: string; name: string };
+  subjects: { kind: string; name: string; namespace?: string }[];
+}
+interface SourceSpec {
+  resources: { apiVersion: string; kind: string; selector?: unknown }[];
+  namespaceSelector?: unknown;
+  sink: { ref: { kind: string; name: string } };
+}
+
+const CI = (name: string): string => `charts/config-restarter/ci/${name}-values.yaml`;
+const VALUE_SETS = ['direct', 'broker', 'secrets', 'namespaces', 'all-namespaces', 'func'] as const;
+
+/** Labels that carry meaning; Helm's bookkeeping labels (managed-by, instance, chart) are not compared. */
+const MEANINGFUL_LABELS = ['app.kubernetes.io/part-of', 'networking.knative.dev/visibility'];
+
+/** An object reduced to what the cluster acts on: no Helm bookkeeping labels, no empty label map. */
+function substance(object: K8sObject): K8sObject {
+  const copy = structuredClone(object);
+  const labels = Object.fromEntries(
+    Object.entries(copy.metadata.labels ?? {}).filter(([key]) => MEANINGFUL_LABELS.includes(key)),
+  );
+  if (Object.keys(labels).length > 0) copy.metadata.labels = labels;
+  else delete copy.metadata.labels;
+  return copy;
+}
+
+const key = (o: K8sObject): string => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+const byKey = (a: K8sObject, b: K8sObject): number => key(a).localeCompare(key(b));
+
+/** One row per (kind, namespace, role, group, resource): the exact verbs granted. */
+type Grant = [kind: string, namespace: string, role: string, group: string, resource: string, verbs: string];
+
+function grants(objects: readonly K8sObject[]): Grant[] {
+  const rows: Grant[] = [];
+  for (const role of objects.filter((o): o is RoleLike => o.kind === 'Role' || o.kind === 'ClusterRole')) {
+    for (const rule of role.rules) {
+      expect(rule.resourceNames).toBeUndefined();
+      expect(rule.verbs).not.toContain('*');
+      expect(rule.resources).not.toContain('*');
+      for (const group of rule.apiGroups)
+        for (const resource of rule.resources)
+          rows.push([
+            role.kind,
+            role.metadata.namespace ?? '',
+            role.metadata.name,
+            group,
+            resource,
+            [...rule.verbs].sort().join(','),
+          ]);
+    }
+  }
+  return rows.sort((a, b) => a.join('/').localeCompare(b.join('/')));
+}
+
+/** binding kind/namespace/name -> role kind/name -> subject namespace/name. */
+function bindings(objects: readonly K8sObject[]): string[] {
+  return objects
+    .filter((o): o is Binding => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')
+    .map((b) => {
+      expect(b.subjects).toHaveLength(1);
+      const [s] = b.subjects;
+      return `${key(b)} -> ${b.roleRef.kind}/${b.roleRef.name} -> ${s?.kind}/${s?.namespace}/${s?.name}`;
+    })
+    .sort();
+}
+
+function env(ksvc: KnativeService): Record<string, string> {
+  const [container] = ksvc.spec.template.spec.containers;
+  return Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value ?? '']));
+}
+
+describe('helm lint', () => {
+  it.each(VALUE_SETS)('passes --strict with ci/%s-values.yaml', async (set) => {
+    const result = await helm(['lint', '--strict', CHART_DIR, ...valueArgs({ values: [CI(set)] })]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    expect(result.code).toBe(0);
+  });
+
+  it.each(['test', 'prod'])(
+    'passes --strict with the %s environment values of the deploy workflow',
+    async (e) => {
+      const result = await helm([
+        'lint',
+        '--strict',
+        CHART_DIR,
+        ...valueArgs({
+          values: [`deploy/${e}.values.yaml`],
+          set: ['--set', `function.image.digest=${TEST_DIGEST}`],
+        }),
+      ]);
+      expect(result.stdout).toContain('0 chart(s) failed');
+      expect(result.code).toBe(0);
+    },
+  );
+});
+
+describe.each([
+  { set: 'direct', dir: 'knative' },
+  { set: 'broker', dir: 'knative/broker' },
+  { set: 'secrets', dir: 'knative/secrets' },
+] as const)('helm template ci/$set-values.yaml', ({ set, dir }) => {
+  let chart: K8sObject[];
+  let kustomize: K8sObject[];
+
+  beforeAll(async () => {
+    chart = await template({ values: [CI(set)] });
+    ({ objects: kustomize } = await render(dir));
+  });
+
+  it(`renders the objects of kubectl kustomize ${dir}, plus the function, minus the Namespace`, () => {
+    const fromChart = chart.filter((o) => !(o.kind === 'Service' && o.metadata.name === 'config-restarter'));
+    const fromKustomize = kustomize.filter((o) => o.kind !== 'Namespace');
+    expect(fromChart.map(substance).sort(byKey)).toEqual(fromKustomize.map(substance).sort(byKey));
+  });
+
+  it('grants exactly the RBAC of the kustomize manifests', () => {
+    expect(grants(chart)).toEqual(grants(kustomize));
+    expect(bindings(chart)).toEqual(bindings(kustomize));
+  });
+
+  it('labels every object with part-of and Helm standard labels', () => {
+    for (const o of chart) {
+      expect(o.metadata.namespace).toBe('helloworld');
+      expect(o.metadata.labels).toMatchObject({
+        'app.kubernetes.io/part-of': 'config-restarter',
+        'app.kubernetes.io/managed-by': 'Helm',
+        'app.kubernetes.io/instance': 'config-restarter',
+      });
+    }
+  });
+});
+
+describe('RBAC per watch scope', () => {
+  let kustomize: K8sObject[];
+  beforeAll(async () => {
+    ({ objects: kustomize } = await render('knative/secrets'));
+  });
+
+  /** The kustomize grants (ConfigMaps and Secrets) moved to another namespace or made cluster-wide. */
+  function rescoped(kind: 'Role' | 'ClusterRole', namespace: string, rename = (n: string) => n): Grant[] {
+    return grants(kustomize).map(([, , role, ...rest]): Grant => [kind, namespace, rename(role), ...rest]);
+  }
+
+  it('watchNamespaces [team-a, team-b]: the same Roles in each listed namespace, none elsewhere, no ClusterRole', async () => {
+    const objects = await template({ values: [CI('namespaces')] });
+    expect(grants(objects)).toEqual(
+      [...rescoped('Role', 'team-a'), ...rescoped('Role', 'team-b')].sort((a, b) =>
+        a.join('/').localeCompare(b.join('/')),
+      ),
+    );
+    expect(bindings(objects)).toEqual(
+      ['team-a', 'team-b']
+        .flatMap((ns) =>
+          [
+            'config-restarter',
+            'config-restarter-secrets',
+            'config-restarter-source',
+            'config-restarter-source-secrets',
+          ].map(
+            (role) =>
+              `RoleBinding/${ns}/${role} -> Role/${role} -> ServiceAccount/helloworld/${role.includes('source') ? 'config-restarter-source' : 'config-restarter'}`,
+          ),
+        )
+        .sort(),
+    );
+    const source = find<K8sObject & { spec: SourceSpec }>(
+      objects,
+      'ApiServerSource',
+      'config-restarter-source',
+    );
+    expect(source.spec.namespaceSelector).toEqual({
+      matchExpressions: [
+        { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['team-a', 'team-b'] },
+      ],
+    });
+  });
+
+  it('watchNamespaces ["*"]: ClusterRoles and ClusterRoleBindings only, named after the release namespace', async () => {
+    const objects = await template({
+      values: [CI('all-namespaces')],
+      set: ['--set-json', 'settings.configKinds=["ConfigMap","Secret"]'],
+    });
+    expect(objects.filter((o) => o.kind === 'Role' || o.kind === 'RoleBinding')).toEqual([]);
+    expect(grants(objects)).toEqual(
+      rescoped('ClusterRole', '', (n) => `helloworld-${n}`).sort((a, b) =>
+        a.join('/').localeCompare(b.join('/')),
+      ),
+    );
+    for (const b of objects.filter((o): o is Binding => o.kind === 'ClusterRoleBinding')) {
+      expect(b.roleRef).toEqual({
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+        name: b.metadata.name,
+      });
+      expect(b.subjects[0]?.namespace).toBe('helloworld');
+    }
+    const source = find<K8sObject & { spec: SourceSpec }>(
+      objects,
+      'ApiServerSource',
+      'config-restarter-source',
+    );
+    expect(source.spec.namespaceSelector).toEqual({});
+  });
+
+  it('ConfigMaps only (the default): nobody gets any access to Secrets', async () => {
+    const objects = await template({ values: [CI('direct')] });
+    expect(grants(objects).filter((g) => g[4] === 'secrets')).toEqual([]);
+    const source = find<K8sObject & { spec: SourceSpec }>(
+      objects,
+      'ApiServerSource',
+      'config-restarter-source',
+    );
+    expect(source.spec.resources).toEqual([{ apiVersion: 'v1', kind: 'ConfigMap' }]);
+  });
+});
+
+describe('the function as a Knative Service', () => {
+  it('by default equals what func.yaml deploys (account, labels, probes, resources, scale, settings) and is pinned by digest', async () => {
+    const objects = await template({ values: [CI('direct')] });
+    const ksvc = find<KnativeService>(objects, 'Service', 'config-restarter');
+    const func = yaml.load(
+      readFileSync(path.join(repoRoot, 'functions/config-restarter/func.yaml'), 'utf8'),
+    ) as {
+      run: { envs: { name: string; value: string }[] };
+      deploy: {
+        serviceAccountName: string;
+        labels: { key: string; value: string }[];
+        options: { resources: unknown; scale: { min: number; max: number } };
+        healthEndpoints: { liveness: string; readiness: string };
+      };
+    };
+    expect(ksvc.apiVersion).toBe('serving.knative.dev/v1');
+    expect(ksvc.spec.template.spec.serviceAccountName).toBe(func.deploy.serviceAccountName);
+    for (const { key: label, value } of func.deploy.labels) expect(ksvc.metadata.labels?.[label]).toBe(value);
+    const [c] = ksvc.spec.template.spec.containers;
+    expect(c?.image).toBe(`ghcr.io/example/config-restarter@${TEST_DIGEST}`);
+    expect(c?.resources).toEqual(func.deploy.options.resources);
+    expect(c?.livenessProbe?.httpGet?.path).toBe(func.deploy.healthEndpoints.liveness);
+    expect(c?.readinessProbe?.httpGet?.path).toBe(func.deploy.healthEndpoints.readiness);
+    expect(c?.ports).toEqual([{ containerPort: 8080 }]);
+    expect(env(ksvc)).toMatchObject(Object.fromEntries(func.run.envs.map((e) => [e.name, e.value])));
+    expect(env(ksvc)).not.toHaveProperty('PORT');
+    expect(c?.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(ksvc.spec.template.metadata?.annotations).toEqual({
+      'autoscaling.knative.dev/min-scale': String(func.deploy.options.scale.min),
+      'autoscaling.knative.dev/max-scale': String(func.deploy.options.scale.max),
+    });
+  });
+
+  it('the default settings are the function defaults (loadConfig of the rendered env)', async () => {
+    const ksvc = find<KnativeService>(
+      await template({ values: [CI('direct')] }),
+      'Service',
+      'config-restarter',
+    );
+    expect(loadConfig(env(ksvc))).toEqual(loadConfig({}));
+  });
+
+  it('every setting reaches the function as the variable it documents, and the function accepts it', async () => {
+    const objects = await template({ values: [CI('all-namespaces')] });
+    const ksvc = find<KnativeService>(objects, 'Service', 'config-restarter');
+    expect(env(ksvc)).toEqual({
+      WATCH_NAMESPACES: '*',
+      ANNOTATION_PREFIX: 'restart.example.com',
+      MATCH_LABELS: 'app',
+      CONFIG_KINDS: 'ConfigMap',
+      DRY_RUN: 'true',
+      LOG_LEVEL: 'debug',
+      WORKLOAD_SELECTOR: 'restart=enabled',
+      PATCH_CONCURRENCY: '8',
+      API_TIMEOUT_MS: '5000',
+      SHUTDOWN_TIMEOUT_MS: '20000',
+    });
+    expect(loadConfig(env(ksvc))).toMatchObject({
+      watchNamespaces: { mode: 'all' },
+      annotationPrefix: 'restart.example.com',
+      matchLabels: ['app'],
+      configKinds: ['ConfigMap'],
+      dryRun: true,
+      logLevel: 'debug',
+      workloadSelector: 'restart=enabled',
+      patchConcurrency: 8,
+      apiTimeoutMs: 5000,
+      shutdownTimeoutMs: 20000,
+    });
+    const [c] = ksvc.spec.template.spec.containers;
+    expect(c?.image).toBe(`registry.example.com:5000/platform/config-restarter@${TEST_DIGEST}`);
+    expect(ksvc.metadata.labels).not.toHaveProperty('networking.knative.dev/visibility');
+    expect(ksvc.spec.template.metadata?.annotations).toEqual({
+      'autoscaling.knative.dev/min-scale': '1',
+      'autoscaling.knative.dev/max-scale': '5',
+    });
+    const source = find<K8sObject & { spec: SourceSpec }>(
+      objects,
+      'ApiServerSource',
+      'config-restarter-source',
+    );
+    expect(source.spec.resources).toEqual([
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        selector: { matchLabels: { 'restart.example.com/watch': 'true' } },
+      },
+    ]);
+    expect(
+      find<K8sObject & { spec: { schedule: string } }>(objects, 'PingSource', 'config-restarter-resync').spec
+        .schedule,
+    ).toBe('CRON_TZ=Europe/Berlin 0 * * * *');
+  });
+
+  it('function.create=false (func deploy owns it): no Knative Service, the sources still deliver to config-restarter', async () => {
+    const objects = await template({ values: [CI('func')] });
+    expect(knativeServices(objects)).toEqual([]);
+    const source = find<K8sObject & { spec: SourceSpec }>(
+      objects,
+      'ApiServerSource',
+      'config-restarter-source',
+    );
+    expect(source.spec.sink.ref).toMatchObject({ kind: 'Service', name: 'config-restarter' });
+    find(objects, 'ServiceAccount', 'config-restarter');
+  });
+
+  it('resync.enabled=false leaves the PingSource out', async () => {
+    const objects = await template({ values: [CI('direct')], set: ['--set', 'resync.enabled=false'] });
+    expect(objects.filter((o) => o.kind === 'PingSource')).toEqual([]);
+  });
+});
+
+describe.each(['test', 'prod'] as const)('deploy/%s.values.yaml (the deploy workflow)', (e) => {
+  it('installs a restarter of its own that hears and touches only its environment', async () => {
+    const objects = await template({
+      release: `config-restarter-${e}`,
+      values: [`deploy/${e}.values.yaml`],
+      set: ['--set', `function.image.digest=${TEST_DIGEST}`],
+    });
+    const name = `config-restarter-${e}`;
+    const ksvc = find<KnativeService>(objects, 'Service', name);
+    expect(loadConfig(env(ksvc)).workloadSelector).toBe(`env=${e}`);
+    const source = find<K8sObject & { spec: SourceSpec }>(objects, 'ApiServerSource', `${name}-source`);
+    expect(source.spec.resources).toEqual([
+      { apiVersion: 'v1', kind: 'ConfigMap', selector: { matchLabels: { env: e } } },
+    ]);
+    expect(source.spec.sink.ref.name).toBe(name);
+    expect(bindings(objects)).toEqual([
+      `RoleBinding/helloworld/${name} -> Role/${name} -> ServiceAccount/helloworld/${name}`,
+      `RoleBinding/helloworld/${name}-source -> Role/${name}-source -> ServiceAccount/helloworld/${name}-source`,
+    ]);
+  });
+});
+
+describe('values.schema.json and template checks refuse bad values at render time', () => {
+  const cases: [what: string, options: TemplateOptions, message: RegExp][] = [
+    ['the default values (no image digest)', {}, /at '\/function\/image\/digest': '' does not match pattern/],
+    [
+      'a tag instead of a digest',
+      { set: ['--set', 'function.image.digest=latest'] },
+      /\/function\/image\/digest/,
+    ],
+    [
+      'a tag in the repository',
+      {
+        set: [
+          '--set',
+          `function.image.digest=${TEST_DIGEST}`,
+          '--set',
+          'function.image.repository=ghcr.io/x/y:1.0',
+        ],
+      },
+      /\/function\/image\/repository/,
+    ],
+    [
+      'an unknown log level',
+      { set: ['--set', `function.image.digest=${TEST_DIGEST}`, '--set', 'settings.logLevel=verbose'] },
+      /\/settings\/logLevel/,
+    ],
+    [
+      '"*" mixed with namespaces',
+      {
+        set: [
+          '--set',
+          `function.image.digest=${TEST_DIGEST}`,
+          '--set-json',
+          'settings.watchNamespaces=["*","team-a"]',
+        ],
+      },
+      /\/settings\/watchNamespaces/,
+    ],
+    [
+      'an invalid namespace name',
+      {
+        set: [
+          '--set',
+          `function.image.digest=${TEST_DIGEST}`,
+          '--set-json',
+          'settings.watchNamespaces=["Team_A"]',
+        ],
+      },
+      /\/settings\/watchNamespaces/,
+    ],
+    [
+      'Secrets without ConfigMaps',
+      {
+        set: [
+          '--set',
+          `function.image.digest=${TEST_DIGEST}`,
+          '--set-json',
+          'settings.configKinds=["Secret"]',
+        ],
+      },
+      /\/settings\/configKinds/,
+    ],
+    [
+      'an unknown config kind',
+      {
+        set: [
+          '--set',
+          `function.image.digest=${TEST_DIGEST}`,
+          '--set-json',
+          'settings.configKinds=["ConfigMap","Pod"]',
+        ],
+      },
+      /\/settings\/configKinds/,
+    ],
+    [
+      'a string for a boolean',
+      { set: ['--set', `function.image.digest=${TEST_DIGEST}`, '--set-string', 'settings.dryRun=yes'] },
+      /\/settings\/dryRun/,
+    ],
+    [
+      'a patch concurrency of 0',
+      { set: ['--set', `function.image.digest=${TEST_DIGEST}`, '--set', 'settings.patchConcurrency=0'] },
+      /\/settings\/patchConcurrency/,
+    ],
+    [
+      'an API timeout beyond 300 s',
+      { set: ['--set', `function.image.digest=${TEST_DIGEST}`, '--set', 'settings.apiTimeoutMs=900000'] },
+      /\/settings\/apiTimeoutMs/,
+    ],
+    [
+      'an invalid annotation prefix',
+      {
+        set: [
+          '--set',
+          `function.image.digest=${TEST_DIGEST}`,
+          '--set',
+          'settings.annotationPrefix=Not_A_Domain',
+        ],
+      },
+      /\/settings\/annotationPrefix/,
+    ],
+    [
+      'an invalid match label key',
+      {
+        set: [
+          '--set',
+          `function.image.digest=${TEST_DIGEST}`,
+          '--set-json',
+          'settings.matchLabels=["app env"]',
+        ],
+      },
+      /\/settings\/matchLabels/,
+    ],
+    [
+      'a misspelt key',
+      { set: ['--set', `function.image.digest=${TEST_DIGEST}`, '--set', 'settings.watchNamespace=team-a'] },
+      /additional properties 'watchNamespace' not allowed/,
+    ],
+    [
+      'a schedule that is not cron',
+      { set: ['--set', `function.image.digest=${TEST_DIGEST}`, '--set', 'resync.schedule=hourly'] },
+      /\/resync\/schedule/,
+    ],
+    [
+      'an unknown backoff policy',
+      {
+        set: [
+          '--set',
+          `function.image.digest=${TEST_DIGEST}`,
+          '--set',
+          'broker.delivery.backoffPolicy=random',
+        ],
+      },
+      /\/broker\/delivery\/backoffPolicy/,
+    ],
+    [
+      'min scale above max scale',
+      { set: ['--set', `function.image.digest=${TEST_DIGEST}`, '--set', 'function.scale.min=5'] },
+      /function\.scale\.min \(5\) must not exceed function\.scale\.max \(3\)/,
+    ],
+  ];
+
+  it.each(cases)('%s', async (_what, options, message) => {
+    const result = await templateRaw(options);
+    expect(result.code).not.toBe(0);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(message);
+  });
+});
