@@ -43,13 +43,13 @@ function dechunk(data: Buffer): Buffer | undefined {
 }
 
 /**
- * Sends `request` (written in 64 KiB slices, stopping as soon as the server answers) and resolves with
- * the first response. Rejects when the server closes without a complete response or after `timeoutMs`.
+ * Sends `request` (written in 64 KiB slices, stopping as soon as the server answers; with `halfClose`
+ * the sending side is closed afterwards) and resolves with the first response. Rejects when the server closes without a complete response or after `timeoutMs`.
  */
 export function rawExchange(
   port: number,
   request: Buffer | string,
-  options: { host?: string; timeoutMs?: number } = {},
+  options: { host?: string; timeoutMs?: number; halfClose?: boolean } = {},
 ): Promise<RawAnswer> {
   const bytes = typeof request === 'string' ? Buffer.from(request, 'utf8') : request;
   const started = Date.now();
@@ -107,6 +107,8 @@ export function rawExchange(
           const slice = bytes.subarray(offset, offset + 64 * 1024);
           if (!socket.write(slice)) await new Promise((r) => socket.once('drain', r));
         }
+        // A request whose body is shorter than announced would otherwise keep the server waiting.
+        if (options.halfClose && !settled) socket.end();
       })().catch(() => undefined);
     });
   });
