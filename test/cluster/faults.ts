@@ -110,10 +110,14 @@ export function apiServerFaults(dir: string): ApiServerFaults {
       writeFileSync(path.join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
       while (!(await ready())) {
         if (!isProcessAlive(pid, binary)) {
-          throw new Error(`kube-apiserver exited during restart. Last lines of ${logFile}:\n${tailFile(logFile)}`);
+          throw new Error(
+            `kube-apiserver exited during restart. Last lines of ${logFile}:\n${tailFile(logFile)}`,
+          );
         }
         if (Date.now() - started > timeoutMs) {
-          throw new Error(`kube-apiserver not ready ${timeoutMs / 1000} s after restart:\n${tailFile(logFile)}`);
+          throw new Error(
+            `kube-apiserver not ready ${timeoutMs / 1000} s after restart:\n${tailFile(logFile)}`,
+          );
         }
         await sleep(100);
       }
