@@ -7,7 +7,9 @@
  * the controller configures it with `authentication-oidc` on, gets its token itself and is accepted.
  */
 import { jest } from '@jest/globals';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { startApiServerSourceAdapter } from '../cluster/adapter.js';
 import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../cluster/kube.js';
 import { createAudienceToken } from '../cluster/tokens.js';
@@ -185,6 +187,34 @@ it('accepts the PingSource identity with a token for its audience', async () => 
   expect(status).toBe(200);
   const state = await readWorkload(admin, PATHS.deployments(NS), APP);
   expect(state.templateAnnotations[RESTART]).toBeDefined();
+});
+
+it('npm run send-event --token-from-sa sends a real token that is accepted; without it, 401', async () => {
+  const run = promisify(execFile);
+  const sendEvent = (...args: string[]) =>
+    run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'scripts/send-event.ts',
+        '--url',
+        fn.url,
+        '--live',
+        '--namespace',
+        NS,
+        '--name',
+        `${APP}-config`,
+        '--kubeconfig',
+        adminKubeconfigPath(),
+        ...args,
+      ],
+      { cwd: REPO_ROOT },
+    );
+  const { stdout } = await sendEvent('--token-from-sa', `${NS}/${PINGSOURCE_OIDC}`);
+  expect(stdout).toContain('HTTP 200');
+  expect(stdout).toMatch(/Authorization: Bearer <\d+ characters>/);
+  await expect(sendEvent()).rejects.toMatchObject({ stdout: expect.stringContaining('HTTP 401') as string });
 });
 
 it('accepts the real ApiServerSource adapter, which requests its own token for the audience', async () => {
