@@ -41,7 +41,10 @@ describe('loadConfig', () => {
     [
       { AUTH_AUDIENCE: 'serving.knative.dev/service/helloworld/config-restarter' },
       {
-        auth: { audience: 'serving.knative.dev/service/helloworld/config-restarter', allowedSubjects: undefined },
+        auth: {
+          audience: 'serving.knative.dev/service/helloworld/config-restarter',
+          allowedSubjects: undefined,
+        },
       },
     ],
     [
@@ -65,8 +68,14 @@ describe('loadConfig', () => {
     [{ WORKLOAD_SELECTOR: 'app="x"' }, 'WORKLOAD_SELECTOR'],
     [{ AUTH_AUDIENCE: 'two audiences' }, 'AUTH_AUDIENCE'],
     [{ AUTH_AUDIENCE: 'a,b' }, 'AUTH_AUDIENCE'],
-    [{ AUTH_ALLOWED_SUBJECTS: 'system:serviceaccount:ns:sa' }, 'AUTH_ALLOWED_SUBJECTS is set but AUTH_AUDIENCE'],
-    [{ AUTH_AUDIENCE: 'aud', AUTH_ALLOWED_SUBJECTS: 'system:serviceaccount:Bad_NS:sa' }, 'AUTH_ALLOWED_SUBJECTS'],
+    [
+      { AUTH_ALLOWED_SUBJECTS: 'system:serviceaccount:ns:sa' },
+      'AUTH_ALLOWED_SUBJECTS is set but AUTH_AUDIENCE',
+    ],
+    [
+      { AUTH_AUDIENCE: 'aud', AUTH_ALLOWED_SUBJECTS: 'system:serviceaccount:Bad_NS:sa' },
+      'AUTH_ALLOWED_SUBJECTS',
+    ],
     [{ AUTH_AUDIENCE: 'aud', AUTH_ALLOWED_SUBJECTS: 'system:serviceaccount:ns' }, 'AUTH_ALLOWED_SUBJECTS'],
     [{ AUTH_AUDIENCE: 'aud', AUTH_ALLOWED_SUBJECTS: ' , ' }, 'AUTH_ALLOWED_SUBJECTS'],
   ])('refuses %j naming the variable', (env, variable) => {
