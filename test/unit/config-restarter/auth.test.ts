@@ -3,7 +3,6 @@
  * and the HTTP layer answering 401 before the body is read or the API server is asked anything.
  */
 import request from 'supertest';
-import { createApp } from '../../../functions/config-restarter/src/app.js';
 import {
   createAuthenticator,
   defaultAllowedSubjects,
@@ -11,11 +10,9 @@ import {
   knativeOidcSubject,
   type TokenReviewResult,
 } from '../../../functions/config-restarter/src/auth.js';
-import { silentLogger } from '../../../functions/config-restarter/src/log.js';
-import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
-import { createRestarter } from '../../../functions/config-restarter/src/restarter.js';
 import { createTokenReviewer } from '../../../functions/config-restarter/src/token-review.js';
 import { configMap, FakeCluster, RESOURCE, workload } from './fake-cluster.js';
+import { stubApp } from './stub-app.js';
 
 const AUDIENCE = 'serving.knative.dev/service/helloworld/config-restarter';
 const SOURCE = 'system:serviceaccount:helloworld:config-restarter-resync-oidc-sources.knative.dev-pingsource';
@@ -221,32 +218,24 @@ describe('HTTP with authentication on', () => {
     apiVersion: 'v1',
   });
 
-  function setup() {
+  const stops: (() => void)[] = [];
+  afterEach(() => {
+    for (const stop of stops.splice(0)) stop();
+  });
+
+  async function setup() {
     const cluster = new FakeCluster();
     cluster.put('configmaps', configMap('helloworld-config-test', { MESSAGE: 'hi' }, { labels }));
     cluster.put(RESOURCE.Deployment!, workload('Deployment', 'helloworld-test', { labels }));
-    const metrics = createMetrics();
-    const restarter = createRestarter({
-      client: cluster,
-      logger: silentLogger,
-      metrics,
-      settings: {
-        annotationPrefix: 'rolling.restart.controller',
-        matchLabels: ['app', 'env'],
-        dryRun: false,
-        configKinds: ['ConfigMap'],
-        patchConcurrency: 2,
-        scope: { all: false, namespaces: ['helloworld'] },
-      },
-    });
     const reviews: string[] = [];
     const authenticator = createAuthenticator({
       review: reviewStub(reviews),
       audience: AUDIENCE,
       allowedSubjects: [SOURCE],
     });
-    const app = createApp({ restarter, logger: silentLogger, metrics, isReady: () => true, authenticator });
-    return { app, cluster, reviews, metrics };
+    const { app, stop } = await stubApp(cluster, { authenticator });
+    stops.push(stop);
+    return { app, cluster, reviews };
   }
 
   it.each([
@@ -255,7 +244,7 @@ describe('HTTP with authentication on', () => {
     ['a token for another audience', `Bearer ${OTHER_AUDIENCE}`],
     ['a token of another identity', `Bearer ${STRANGER}`],
   ])('answers %s with 401 JSON and asks the cluster nothing', async (_what, authorization) => {
-    const { app, cluster } = setup();
+    const { app, cluster } = await setup();
     const req = request(app).post('/').set(headers);
     const res = await (authorization ? req.set('Authorization', authorization) : req).send(body);
     expect(res.status).toBe(401);
@@ -265,7 +254,7 @@ describe('HTTP with authentication on', () => {
   });
 
   it('refuses before reading the body: an oversized body still gets 401, not 413', async () => {
-    const { app } = setup();
+    const { app } = await setup();
     const res = await request(app)
       .post('/')
       .set(headers)
@@ -274,7 +263,7 @@ describe('HTTP with authentication on', () => {
   });
 
   it('handles the event for an allowed sender, and leaves health and metrics open', async () => {
-    const { app, cluster } = setup();
+    const { app, cluster } = await setup();
     expect((await request(app).post('/').set(headers).send(body)).status).toBe(401);
     const res = await request(app).post('/').set(headers).set('Authorization', `Bearer ${VALID}`).send(body);
     expect(res.status).toBe(200);

@@ -7,21 +7,20 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import fc from 'fast-check';
-import { createApp } from '../../../functions/config-restarter/src/app.js';
 import { contentHash } from '../../../functions/config-restarter/src/hash.js';
 import { silentLogger } from '../../../functions/config-restarter/src/log.js';
-import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
-import { createRestarter } from '../../../functions/config-restarter/src/restarter.js';
 import { createServer } from '../../../functions/config-restarter/src/server.js';
 import { contractViolation, fuzzRequests } from '../../support/http-fuzz.js';
 import { rawExchange } from '../../support/raw-http.js';
 import { configMap, FakeCluster, RESOURCE, workload } from './fake-cluster.js';
+import { stubApp } from './stub-app.js';
 
 const SEED = 20261122;
 const RUNS = 1200;
 const labels = { app: 'helloworld', env: 'test' };
 
 let server: Server;
+let stopIndex: () => void = () => undefined;
 let port: number;
 let cluster: FakeCluster;
 
@@ -36,27 +35,16 @@ beforeAll(async () => {
       annotations: { 'rolling.restart.controller/configHashes': record },
     }),
   );
-  const metrics = createMetrics();
-  const restarter = createRestarter({
-    client: cluster,
-    logger: silentLogger,
-    metrics,
-    settings: {
-      annotationPrefix: 'rolling.restart.controller',
-      matchLabels: ['app', 'env'],
-      dryRun: false,
-      configKinds: ['ConfigMap'],
-      patchConcurrency: 2,
-      scope: { all: false, namespaces: ['helloworld'] },
-    },
-  });
-  const app = createApp({ restarter, logger: silentLogger, metrics, isReady: () => true });
+  const stub = await stubApp(cluster);
+  stopIndex = stub.stop;
+  const app = stub.app;
   server = createServer(app, { logger: silentLogger });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
 });
 
 afterAll(async () => {
+  stopIndex();
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
 });

@@ -356,9 +356,7 @@ describe('restarter with several instances and a lagging index', () => {
 });
 
 /** A second instance (its own index and restarter) on the same cluster. */
-async function setupOn(
-  cluster: FakeCluster,
-): Promise<{
+async function setupOn(cluster: FakeCluster): Promise<{
   handle: (notice: Notice) => Promise<unknown> & ReturnType<ReturnType<typeof createRestarter>['handle']>;
 }> {
   const settings: RestarterSettings = {

@@ -4,10 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { createApp } from '../../../functions/config-restarter/src/app.js';
 import { silentLogger } from '../../../functions/config-restarter/src/log.js';
-import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
-import { createRestarter } from '../../../functions/config-restarter/src/restarter.js';
 import {
   clientErrorStatus,
   createServer,
@@ -15,6 +12,7 @@ import {
 } from '../../../functions/config-restarter/src/server.js';
 import { rawExchange, rawRequest, type RawAnswer } from '../../support/raw-http.js';
 import { configMap, FakeCluster, RESOURCE, workload } from './fake-cluster.js';
+import { stubApp } from './stub-app.js';
 
 const labels = { app: 'helloworld', env: 'test' };
 const EVENT_HEADERS: [string, string][] = [
@@ -38,6 +36,7 @@ const EVENT_BODY = JSON.stringify({
 });
 
 let server: Server;
+let stopIndex: () => void = () => undefined;
 let port: number;
 let cluster: FakeCluster;
 const refused: number[] = [];
@@ -46,27 +45,16 @@ beforeAll(async () => {
   cluster = new FakeCluster();
   cluster.put('configmaps', configMap('helloworld-config-test', { MESSAGE: 'hi' }, { labels }));
   cluster.put(RESOURCE.Deployment!, workload('Deployment', 'helloworld-test', { labels }));
-  const metrics = createMetrics();
-  const restarter = createRestarter({
-    client: cluster,
-    logger: silentLogger,
-    metrics,
-    settings: {
-      annotationPrefix: 'rolling.restart.controller',
-      matchLabels: ['app', 'env'],
-      dryRun: true,
-      configKinds: ['ConfigMap'],
-      patchConcurrency: 2,
-      scope: { all: false, namespaces: ['helloworld'] },
-    },
-  });
-  const app = createApp({ restarter, logger: silentLogger, metrics, isReady: () => true });
+  const stub = await stubApp(cluster, { dryRun: true });
+  stopIndex = stub.stop;
+  const app = stub.app;
   server = createServer(app, { logger: silentLogger, onRefused: (status) => refused.push(status) });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
 });
 
 afterAll(async () => {
+  stopIndex();
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
 });
