@@ -198,23 +198,33 @@ function eventRequest(target: FuzzTarget): fc.Arbitrary<FuzzRequest> {
     });
 }
 
+/** Counterexamples print as their category and size, not as a megabyte of bytes. */
+function printable(request: FuzzRequest): FuzzRequest {
+  const head = request.bytes.subarray(0, 200).toString('latin1');
+  return Object.assign(request, {
+    [fc.toStringMethod]: () => `${request.category} (${request.bytes.length} bytes): ${JSON.stringify(head)}`,
+  });
+}
+
 /** Every kind of hostile request, weighted towards near-valid events (where the logic is). */
 export function fuzzRequests(target: FuzzTarget): fc.Arbitrary<FuzzRequest> {
-  return fc.oneof(
-    { weight: 8, arbitrary: eventRequest(target) },
-    {
-      weight: 1,
-      arbitrary: fc
-        .uint8Array({ minLength: 1, maxLength: 2048 })
-        .map((b) => ({ category: 'random-bytes', bytes: Buffer.from(b) })),
-    },
-    {
-      weight: 1,
-      arbitrary: fc
-        .string({ unit: 'binary', minLength: 1, maxLength: 400 })
-        .map((s) => ({ category: 'random-text', bytes: Buffer.from(`POST / HTTP/1.1\r\n${s}\r\n\r\n`) })),
-    },
-  );
+  return fc
+    .oneof(
+      { weight: 8, arbitrary: eventRequest(target) },
+      {
+        weight: 1,
+        arbitrary: fc
+          .uint8Array({ minLength: 1, maxLength: 2048 })
+          .map((b) => ({ category: 'random-bytes', bytes: Buffer.from(b) })),
+      },
+      {
+        weight: 1,
+        arbitrary: fc
+          .string({ unit: 'binary', minLength: 1, maxLength: 400 })
+          .map((s) => ({ category: 'random-text', bytes: Buffer.from(`POST / HTTP/1.1\r\n${s}\r\n\r\n`) })),
+      },
+    )
+    .map(printable);
 }
 
 /** Why `answer` breaks the contract, or undefined when it is fine. */

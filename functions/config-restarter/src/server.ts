@@ -15,6 +15,9 @@ import type { Logger } from './log.js';
  */
 export const MAX_HEADER_BYTES = (1 << 20) + 4096;
 
+/** How long a refused connection is still read (and dropped) before it is closed. */
+const LINGER_MS = 2_000;
+
 /** Options of {@link createServer}. */
 export interface ServerOptions {
   logger: Logger;
@@ -64,7 +67,12 @@ export function clientErrorResponse(status: number, code: string | undefined): s
  */
 export function createServer(app: RequestListener, options: ServerOptions): http.Server {
   const server = http.createServer({ maxHeaderSize: options.maxHeaderSize ?? MAX_HEADER_BYTES }, app);
+  // Sockets already answered: the parser reports every further chunk as another error. Reading and
+  // dropping it (instead of closing at once) lets a client that is still sending see the answer rather
+  // than a reset; the socket is closed after LINGER_MS in any case.
+  const answered = new WeakSet<Duplex>();
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (answered.has(socket)) return;
     // Peer gone, or a response already started on this socket: nothing sensible can be written.
     const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
@@ -74,7 +82,9 @@ export function createServer(app: RequestListener, options: ServerOptions): http
     const status = clientErrorStatus(error.code);
     options.logger.warn('rejected request', { status, error: error.code ?? error.message });
     options.onRefused?.(status);
+    answered.add(socket);
     socket.end(clientErrorResponse(status, error.code));
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
   });
   return server;
 }

@@ -89,6 +89,14 @@ describe('config-restarter HTTP server', () => {
   it.each([
     ['NUL in a header value', event([['x-bad', 'a\u0000b']])],
     ['a bare CR in a header value', event([['x-bad', 'a\rb']])],
+    // Refused at the first header while 600 KiB are still on their way: the answer must not be lost to a reset.
+    [
+      'NUL early in a large head',
+      event([
+        ['x-bad', 'a\u0000b'],
+        ['x-padding', 'p'.repeat(600 * 1024)],
+      ]),
+    ],
     ['a header without a colon', Buffer.from('POST / HTTP/1.1\r\nHost: x\r\nno-colon-here\r\n\r\n')],
     ['a header name with a space', event([['bad name', 'x']])],
     ['a garbage request line', Buffer.from('\u0001\u0002 GARBAGE\r\n\r\n')],
