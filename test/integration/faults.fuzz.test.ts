@@ -93,7 +93,7 @@ it(`answers ${RUNS} generated hostile requests without a 5xx and changes no work
   let slowest = 0;
   await fc.assert(
     fc.asyncProperty(fuzzRequests({ namespace: ns, configMap: CONFIG_MAP }), async (req) => {
-      const answer = await rawExchange(port, req.bytes, { halfClose: true, timeoutMs: 15_000 });
+      const answer = await rawExchange(port, req.bytes, { halfClose: req.halfClose, timeoutMs: 15_000 });
       statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
       slowest = Math.max(slowest, answer.ms);
       const violation = contractViolation(answer);

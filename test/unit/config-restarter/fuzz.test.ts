@@ -57,7 +57,7 @@ it(`answers ${RUNS} generated hostile requests: no 5xx, JSON or a CloudEvent, no
     fc.asyncProperty(
       fuzzRequests({ namespace: 'helloworld', configMap: 'helloworld-config-test' }),
       async (req) => {
-        const answer = await rawExchange(port, req.bytes, { halfClose: true, timeoutMs: 10_000 });
+        const answer = await rawExchange(port, req.bytes, { halfClose: req.halfClose, timeoutMs: 10_000 });
         statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
         categories.add(req.category.split(':')[0]!);
         slowest = Math.max(slowest, answer.ms);
