@@ -5,7 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { createKubeClient } from '../functions/config-restarter/src/kube.js';
-import { loadApiAccess } from '../functions/config-restarter/src/kube-credentials.js';
+import { loadApiAccess, type ApiAccess } from '../functions/config-restarter/src/kube-credentials.js';
+import { createKubePost } from '../functions/config-restarter/src/token-review.js';
 import yaml from 'js-yaml';
 import {
   apiServerSourceRequest,
@@ -15,6 +16,9 @@ import {
   type EventObject,
   type WireRequest,
 } from './lib/apiserver-event.js';
+
+/** The audience the project's senders name (knative/base/apiserversource.yaml). */
+const DEFAULT_AUDIENCE = 'serving.knative.dev/service/helloworld/config-restarter';
 
 const HELP = `Send a test CloudEvent to config-restarter and print the reply.
 
@@ -38,6 +42,11 @@ Options:
   --url <url>            where to POST (default http://localhost:8080)
   --id <id>              ce-id (default: a new UUID; reuse one to simulate a retry)
   --source <url>         ce-source (default https://10.96.0.1:443)
+  --token <jwt>          send Authorization: Bearer <jwt> (for AUTH_AUDIENCE)
+  --token-from-sa <ns>/<name>
+                         mint a token for that ServiceAccount (TokenRequest through --kubeconfig),
+                         as Knative Eventing does for its senders with authentication-oidc on
+    --audience <aud>     its audience (default ${DEFAULT_AUDIENCE})
   --print                print the request and do not send it
   -h, --help             this text
 
@@ -53,9 +62,7 @@ async function loadObject(values: Record<string, string | boolean | undefined>):
   }
   if (values.live) {
     if (typeof values.name !== 'string') throw new Error('--live needs --name');
-    const access = await loadApiAccess(
-      typeof values.kubeconfig === 'string' ? { ...process.env, KUBECONFIG: values.kubeconfig } : process.env,
-    );
+    const access = await apiAccess(values);
     const namespace =
       typeof values.namespace === 'string' ? values.namespace : (access.namespace ?? 'default');
     const kind = typeof values.kind === 'string' ? values.kind : 'ConfigMap';
@@ -73,9 +80,45 @@ async function loadObject(values: Record<string, string | boolean | undefined>):
   throw new Error('say which object: --file <path>, --live --name <name>, or --resync');
 }
 
+function apiAccess(values: Record<string, string | boolean | undefined>): Promise<ApiAccess> {
+  return loadApiAccess(
+    typeof values.kubeconfig === 'string' ? { ...process.env, KUBECONFIG: values.kubeconfig } : process.env,
+  );
+}
+
+/** The bearer token to send: --token, or one minted for --token-from-sa with the TokenRequest API. */
+async function bearerToken(
+  values: Record<string, string | boolean | undefined>,
+): Promise<string | undefined> {
+  if (typeof values.token === 'string') return values.token;
+  if (typeof values['token-from-sa'] !== 'string') return undefined;
+  const [namespace, name, ...rest] = values['token-from-sa'].split('/');
+  if (!namespace || !name || rest.length > 0) throw new Error('--token-from-sa must be <namespace>/<name>');
+  const audience = typeof values.audience === 'string' ? values.audience : DEFAULT_AUDIENCE;
+  const post = createKubePost(await apiAccess(values), { timeoutMs: 10_000 });
+  const { status, json } = await post(
+    `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(name)}/token`,
+    {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { audiences: [audience], expirationSeconds: 600 },
+    },
+  );
+  const answer = json as { status?: { token?: string }; message?: string } | undefined;
+  if (status !== 201 || !answer?.status?.token) {
+    throw new Error(`no token issued for ${namespace}/${name}: HTTP ${status} ${answer?.message ?? ''}`);
+  }
+  return answer.status.token;
+}
+
 function printRequest(request: WireRequest, url: string): void {
   console.log(`POST ${url}`);
-  for (const [key, value] of Object.entries(request.headers)) console.log(`${key}: ${value}`);
+  for (const [key, value] of Object.entries(request.headers)) {
+    // Never print a credential: its length is enough to see one is sent.
+    console.log(
+      key === 'Authorization' ? `${key}: Bearer <${value.length - 7} characters>` : `${key}: ${value}`,
+    );
+  }
   console.log(`\n${request.body}\n`);
 }
 
@@ -94,6 +137,9 @@ async function run(): Promise<number> {
       url: { type: 'string', default: 'http://localhost:8080' },
       id: { type: 'string' },
       source: { type: 'string' },
+      token: { type: 'string' },
+      'token-from-sa': { type: 'string' },
+      audience: { type: 'string' },
       print: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -122,6 +168,8 @@ async function run(): Promise<number> {
     }
     request = apiServerSourceRequest({ action, mode, object, id: values.id, source: values.source });
   }
+  const token = await bearerToken(values);
+  if (token) request = { ...request, headers: { ...request.headers, Authorization: `Bearer ${token}` } };
   printRequest(request, url);
   if (values.print) return 0;
 

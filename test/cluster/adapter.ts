@@ -41,6 +41,11 @@ export interface ApiServerSourceAdapterOptions {
   owner?: { apiVersion: string; kind: string };
   /** Extra CloudEvent extensions (ApiServerSource `spec.ceOverrides.extensions`). */
   ceExtensions?: Record<string, string>;
+  /**
+   * Further environment, e.g. `K_AUDIENCE` and `K_OIDC_SERVICE_ACCOUNT` as the ApiServerSource controller sets
+   * them with Knative's `authentication-oidc` feature on (the adapter then sends a bearer token).
+   */
+  env?: Record<string, string>;
 }
 
 /** A running receive adapter. */
@@ -97,6 +102,7 @@ export async function startApiServerSourceAdapter(
     K_OBSERVABILITY_CONFIG: '{}',
     PROFILING_PORT: String(profilingPort),
     ...(options.ceExtensions ? { K_CE_OVERRIDES: JSON.stringify({ extensions: options.ceExtensions }) } : {}),
+    ...options.env,
   };
 
   mkdirSync(path.dirname(options.logFile), { recursive: true });

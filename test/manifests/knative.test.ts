@@ -23,24 +23,29 @@ interface ApiServerSource extends K8sObject {
     mode: string;
     serviceAccountName: string;
     resources: { apiVersion: string; kind: string; selector?: unknown }[];
-    sink: { ref: Ref };
+    sink: { ref: Ref; audience?: string };
     namespaceSelector?: unknown;
   };
 }
 interface PingSource extends K8sObject {
-  spec: { schedule: string; contentType: string; data: string; sink: { ref: Ref } };
+  spec: { schedule: string; contentType: string; data: string; sink: { ref: Ref; audience?: string } };
 }
 interface Trigger extends K8sObject {
   spec: {
     broker: string;
     filters: unknown[];
-    subscriber: { ref: Ref };
+    subscriber: { ref: Ref; audience?: string };
     delivery: { retry: number; backoffPolicy: string; backoffDelay: string; deadLetterSink: { ref: Ref } };
   };
 }
 
 const KSVC = { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'config-restarter' };
 const BROKER = { apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: 'config-events' };
+/** OIDC audience the senders name for the function (a Knative Service announces none). */
+const AUDIENCE = 'serving.knative.dev/service/helloworld/config-restarter';
+/** A sink as the sources hold it: the function with its audience; a Broker announces its own. */
+const sinkOf = (ref: Ref): { ref: Ref; audience?: string } =>
+  ref === KSVC ? { ref, audience: AUDIENCE } : { ref };
 
 /** One row per (role, api group, resource): the exact verbs granted. */
 type Grant = [role: string, apiGroup: string, resource: string, verbs: string[]];
@@ -135,7 +140,7 @@ describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker }) => {
       { apiVersion: 'v1', kind: 'ConfigMap' },
       ...(secrets ? [{ apiVersion: 'v1', kind: 'Secret' }] : []),
     ]);
-    expect(source.spec.sink).toEqual({ ref: sink });
+    expect(source.spec.sink).toEqual(sinkOf(sink));
   });
 
   it('resyncs every 10 minutes with a JSON ping', () => {
@@ -144,7 +149,7 @@ describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker }) => {
       schedule: '*/10 * * * *',
       contentType: 'application/json',
       data: '{"reason":"resync"}',
-      sink: { ref: sink },
+      sink: sinkOf(sink),
     });
     expect(JSON.parse(ping.spec.data)).toEqual({ reason: 'resync' });
   });
@@ -158,7 +163,7 @@ describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker }) => {
     find(objects, 'Broker', 'config-events');
     const trigger = find<Trigger>(objects, 'Trigger', 'config-restarter');
     expect(trigger.spec.broker).toBe('config-events');
-    expect(trigger.spec.subscriber).toEqual({ ref: KSVC });
+    expect(trigger.spec.subscriber).toEqual({ ref: KSVC, audience: AUDIENCE });
     expect(trigger.spec.filters).toEqual([
       {
         any: [

@@ -15,6 +15,7 @@ export const ENTRY_POINTS = [
   'knative',
   'knative/broker',
   'knative/secrets',
+  'knative/authentication',
   'kustomize/overlays/test',
   'kustomize/overlays/prod',
   'istio',

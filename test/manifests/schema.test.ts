@@ -5,6 +5,8 @@ import { ApiServerSource } from '@kubernetes-models/knative/sources.knative.dev/
 import { PingSource } from '@kubernetes-models/knative/sources.knative.dev/v1/PingSource';
 import { Gateway } from '@kubernetes-models/istio/networking.istio.io/v1beta1/Gateway';
 import { VirtualService } from '@kubernetes-models/istio/networking.istio.io/v1beta1/VirtualService';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
@@ -23,6 +25,8 @@ const MODELS: Record<string, Model> = {
   'v1/ConfigMap': ConfigMap,
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
   'serving.knative.dev/v1/Service': KnativeServiceModel,
   'sources.knative.dev/v1/ApiServerSource': ApiServerSource,
   'sources.knative.dev/v1/PingSource': PingSource,

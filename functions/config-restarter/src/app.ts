@@ -4,6 +4,7 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { CloudEvent, HTTP } from 'cloudevents';
+import type { Authenticator } from './auth.js';
 import { DecodeError, readCloudEvent, RESYNC_EVENT_TYPE, toNotice, type Notice } from './event.js';
 import { KubeApiError } from './kube.js';
 import type { Logger } from './log.js';
@@ -27,10 +28,18 @@ export interface AppDeps {
   indexState?: () => IndexState;
   /** Largest accepted request body (default `1mb`). */
   bodyLimit?: string;
+  /** Sender authentication; when given, `POST /` without an accepted token gets 401 before anything else. */
+  authenticator?: Authenticator;
 }
 
 type ErrorCode =
-  'bad_request' | 'namespace_not_watched' | 'forbidden' | 'unavailable' | 'api_error' | 'internal';
+  | 'bad_request'
+  | 'unauthenticated'
+  | 'namespace_not_watched'
+  | 'forbidden'
+  | 'unavailable'
+  | 'api_error'
+  | 'internal';
 
 function sendError(
   res: Response,
@@ -72,6 +81,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+
+  if (deps.authenticator) app.post('/', authenticate(deps.authenticator, logger, metrics));
 
   app.post(
     '/',
@@ -184,6 +195,37 @@ export function createApp(deps: AppDeps): express.Express {
     sendError(res, 500, 'internal', 'internal error; see the function logs');
   });
   return app;
+}
+
+/**
+ * Middleware in front of `POST /`: checks the bearer token before the body is read or any other API
+ * call is made. 401 (not retried by Knative senders) for a missing or refused token, 503 when the
+ * review itself could not be done.
+ */
+function authenticate(
+  authenticator: Authenticator,
+  logger: Logger,
+  metrics: Metrics,
+): express.RequestHandler {
+  return async (req, res, next) => {
+    const check = await authenticator.check(req.headers.authorization);
+    if (check.ok) {
+      next();
+      return;
+    }
+    metrics.events.inc({
+      category: 'unauthenticated',
+      result: check.status === 401 ? 'unauthenticated' : 'unavailable',
+    });
+    logger.warn('refused sender', { reason: check.reason, status: check.status });
+    if (check.status === 401) {
+      res.set('WWW-Authenticate', 'Bearer');
+      sendError(res, 401, 'unauthenticated', check.reason);
+    } else {
+      res.set('Retry-After', '5');
+      sendError(res, 503, 'unavailable', check.reason);
+    }
+  };
 }
 
 /**

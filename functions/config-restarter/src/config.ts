@@ -44,6 +44,20 @@ export interface Config {
   apiTimeoutMs: number;
   /** Grace period for in-flight requests on SIGTERM in milliseconds (`SHUTDOWN_TIMEOUT_MS`, default 10000). */
   shutdownTimeoutMs: number;
+  /**
+   * Sender authentication, off unless `AUTH_AUDIENCE` is set: every `POST /` must carry a bearer token
+   * that the API server's TokenReview accepts for this audience, issued to one of `allowedSubjects`
+   * (`AUTH_ALLOWED_SUBJECTS`; undefined = the project's sources in the function's own namespace).
+   */
+  auth: AuthSettings | undefined;
+}
+
+/** Settings of sender authentication. */
+export interface AuthSettings {
+  /** Audience the senders' tokens must be issued for (`AUTH_AUDIENCE`). */
+  audience: string;
+  /** Usernames accepted (`AUTH_ALLOWED_SUBJECTS`); undefined = the defaults, resolved at start. */
+  allowedSubjects: string[] | undefined;
 }
 
 /** Thrown by {@link loadConfig}; `problems` lists every invalid variable at once. */
@@ -191,6 +205,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     problems,
   );
 
+  const auth = parseAuth(env, problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     port,
@@ -204,5 +220,41 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     patchConcurrency,
     apiTimeoutMs,
     shutdownTimeoutMs,
+    auth,
   };
+}
+
+const SERVICE_ACCOUNT_USER = 'system:serviceaccount:';
+
+/** Problem with one `AUTH_ALLOWED_SUBJECTS` entry, or undefined when it is a plausible username. */
+function subjectProblem(subject: string): string | undefined {
+  if (/[\s"']/.test(subject)) return `"${subject}" contains spaces or quotes`;
+  if (!subject.startsWith(SERVICE_ACCOUNT_USER)) return undefined;
+  const [namespace = '', name = '', ...rest] = subject.slice(SERVICE_ACCOUNT_USER.length).split(':');
+  if (rest.length > 0 || !isNamespaceName(namespace) || !isDnsSubdomain(name)) {
+    return `"${subject}" is not system:serviceaccount:<namespace>:<name>`;
+  }
+  return undefined;
+}
+
+/** `AUTH_AUDIENCE` and `AUTH_ALLOWED_SUBJECTS`; authentication is on when the audience is set. */
+function parseAuth(env: NodeJS.ProcessEnv, problems: string[]): AuthSettings | undefined {
+  const audience = (env.AUTH_AUDIENCE ?? '').trim();
+  const rawSubjects = (env.AUTH_ALLOWED_SUBJECTS ?? '').trim();
+  if (audience === '') {
+    if (rawSubjects !== '') problems.push('AUTH_ALLOWED_SUBJECTS is set but AUTH_AUDIENCE is not');
+    return undefined;
+  }
+  if (/[\s,"']/.test(audience) || audience.length > 1024) {
+    problems.push(`AUTH_AUDIENCE must be one audience without spaces, commas or quotes, got "${audience}"`);
+  }
+  if (rawSubjects === '') return { audience, allowedSubjects: undefined };
+  const subjects = list(rawSubjects);
+  const bad = subjects.map(subjectProblem).filter((p): p is string => p !== undefined);
+  if (bad.length > 0 || subjects.length === 0) {
+    problems.push(
+      `AUTH_ALLOWED_SUBJECTS must be a comma list of usernames: ${bad.join('; ') || rawSubjects}`,
+    );
+  }
+  return { audience, allowedSubjects: [...new Set(subjects)] };
 }

@@ -8,13 +8,16 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { collectDefaultMetrics } from 'prom-client';
 import { createApp } from './app.js';
+import { createAuthenticator, defaultAllowedSubjects, type Authenticator } from './auth.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { summarizeWorkload } from './decide.js';
 import { createKubeClient } from './kube.js';
-import { loadApiAccess } from './kube-credentials.js';
+import { loadApiAccess, type ApiAccess } from './kube-credentials.js';
 import { createLogger, type Logger } from './log.js';
 import { countRelist, createMetrics } from './metrics.js';
 import { createRestarter, describeScope, type NamespaceScope } from './restarter.js';
+import { createServer } from './server.js';
+import { createKubePost, createTokenReviewer } from './token-review.js';
 import { WorkloadIndex } from './workload-index.js';
 import { WORKLOAD_KINDS } from './workload-kinds.js';
 
@@ -54,6 +57,21 @@ function resolveScope(config: Config, ownNamespace: string): NamespaceScope {
   }
 }
 
+/** Sender authentication when `AUTH_AUDIENCE` is set: TokenReviews through the function's own credentials. */
+function senderAuthenticator(
+  config: Config,
+  access: ApiAccess,
+  ownNamespace: string,
+): { authenticator: Authenticator; allowedSubjects: string[] } | undefined {
+  if (!config.auth) return undefined;
+  const allowedSubjects = config.auth.allowedSubjects ?? defaultAllowedSubjects(ownNamespace);
+  const review = createTokenReviewer(createKubePost(access, { timeoutMs: config.apiTimeoutMs }));
+  return {
+    authenticator: createAuthenticator({ review, audience: config.auth.audience, allowedSubjects }),
+    allowedSubjects,
+  };
+}
+
 /**
  * Starts the function. On invalid settings or credentials it logs every problem and exits with code 1
  * (the promise then rejects).
@@ -81,7 +99,8 @@ export async function main(options: MainOptions = {}): Promise<RunningFunction> 
   }
 
   // Like kubectl: a context without a namespace means "default" (in a pod: the ServiceAccount's).
-  const scope = resolveScope(config, access.namespace ?? 'default');
+  const ownNamespace = access.namespace ?? 'default';
+  const scope = resolveScope(config, ownNamespace);
   const client = createKubeClient(access, {
     timeoutMs: config.apiTimeoutMs,
     maxSockets: config.patchConcurrency * 2,
@@ -116,17 +135,25 @@ export async function main(options: MainOptions = {}): Promise<RunningFunction> 
     },
   });
   let ready = true;
+  const auth = senderAuthenticator(config, access, ownNamespace);
   const app = createApp({
     restarter,
     logger,
     metrics,
     isReady: () => ready,
     indexState: () => index.state(),
+    authenticator: auth?.authenticator,
   });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const listening = app.listen(config.port, (error?: Error) =>
-      error ? reject(error) : resolve(listening),
-    );
+  const server = createServer(app, {
+    logger,
+    onRefused: () => metrics.events.inc({ category: 'invalid', result: 'invalid' }),
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const port = (server.address() as AddressInfo).port;
   logger.info('listening', {
@@ -139,6 +166,9 @@ export async function main(options: MainOptions = {}): Promise<RunningFunction> 
     configKinds: config.configKinds,
     dryRun: config.dryRun,
     workloadSelector: config.workloadSelector,
+    senderAuthentication: config.auth
+      ? { audience: config.auth.audience, allowedSubjects: auth?.allowedSubjects }
+      : 'off',
   });
 
   let draining: Promise<number> | undefined;

@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       patchConcurrency: 4,
       apiTimeoutMs: 10000,
       shutdownTimeoutMs: 10000,
+      auth: undefined,
     });
   });
 
@@ -37,6 +38,19 @@ describe('loadConfig', () => {
       { WORKLOAD_SELECTOR: 'restart in (enabled),tier!=db' },
       { workloadSelector: 'restart in (enabled),tier!=db' },
     ],
+    [
+      { AUTH_AUDIENCE: 'serving.knative.dev/service/helloworld/config-restarter' },
+      {
+        auth: {
+          audience: 'serving.knative.dev/service/helloworld/config-restarter',
+          allowedSubjects: undefined,
+        },
+      },
+    ],
+    [
+      { AUTH_AUDIENCE: 'aud', AUTH_ALLOWED_SUBJECTS: 'system:serviceaccount:ns:sa, alice,alice' },
+      { auth: { audience: 'aud', allowedSubjects: ['system:serviceaccount:ns:sa', 'alice'] } },
+    ],
   ])('reads %j', (env, expected) => {
     expect(loadConfig(env)).toMatchObject(expected);
   });
@@ -52,6 +66,18 @@ describe('loadConfig', () => {
     [{ CONFIG_KINDS: 'ConfigMap,Deployment' }, 'CONFIG_KINDS'],
     [{ PATCH_CONCURRENCY: '0' }, 'PATCH_CONCURRENCY'],
     [{ WORKLOAD_SELECTOR: 'app="x"' }, 'WORKLOAD_SELECTOR'],
+    [{ AUTH_AUDIENCE: 'two audiences' }, 'AUTH_AUDIENCE'],
+    [{ AUTH_AUDIENCE: 'a,b' }, 'AUTH_AUDIENCE'],
+    [
+      { AUTH_ALLOWED_SUBJECTS: 'system:serviceaccount:ns:sa' },
+      'AUTH_ALLOWED_SUBJECTS is set but AUTH_AUDIENCE',
+    ],
+    [
+      { AUTH_AUDIENCE: 'aud', AUTH_ALLOWED_SUBJECTS: 'system:serviceaccount:Bad_NS:sa' },
+      'AUTH_ALLOWED_SUBJECTS',
+    ],
+    [{ AUTH_AUDIENCE: 'aud', AUTH_ALLOWED_SUBJECTS: 'system:serviceaccount:ns' }, 'AUTH_ALLOWED_SUBJECTS'],
+    [{ AUTH_AUDIENCE: 'aud', AUTH_ALLOWED_SUBJECTS: ' , ' }, 'AUTH_ALLOWED_SUBJECTS'],
   ])('refuses %j naming the variable', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(variable);
