@@ -116,7 +116,16 @@ sink:
     apiVersion: serving.knative.dev/v1
     kind: Service
     name: {{ include "config-restarter.name" . }}
+  audience: {{ include "config-restarter.audience" . }}
 {{- end }}
+{{- end }}
+
+{{/*
+The function's OIDC audience: with Knative Eventing's `authentication-oidc` feature on, senders send a token for
+it (a Knative Service announces none of its own). Ignored while the feature is off.
+*/}}
+{{- define "config-restarter.audience" -}}
+serving.knative.dev/service/{{ .Release.Namespace }}/{{ include "config-restarter.name" . }}
 {{- end }}
 
 {{/*
