@@ -3,11 +3,13 @@
  *
  *   decide     the pure core: decisions for one changed ConfigMap over N workloads
  *   http       the express app in-process on a real socket, API stubbed in memory: events/s and latency
- *   cluster    (with --cluster) the built function against the local kube-apiserver: one update event
- *              in a namespace of N Deployments, M of them tied, list + patches over the real API
+ *   cluster    (with --cluster) the built function as its own process, fed by the real ApiServerSource adapter,
+ *              on the local control plane: edit -> restart latency at several namespace sizes, the API floor,
+ *              memory, CPU per edit, cold start and a burst. See BENCHMARKS.md.
  *
  * Figures depend on the machine; compare runs on the same machine.
  */
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -25,20 +27,69 @@ import { createRestarter } from '../functions/config-restarter/src/restarter.js'
 import { WORKLOAD_KINDS } from '../functions/config-restarter/src/workload-kinds.js';
 import { contentHash } from '../functions/config-restarter/src/hash.js';
 import type { ClusterClient } from '../functions/config-restarter/src/kube.js';
-import { configMap, workload } from '../test/unit/config-restarter/fake-cluster.js';
+import type { ConfigObject, KubeObject } from '../functions/config-restarter/src/model.js';
+import { REPO_ROOT } from '../test/cluster/util.js';
 import { apiServerSourceRequest } from './lib/apiserver-event.js';
+import { renderReport } from './lib/bench-report.js';
+import { runClusterBench } from './lib/cluster-bench.js';
+import { mb, percentile } from './lib/stats.js';
+
+const USAGE = `usage: npm run bench -- [--cluster] [options]
+
+  in-process (always):
+    --workloads <n>        workloads of the decide benchmark (default 2000)
+    --requests <n>         events of the http benchmark (default 2000)
+  --cluster                also run the cluster benchmark (see BENCHMARKS.md), with:
+    --sizes <n,n,...>      numbers of untied Deployments, ascending (default 10,2000,10000)
+    --edits <n>            spaced edits measured per size (default 40)
+    --warmup <n>           warm-up edits per size, reported apart (default 3)
+    --cold-starts <n>      cold starts measured at the first size (default 3)
+    --burst <n>            edits of the burst, 0 for none (default 200)
+    --burst-configmaps <n> ConfigMaps the burst spreads over (default 10)
+    --burst-at <n>         size at which the burst runs (default: the first size)
+    --dir <dir>            cluster directory (default .cluster/bench; started fresh, stopped at the end)
+    --out <file>           also write the report (Markdown) to this file`;
 
 const { values } = parseArgs({
   options: {
     cluster: { type: 'boolean', default: false },
     workloads: { type: 'string', default: '2000' },
     requests: { type: 'string', default: '2000' },
+    sizes: { type: 'string', default: '10,2000,10000' },
+    edits: { type: 'string', default: '40' },
+    warmup: { type: 'string', default: '3' },
+    'cold-starts': { type: 'string', default: '3' },
+    burst: { type: 'string', default: '200' },
+    'burst-configmaps': { type: 'string', default: '10' },
+    'burst-at': { type: 'string' },
+    dir: { type: 'string', default: path.join(REPO_ROOT, '.cluster', 'bench') },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
-const N = Number(values.workloads);
-const REQUESTS = Number(values.requests);
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+/** A whole number >= `min` from a flag, or exit 2 naming the flag. */
+function count(flag: string, value: string, min = 0): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    console.error(`--${flag} must be an integer >= ${min}, got "${value}"\n\n${USAGE}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const N = count('workloads', values.workloads, 1);
+const REQUESTS = count('requests', values.requests, 1);
+const SIZES = values.sizes.split(',').map((v) => count('sizes', v.trim(), 1));
+if (SIZES.some((n, i) => i > 0 && n <= SIZES[i - 1]!)) {
+  console.error(`--sizes must be ascending, got "${values.sizes}"`);
+  process.exit(2);
+}
 const labels = { app: 'bench', env: 'test' };
-const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 const settings = { annotationPrefix: 'rolling.restart.controller', matchLabels: ['app', 'env'] };
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -55,8 +106,38 @@ function post(url: string, wire: { headers: Record<string, string>; body: string
   });
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+/** An opted-in Deployment as the API server would return it. */
+function workload(
+  name: string,
+  labels: Record<string, string>,
+  podSpec?: Record<string, unknown>,
+): KubeObject {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name,
+      namespace: 'helloworld',
+      labels,
+      annotations: { 'rolling.restart.controller/restartOnTrigger': 'true' },
+    },
+    spec: { template: { metadata: { labels }, spec: podSpec ?? { containers: [{}] } } },
+  };
+}
+
+/** An opted-in ConfigMap. */
+function configMap(name: string, data: Record<string, string>, labels: Record<string, string>): ConfigObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name,
+      namespace: 'helloworld',
+      labels,
+      annotations: { 'rolling.restart.controller/triggerRestart': 'true' },
+    },
+    data,
+  };
 }
 
 function benchDecide(): void {
@@ -65,12 +146,9 @@ function benchDecide(): void {
     summarizeWorkload(
       settings,
       deployment,
-      workload('Deployment', `w-${i}`, {
-        labels: i % 10 === 0 ? labels : { app: `other-${i}`, env: 'test' },
-        podSpec: {
-          containers: [{ envFrom: [{ configMapRef: { name: `cm-${i % 50}` } }] }],
-          volumes: [{ configMap: { name: `vol-${i}` } }],
-        },
+      workload(`w-${i}`, i % 10 === 0 ? labels : { app: `other-${i}`, env: 'test' }, {
+        containers: [{ envFrom: [{ configMapRef: { name: `cm-${i % 50}` } }] }],
+        volumes: [{ configMap: { name: `vol-${i}` } }],
       }),
     ),
   );
@@ -95,11 +173,11 @@ async function benchHttp(): Promise<void> {
   // A read-only in-memory API: every event after the first is a duplicate (the steady state), so this
   // measures decoding, reading, deciding and answering, not a stub's bookkeeping.
   const objects = Array.from({ length: 200 }, (_, i) => {
-    const object = workload('Deployment', `w-${i}`, { labels: i < 20 ? labels : { app: 'x', env: 'y' } });
+    const object = workload(`w-${i}`, i < 20 ? labels : { app: 'x', env: 'y' });
     object.metadata!.annotations!['rolling.restart.controller/configHashes'] = '{"configmap/cm":"HASH"}';
     return object;
   });
-  const cm = configMap('cm', { MESSAGE: 'x' }, { labels });
+  const cm = configMap('cm', { MESSAGE: 'x' }, labels);
   const hash = contentHash('ConfigMap', cm);
   for (const object of objects)
     object.metadata!.annotations!['rolling.restart.controller/configHashes'] = `{"configmap/cm":"${hash}"}`;
@@ -167,7 +245,6 @@ async function benchHttp(): Promise<void> {
     }),
   );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  latencies.sort((a, b) => a - b);
   console.log(
     `http     ${REQUESTS} duplicate events (200 workloads, 20 tied, concurrency ${concurrency}): ${(REQUESTS / seconds).toFixed(0)} events/s, ` +
       `p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, bench process rss ${mb(process.memoryUsage().rss)}`,
@@ -176,93 +253,29 @@ async function benchHttp(): Promise<void> {
 }
 
 async function benchCluster(): Promise<void> {
-  const { defaultClusterDir, startCluster } = await import('../test/cluster/control-plane.js');
-  const { kubeRequest, readKubeconfig, writeServiceAccountKubeconfig } =
-    await import('../test/cluster/kube.js');
-  const { applyKustomization, appsWorkload, optedInConfigMap } =
-    await import('../test/integration/kube-helpers.js');
-  const { startFunction } = await import('../test/integration/function-process.js');
-  const cluster = await startCluster({ dir: defaultClusterDir(), log: () => undefined });
-  const admin = readKubeconfig(cluster.kubeconfig);
-  await applyKustomization(cluster.kubeconfig, 'knative');
-  const ns = 'helloworld';
-  const total = Math.min(N, 500);
-  const tied = Math.max(1, Math.floor(total / 10));
-  const existing = await kubeRequest<{ items: unknown[] }>(
-    admin,
-    'GET',
-    `/apis/apps/v1/namespaces/${ns}/deployments?labelSelector=bench%3Dtrue`,
-  );
-  for (let i = existing.body.items.length; i < total; i++) {
-    const body = appsWorkload('Deployment', `bench-${i}`, {
-      labels: i < tied ? labels : { app: 'bench-other', env: 'test' },
-      optIn: true,
-    });
-    (body.metadata as { labels: Record<string, string> }).labels.bench = 'true';
-    await kubeRequest(admin, 'POST', `/apis/apps/v1/namespaces/${ns}/deployments`, body);
+  const options = {
+    sizes: SIZES,
+    edits: count('edits', values.edits, 1),
+    warmup: count('warmup', values.warmup),
+    coldStarts: count('cold-starts', values['cold-starts']),
+    burstEdits: count('burst', values.burst),
+    burstConfigMaps: count('burst-configmaps', values['burst-configmaps'], 1),
+    burstAt: values['burst-at'] === undefined ? SIZES[0]! : count('burst-at', values['burst-at'], 1),
+    dir: path.resolve(values.dir),
+    log: (line: string) => process.stderr.write(`[bench] ${line}\n`),
+  };
+  if (!SIZES.includes(options.burstAt)) {
+    console.error(`--burst-at must be one of --sizes (${SIZES.join(', ')}), got ${options.burstAt}`);
+    process.exit(2);
   }
-  await kubeRequest(
-    admin,
-    'POST',
-    `/api/v1/namespaces/${ns}/configmaps`,
-    optedInConfigMap('bench-config', labels, { V: '0' }),
-    { allowStatus: [409] },
-  );
-  const dir = path.join(defaultClusterDir(), 'bench');
-  const kubeconfig = path.join(dir, 'config-restarter.kubeconfig');
-  await writeServiceAccountKubeconfig(cluster.kubeconfig, kubeconfig, ns, 'config-restarter');
-  const fn = await startFunction({
-    kubeconfig,
-    logFile: path.join(dir, 'config-restarter.log'),
-    env: { LOG_LEVEL: 'warn' },
-  });
-  const wire = apiServerSourceRequest({
-    action: 'update',
-    mode: 'Reference',
-    object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bench-config', namespace: ns } },
-  });
-  const rssOf = async (): Promise<number> =>
-    Number(
-      (await (await fetch(`${fn.url}/metrics`)).text()).match(/^process_resident_memory_bytes (\d+)/m)?.[1] ??
-        0,
-    );
-  const idleRss = await rssOf();
-  const timings: number[] = [];
-  const duplicates: number[] = [];
-  for (let round = 0; round < 5; round++) {
-    await kubeRequest(
-      admin,
-      'PATCH',
-      `/api/v1/namespaces/${ns}/configmaps/bench-config`,
-      { data: { V: `${Date.now()}` } },
-      { contentType: 'application/merge-patch+json' },
-    );
-    let t = process.hrtime.bigint();
-    const res = await fetch(fn.url, { method: 'POST', headers: wire.headers, body: wire.body });
-    const body = (await res.json()) as { restarted?: number };
-    timings.push(Number(process.hrtime.bigint() - t) / 1e6);
-    if (body.restarted !== tied)
-      throw new Error(`expected ${tied} restarts, got ${JSON.stringify(body).slice(0, 300)}`);
-    t = process.hrtime.bigint();
-    await (await fetch(fn.url, { method: 'POST', headers: wire.headers, body: wire.body })).text();
-    duplicates.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
-  const busyRss = await rssOf();
-  await fn.stop();
-  timings.sort((a, b) => a - b);
-  duplicates.sort((a, b) => a - b);
-  console.log(
-    `cluster  update event, ${total} Deployments in the namespace, ${tied} tied and restarted: median ${percentile(timings, 50).toFixed(0)} ms ` +
-      `(duplicate delivery: ${percentile(duplicates, 50).toFixed(0)} ms), function rss ${mb(idleRss)} idle, ${mb(busyRss)} after`,
-  );
+  const report = renderReport(await runClusterBench(options), options);
+  console.log(`\ncluster\n\n${report}`);
+  if (values.out) writeFileSync(values.out, `${report}\n`);
 }
 
 console.log(`node ${process.version}, ${process.arch}`);
 benchDecide();
 await benchHttp();
 if (values.cluster) await benchCluster();
-else
-  console.log(
-    'cluster  skipped (add --cluster to measure against the local kube-apiserver: npm run bench -- --cluster)',
-  );
+else console.log('cluster  skipped (add --cluster: npm run bench -- --cluster; see BENCHMARKS.md)');
 process.exit(0);
