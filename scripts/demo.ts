@@ -13,9 +13,9 @@ import { ensureBinaries } from '../test/cluster/binaries.js';
 import { defaultClusterDir, startCluster } from '../test/cluster/control-plane.js';
 import { kubeRequest, readKubeconfig, writeServiceAccountKubeconfig } from '../test/cluster/kube.js';
 import { sleep } from '../test/cluster/util.js';
-import { startFunction, type FunctionProcess } from '../test/integration/function-process.js';
-import { applyKustomization, PATHS, readWorkload } from '../test/integration/kube-helpers.js';
-import { pingSourceRequest } from './lib/apiserver-event.js';
+import { startFunction, type FunctionProcess } from '../test/cluster/function-process.js';
+import { applyKustomization, PATHS, readWorkload } from '../test/cluster/objects.js';
+import { pingSourceRequest } from '../test/cluster/apiserver-event.js';
 
 const NS = 'helloworld';
 const PREFIX = 'rolling.restart.controller';

@@ -21,7 +21,7 @@ import {
 } from '../cluster/kube.js';
 import { freePorts, REPO_ROOT } from '../cluster/util.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
-import { appsWorkload, optedInConfigMap, PATHS } from './kube-helpers.js';
+import { appsWorkload, optedInConfigMap, PATHS } from '../cluster/objects.js';
 
 jest.setTimeout(60_000);
 

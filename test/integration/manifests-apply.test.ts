@@ -2,7 +2,7 @@
 import { jest } from '@jest/globals';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
 import { kubeRequest } from '../cluster/kube.js';
-import { applyKustomization } from './kube-helpers.js';
+import { applyKustomization } from '../cluster/objects.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { REPO_ROOT } from '../cluster/util.js';

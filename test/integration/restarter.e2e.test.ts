@@ -10,9 +10,9 @@ import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../
 import { REPO_ROOT } from '../cluster/util.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
 import { parseHashRecord } from '../../functions/config-restarter/src/decide.js';
-import { apiServerSourceRequest, pingSourceRequest } from '../../scripts/lib/apiserver-event.js';
+import { apiServerSourceRequest, pingSourceRequest } from '../cluster/apiserver-event.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from './function-process.js';
+import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
 import {
   applyKustomization,
   appsWorkload,
@@ -24,7 +24,7 @@ import {
   readWorkload,
   settle,
   type WorkloadState,
-} from './kube-helpers.js';
+} from '../cluster/objects.js';
 
 jest.setTimeout(120_000);
 

@@ -9,8 +9,8 @@ import { promisify } from 'node:util';
 import { kubeRequest, writeServiceAccountKubeconfig } from '../cluster/kube.js';
 import { REPO_ROOT } from '../cluster/util.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from './function-process.js';
-import { applyKustomization, appsWorkload, optedInConfigMap, PATHS } from './kube-helpers.js';
+import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
+import { applyKustomization, appsWorkload, optedInConfigMap, PATHS } from '../cluster/objects.js';
 
 jest.setTimeout(60_000);
 const run = promisify(execFile);

@@ -5,7 +5,7 @@ import { createApp, REPLY_EVENT_TYPE } from '../../../functions/config-restarter
 import { createLogger, silentLogger } from '../../../functions/config-restarter/src/log.js';
 import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
 import { createRestarter } from '../../../functions/config-restarter/src/restarter.js';
-import type { WireRequest } from '../../../scripts/lib/apiserver-event.js';
+import type { WireRequest } from '../../cluster/apiserver-event.js';
 import { configMap, FakeCluster, RESOURCE, startIndex, workload } from './fake-cluster.js';
 
 /** Indexes started by setup, stopped after each test. */
