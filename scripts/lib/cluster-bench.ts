@@ -26,10 +26,10 @@ import {
 import { readCpuMs, readRssBytes, sampleRss } from '../../test/cluster/proc-stats.js';
 import { REPO_ROOT, sleep, type Log } from '../../test/cluster/util.js';
 import { watchCollection, type CollectionWatch, type WatchEvent } from '../../test/cluster/watch.js';
-import { startFunction, type FunctionProcess } from '../../test/integration/function-process.js';
-import { applyKustomization } from '../../test/integration/kube-helpers.js';
+import { startFunction, type FunctionProcess } from '../../test/cluster/function-process.js';
+import { applyKustomization, settle } from '../../test/cluster/objects.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
-import { apiServerSourceRequest } from './apiserver-event.js';
+import { apiServerSourceRequest } from '../../test/cluster/apiserver-event.js';
 import { mb, msBetween, percentile } from './stats.js';
 
 /** Options of {@link runClusterBench}. */
@@ -254,10 +254,10 @@ class RestartTracker {
         () => finish(() => reject(new Error(`no restart of ${name} seen within ${timeoutMs / 1000} s`))),
         timeoutMs,
       );
-      const finish = (settle: () => void): void => {
+      const finish = (complete: () => void): void => {
         clearTimeout(timer);
         this.listeners.delete(check);
-        settle();
+        complete();
       };
       this.listeners.add(check);
       check();
@@ -462,20 +462,6 @@ async function spacedEdits(ctx: Context, count: number): Promise<number[]> {
 }
 
 const burstNames = (count: number): string[] => Array.from({ length: count }, (_, i) => `burst-${i}`);
-
-/** Waits until `count()` has not changed for `quietMs`. */
-async function settle(count: () => Promise<number>, quietMs: number, timeoutMs = 120_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await count();
-  let since = Date.now();
-  while (Date.now() - since < quietMs) {
-    if (Date.now() > deadline) throw new Error('the event stream did not settle');
-    await sleep(100);
-    const now = await count();
-    if (now !== last) [last, since] = [now, Date.now()];
-  }
-  return last;
-}
 
 /**
  * The burst: `edits` edits spread over `configMaps` ConfigMaps (each tied to one Deployment), sent as fast as

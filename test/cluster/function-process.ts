@@ -13,6 +13,10 @@ export const FUNCTION_ENTRY = path.join(REPO_ROOT, 'functions', 'config-restarte
 /** A running function process. */
 export interface FunctionProcess {
   url: string;
+  /** Process id of the Node process running the function (for /proc readings). */
+  pid: number;
+  /** `process.hrtime.bigint()` just before the spawn. */
+  spawnedAt: bigint;
   logFile: string;
   /** Sum of `config_restarter_events_total` over all labels. */
   eventsHandled(): Promise<number>;
@@ -22,11 +26,15 @@ export interface FunctionProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts the function and waits until its readiness endpoint answers. */
+/**
+ * Starts the function and waits until its readiness endpoint answers (unless `waitUntilReady` is false: then it
+ * returns right after the spawn, for callers that time the start themselves).
+ */
 export async function startFunction(options: {
   kubeconfig: string;
   logFile: string;
   env?: Record<string, string>;
+  waitUntilReady?: boolean;
 }): Promise<FunctionProcess> {
   if (!existsSync(FUNCTION_ENTRY)) {
     throw new Error(`${FUNCTION_ENTRY} is missing: run \`npm run build\` first (npm test does)`);
@@ -36,6 +44,7 @@ export async function startFunction(options: {
   mkdirSync(path.dirname(options.logFile), { recursive: true });
   const fd = openSync(options.logFile, 'w');
   let child: ChildProcess;
+  const spawnedAt = process.hrtime.bigint();
   try {
     child = spawn(process.execPath, [FUNCTION_ENTRY], {
       env: {
@@ -59,7 +68,7 @@ export async function startFunction(options: {
   );
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
-  for (;;) {
+  while (options.waitUntilReady !== false) {
     if (exitCode !== undefined) {
       throw new Error(`config-restarter exited (${exitCode}) at start:\n${tailFile(options.logFile)}`);
     }
@@ -76,6 +85,8 @@ export async function startFunction(options: {
   }
   return {
     url,
+    pid: child.pid ?? 0,
+    spawnedAt,
     logFile: options.logFile,
     async eventsHandled() {
       const text = await (await fetch(`${url}/metrics`)).text();
