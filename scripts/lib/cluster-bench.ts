@@ -57,7 +57,7 @@ export interface ClusterBenchOptions {
 export interface SizeResult {
   n: number;
   createSeconds: number;
-  floorMs: number[];
+  floor: FloorResult;
   warmupMs: number[];
   latenciesMs: number[];
   idleRss: number;
@@ -169,19 +169,20 @@ interface DeploymentJson {
 }
 
 /**
- * Follows the Deployments of the namespace through a watch and records, per Deployment, when its restart
- * annotation took a new value (a restart visible to any watcher, e.g. the Deployment controller).
+ * Follows the Deployments of the namespace through a watch and records, per Deployment and per pod template
+ * annotation key, when the annotation took a new value: for the restart annotation, a restart visible to any
+ * watcher (e.g. the Deployment controller).
  */
-class RestartTracker {
-  private readonly restartValue = new Map<string, string | undefined>();
-  private readonly restarts = new Map<string, bigint[]>();
+class TemplateAnnotationTracker {
+  private readonly values = new Map<string, Map<string, string | undefined>>();
+  private readonly changes = new Map<string, bigint[]>();
   private readonly listeners = new Set<() => void>();
   private watch?: CollectionWatch;
   private failure?: Error;
 
   constructor(
     private readonly admin: KubeTarget,
-    private readonly restartKey: string,
+    private readonly keys: string[],
   ) {}
 
   async start(): Promise<void> {
@@ -191,7 +192,7 @@ class RestartTracker {
       'GET',
       collection,
     );
-    for (const item of body.items) this.restartValue.set(item.metadata.name, this.valueOf(item));
+    for (const item of body.items) this.values.set(item.metadata.name, this.valuesOf(item));
     this.watch = watchCollection<DeploymentJson>(
       this.admin,
       collection,
@@ -208,50 +209,55 @@ class RestartTracker {
     this.watch?.stop();
   }
 
-  private valueOf(object: DeploymentJson): string | undefined {
-    return object.spec?.template?.metadata?.annotations?.[this.restartKey];
+  private valuesOf(object: DeploymentJson): Map<string, string | undefined> {
+    const annotations = object.spec?.template?.metadata?.annotations ?? {};
+    return new Map(this.keys.map((key) => [key, annotations[key]]));
   }
 
   private onEvent(event: WatchEvent<DeploymentJson>): void {
     const name = event.object.metadata.name;
     if (event.type === 'DELETED') {
-      this.restartValue.delete(name);
-      this.restarts.delete(name);
+      this.values.delete(name);
+      for (const key of this.keys) this.changes.delete(`${name}/${key}`);
       return;
     }
-    const value = this.valueOf(event.object);
-    const known = this.restartValue.has(name);
-    if (known && value !== undefined && value !== this.restartValue.get(name)) {
-      this.restarts.set(name, [...(this.restarts.get(name) ?? []), event.receivedAt]);
+    const values = this.valuesOf(event.object);
+    const previous = this.values.get(name);
+    this.values.set(name, values);
+    if (!previous) return;
+    for (const [key, value] of values) {
+      if (value === undefined || value === previous.get(key)) continue;
+      const id = `${name}/${key}`;
+      this.changes.set(id, [...(this.changes.get(id) ?? []), event.receivedAt]);
       this.notify();
     }
-    this.restartValue.set(name, value);
   }
 
   private notify(): void {
     for (const listener of this.listeners) listener();
   }
 
-  /** Restarts of `name` seen so far. */
-  count(name: string): number {
-    return this.restarts.get(name)?.length ?? 0;
+  /** Changes of annotation `key` of `name` seen so far. */
+  count(name: string, key: string): number {
+    return this.changes.get(`${name}/${key}`)?.length ?? 0;
   }
 
-  /** Arrival times of the restarts of `name`. */
-  times(name: string): bigint[] {
-    return this.restarts.get(name) ?? [];
+  /** Arrival times of the changes of annotation `key` of `name`. */
+  times(name: string, key: string): bigint[] {
+    return this.changes.get(`${name}/${key}`) ?? [];
   }
 
-  /** Resolves with the arrival time of restart number `index + 1` of `name`. */
-  waitForRestart(name: string, index: number, timeoutMs = 60_000): Promise<bigint> {
+  /** Resolves with the arrival time of change number `index + 1` of annotation `key` of `name`. */
+  waitForChange(name: string, key: string, index: number, timeoutMs = 60_000): Promise<bigint> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
         if (this.failure) finish(() => reject(this.failure!));
-        const at = this.restarts.get(name)?.[index];
+        const at = this.changes.get(`${name}/${key}`)?.[index];
         if (at !== undefined) finish(() => resolve(at));
       };
       const timer = setTimeout(
-        () => finish(() => reject(new Error(`no restart of ${name} seen within ${timeoutMs / 1000} s`))),
+        () =>
+          finish(() => reject(new Error(`no change of ${key} on ${name} seen within ${timeoutMs / 1000} s`))),
         timeoutMs,
       );
       const finish = (complete: () => void): void => {
@@ -276,7 +282,7 @@ interface Context {
   adapterBinary: string;
   env: Record<string, string>;
   keys: Keys;
-  tracker: RestartTracker;
+  tracker: TemplateAnnotationTracker;
   dir: string;
   log: Log;
   editSeq: number;
@@ -326,18 +332,28 @@ async function createUntied(ctx: Context, from: number, to: number): Promise<voi
   });
 }
 
+/** The API floor, two ways. */
+export interface FloorResult {
+  /** GET + PATCH, until the PATCH's answer. */
+  requestsMs: number[];
+  /** GET + PATCH, until the bench's watch sees the patched pod template (what the edit latency ends on). */
+  watchedMs: number[];
+}
+
 /**
  * The API floor: what the same requests cost the bench itself, as the function's ServiceAccount over a
  * keep-alive connection: GET the ConfigMap, then a merge PATCH of the Deployment's pod template and
  * metadata annotations with a resourceVersion precondition (the shape of the function's restart patch).
+ * Rounds run back to back; each also waits until the watch has seen its patch.
  */
-async function measureFloor(ctx: Context, rounds: number, warmup: number): Promise<number[]> {
+async function measureFloor(ctx: Context, rounds: number, warmup: number): Promise<FloorResult> {
   let { body } = await kubeRequest<DeploymentJson>(ctx.fnTarget, 'GET', paths.deployment(TIED), undefined, {
     agent: ctx.fnAgent,
   });
-  const timings: number[] = [];
+  const result: FloorResult = { requestsMs: [], watchedMs: [] };
   for (let i = 0; i < warmup + rounds; i++) {
-    const stamp = new Date().toISOString();
+    const stamp = `${i}-${new Date().toISOString()}`;
+    const seen = ctx.tracker.count(TIED, FLOOR_ANNOTATION);
     const start = process.hrtime.bigint();
     await kubeRequest(ctx.fnTarget, 'GET', paths.configMap(CONFIG), undefined, { agent: ctx.fnAgent });
     ({ body } = await kubeRequest<DeploymentJson>(
@@ -353,9 +369,13 @@ async function measureFloor(ctx: Context, rounds: number, warmup: number): Promi
       },
       { contentType: 'application/merge-patch+json', agent: ctx.fnAgent },
     ));
-    if (i >= warmup) timings.push(msBetween(start, process.hrtime.bigint()));
+    const answered = process.hrtime.bigint();
+    const watched = await ctx.tracker.waitForChange(TIED, FLOOR_ANNOTATION, seen);
+    if (i < warmup) continue;
+    result.requestsMs.push(msBetween(start, answered));
+    result.watchedMs.push(msBetween(start, watched));
   }
-  return timings;
+  return result;
 }
 
 /** POSTs one event on a new connection (as a first delivery would); resolves with the status. */
@@ -384,7 +404,7 @@ async function measureColdStarts(ctx: Context, runs: number): Promise<ColdStartR
   });
   for (let run = 0; run < runs; run++) {
     await editConfigMap(ctx, CONFIG);
-    const seen = ctx.tracker.count(TIED);
+    const seen = ctx.tracker.count(TIED, ctx.keys.restart);
     const fn = await startFunction({
       kubeconfig: ctx.fnKubeconfig,
       logFile: path.join(ctx.dir, `config-restarter-cold-${run}.log`),
@@ -408,7 +428,7 @@ async function measureColdStarts(ctx: Context, runs: number): Promise<ColdStartR
         await sleep(5);
       }
       result.answeredMs.push(msBetween(fn.spawnedAt, process.hrtime.bigint()));
-      const restartAt = await ctx.tracker.waitForRestart(TIED, seen, 30_000);
+      const restartAt = await ctx.tracker.waitForChange(TIED, ctx.keys.restart, seen, 30_000);
       result.restartVisibleMs.push(msBetween(fn.spawnedAt, restartAt));
     } finally {
       await fn.stop();
@@ -451,9 +471,9 @@ async function startPipeline(
 async function spacedEdits(ctx: Context, count: number): Promise<number[]> {
   const latencies: number[] = [];
   for (let i = 0; i < count; i++) {
-    const seen = ctx.tracker.count(TIED);
+    const seen = ctx.tracker.count(TIED, ctx.keys.restart);
     const answered = await editConfigMap(ctx, CONFIG);
-    const restarted = await ctx.tracker.waitForRestart(TIED, seen);
+    const restarted = await ctx.tracker.waitForChange(TIED, ctx.keys.restart, seen);
     latencies.push(msBetween(answered, restarted));
     // Let the adapter get its answer and the function go idle before the next edit.
     await sleep(50);
@@ -488,7 +508,7 @@ async function burst(
   await settle(() => fn.eventsHandled(), 1_500);
   await sleep(500);
   const eventsBefore = await fn.eventsHandled();
-  const restartsBefore = names.map((name) => ctx.tracker.count(name));
+  const restartsBefore = names.map((name) => ctx.tracker.count(name, ctx.keys.restart));
   const perConfigMap = Math.ceil(edits / configMaps);
   const start = process.hrtime.bigint();
   await Promise.all(
@@ -510,9 +530,11 @@ async function burst(
   }
   // Restarts still in flight after the last answer are waited for too.
   await sleep(2_000);
-  const restartsPerDeployment = names.map((name, i) => ctx.tracker.count(name) - restartsBefore[i]!);
+  const restartsPerDeployment = names.map(
+    (name, i) => ctx.tracker.count(name, ctx.keys.restart) - restartsBefore[i]!,
+  );
   const lastRestart = names
-    .flatMap((name) => ctx.tracker.times(name))
+    .flatMap((name) => ctx.tracker.times(name, ctx.keys.restart))
     .reduce((a, b) => (b > a ? b : a), start);
   let staleRecords = 0;
   for (const name of names) {
@@ -556,7 +578,7 @@ async function measureSize(
 ): Promise<{ result: SizeResult; burst?: BurstResult }> {
   const start = Date.now();
   ctx.log(`N=${n}: API floor`);
-  const floorMs = await measureFloor(ctx, options.edits, options.warmup);
+  const floor = await measureFloor(ctx, options.edits, options.warmup);
   ctx.log(`N=${n}: starting the function and the adapter`);
   const { fn, adapter } = await startPipeline(ctx, `n${n}`);
   const runBurst = n === options.burstAt && options.burstEdits > 0;
@@ -579,7 +601,7 @@ async function measureSize(
     const result: SizeResult = {
       n,
       createSeconds,
-      floorMs,
+      floor,
       warmupMs,
       latenciesMs,
       idleRss,
@@ -651,7 +673,7 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
       adapterBinary,
       env,
       keys: k,
-      tracker: new RestartTracker(admin, k.restart),
+      tracker: new TemplateAnnotationTracker(admin, [k.restart, FLOOR_ANNOTATION]),
       dir: options.dir,
       log,
       editSeq: 0,
@@ -682,7 +704,7 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
         if (measured.burst) result.burst = measured.burst;
         log(
           `N=${n}: p50 ${percentile(measured.result.latenciesMs, 50).toFixed(1)} ms, ` +
-            `floor p50 ${percentile(measured.result.floorMs, 50).toFixed(1)} ms, ` +
+            `floor p50 ${percentile(measured.result.floor.requestsMs, 50).toFixed(1)} ms, ` +
             `RSS idle ${mb(measured.result.idleRss)}`,
         );
       }
