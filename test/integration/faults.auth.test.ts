@@ -15,7 +15,7 @@ import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../
 import { createAudienceToken } from '../cluster/tokens.js';
 import { REPO_ROOT } from '../cluster/util.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from './function-process.js';
+import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
 import {
   applyKustomization,
   appsWorkload,
@@ -23,7 +23,7 @@ import {
   optedInConfigMap,
   PATHS,
   readWorkload,
-} from './kube-helpers.js';
+} from '../cluster/objects.js';
 
 jest.setTimeout(120_000);
 

@@ -11,8 +11,8 @@ import { REPO_ROOT } from '../cluster/util.js';
 import { contractViolation, fuzzRequests } from '../support/http-fuzz.js';
 import { rawExchange } from '../support/raw-http.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from './function-process.js';
-import { appsWorkload, optedInConfigMap, PATHS } from './kube-helpers.js';
+import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
+import { appsWorkload, optedInConfigMap, PATHS } from '../cluster/objects.js';
 
 jest.setTimeout(300_000);
 

@@ -13,8 +13,8 @@ import { kubeRequest, type KubeTarget } from '../cluster/kube.js';
 import { REPO_ROOT, sleep } from '../cluster/util.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from './function-process.js';
-import { appsWorkload, PATHS, readWorkload } from './kube-helpers.js';
+import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
+import { appsWorkload, PATHS, readWorkload } from '../cluster/objects.js';
 
 jest.setTimeout(300_000);
 
