@@ -158,7 +158,11 @@ export function createApp(deps: AppDeps): express.Express {
         return;
       }
 
-      log.info('event processed', { reason: outcome.reason, decisions: outcome.decisions.length });
+      log.info('event processed', {
+        reason: outcome.reason,
+        decisions: outcome.decisions.length,
+        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+      });
       finish('processed');
       const reply = new CloudEvent({
         type: REPLY_EVENT_TYPE,
