@@ -3,7 +3,7 @@
  * how their content is hashed, and where a pod spec references them. Adding a config kind is one entry.
  */
 import type { ConfigKind } from './config.js';
-import type { ConfigObject, ContainerLike, PodSpecLike } from './model.js';
+import type { ConfigObject, ContainerLike, KeyItems, PodSpecLike } from './model.js';
 
 /** A pod-spec volume, as far as references go. */
 type VolumeLike = NonNullable<PodSpecLike['volumes']>[number];
@@ -14,6 +14,15 @@ type EnvFromLike = NonNullable<ContainerLike['envFrom']>[number];
 /** An `env` entry. */
 type EnvVarLike = NonNullable<ContainerLike['env']>[number];
 
+/**
+ * One use of a config object by a pod spec: its name and, when only some keys are used (an env
+ * `valueFrom` key, a volume or projected source with `items`), those keys. Without `keys` every key counts.
+ */
+export interface ConfigUse {
+  name: string;
+  keys?: string[];
+}
+
 /** How to find, hash and recognise references to one config kind. */
 export interface ConfigKindSpec {
   kind: ConfigKind;
@@ -23,13 +32,34 @@ export interface ConfigKindSpec {
   recordPrefix: string;
   /** Canonical content (what a change is); metadata never counts. */
   canonicalContent(object: ConfigObject): unknown;
+  /** Every key of the content with its value, for per-key hashes (a key lives in `data` or `binaryData`). */
+  keyedContent(object: ConfigObject): [string, string][];
   /** `sha256` for public content; an HMAC keyed by the object's uid for secret content. */
   keyedHash: boolean;
-  /** The name this kind's object has in a volume, a projected source, an envFrom and an env entry. */
-  fromVolume(volume: VolumeLike): string | undefined;
-  fromProjection(source: ProjectionLike): string | undefined;
-  fromEnvFrom(entry: EnvFromLike): string | undefined;
-  fromEnv(variable: EnvVarLike): string | undefined;
+  /** What a volume, a projected source, an envFrom and an env entry use of this kind. */
+  fromVolume(volume: VolumeLike): ConfigUse | undefined;
+  fromProjection(source: ProjectionLike): ConfigUse | undefined;
+  fromEnvFrom(entry: EnvFromLike): ConfigUse | undefined;
+  fromEnv(variable: EnvVarLike): ConfigUse | undefined;
+}
+
+/** A use of `name`: every key, or only the keys named by `items` (empty or absent `items` = every key). */
+function use(name: string | undefined, items?: KeyItems): ConfigUse | undefined {
+  if (typeof name !== 'string' || name.length === 0) return undefined;
+  if (!Array.isArray(items) || items.length === 0) return { name };
+  const keys = items.map((item) => item?.key);
+  // An item without a key is invalid for the API server; counting every key is the safe reading.
+  if (keys.some((key) => typeof key !== 'string' || key.length === 0)) return { name };
+  return { name, keys: keys as string[] };
+}
+
+/** A use of one key of `name` (an env `valueFrom`); without a key, every key counts. */
+function keyUse(name: string | undefined, key: string | undefined): ConfigUse | undefined {
+  return use(name, typeof key === 'string' && key.length > 0 ? [{ key }] : undefined);
+}
+
+function keyed(object: ConfigObject): [string, string][] {
+  return [...sorted(object.data), ...sorted(object.binaryData)];
 }
 
 function sorted(record: Record<string, string> | undefined): [string, string][] {
@@ -46,11 +76,13 @@ export const CONFIG_KIND_SPECS: Readonly<Record<ConfigKind, ConfigKindSpec>> = {
     plural: 'configmaps',
     recordPrefix: 'configmap',
     canonicalContent: (object) => ({ data: sorted(object.data), binaryData: sorted(object.binaryData) }),
+    keyedContent: keyed,
     keyedHash: false,
-    fromVolume: (volume) => volume?.configMap?.name,
-    fromProjection: (source) => source?.configMap?.name,
-    fromEnvFrom: (entry) => entry?.configMapRef?.name,
-    fromEnv: (variable) => variable?.valueFrom?.configMapKeyRef?.name,
+    fromVolume: (volume) => use(volume?.configMap?.name, volume?.configMap?.items),
+    fromProjection: (source) => use(source?.configMap?.name, source?.configMap?.items),
+    fromEnvFrom: (entry) => use(entry?.configMapRef?.name),
+    fromEnv: (variable) =>
+      keyUse(variable?.valueFrom?.configMapKeyRef?.name, variable?.valueFrom?.configMapKeyRef?.key),
   },
   Secret: {
     kind: 'Secret',
@@ -61,11 +93,13 @@ export const CONFIG_KIND_SPECS: Readonly<Record<ConfigKind, ConfigKindSpec>> = {
       binaryData: sorted(object.binaryData),
       type: object.type ?? 'Opaque',
     }),
+    keyedContent: keyed,
     keyedHash: true,
-    fromVolume: (volume) => volume?.secret?.secretName,
-    fromProjection: (source) => source?.secret?.name,
-    fromEnvFrom: (entry) => entry?.secretRef?.name,
-    fromEnv: (variable) => variable?.valueFrom?.secretKeyRef?.name,
+    fromVolume: (volume) => use(volume?.secret?.secretName, volume?.secret?.items),
+    fromProjection: (source) => use(source?.secret?.name, source?.secret?.items),
+    fromEnvFrom: (entry) => use(entry?.secretRef?.name),
+    fromEnv: (variable) =>
+      keyUse(variable?.valueFrom?.secretKeyRef?.name, variable?.valueFrom?.secretKeyRef?.key),
   },
 };
 

@@ -2,6 +2,7 @@
  * Settings of the function, read once from the environment and validated before anything starts.
  * `loadConfig` is pure: it never reads files or talks to the network, so it is trivially testable.
  */
+import { parseDuration } from './duration.js';
 
 /** Log levels in increasing severity. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -44,6 +45,13 @@ export interface Config {
   apiTimeoutMs: number;
   /** Grace period for in-flight requests on SIGTERM in milliseconds (`SHUTDOWN_TIMEOUT_MS`, default 10000). */
   shutdownTimeoutMs: number;
+  /**
+   * Default minimum time between two restarts of one workload, in ms (`MIN_RESTART_INTERVAL`, a Go
+   * duration such as `5m`; default 0 = none). A workload's `<prefix>/minRestartInterval` annotation wins.
+   */
+  minRestartIntervalMs: number;
+  /** A confirmed deletion restarts the workloads referencing the object (`RESTART_ON_DELETE`, default false). */
+  restartOnDelete: boolean;
   /**
    * Sender authentication, off unless `AUTH_AUDIENCE` is set: every `POST /` must carry a bearer token
    * that the API server's TokenReview accepts for this audience, issued to one of `allowedSubjects`
@@ -206,6 +214,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   );
 
   const auth = parseAuth(env, problems);
+  const rawInterval = (env.MIN_RESTART_INTERVAL ?? '').trim();
+  const minRestartIntervalMs = rawInterval === '' ? 0 : parseDuration(rawInterval);
+  if (minRestartIntervalMs === undefined) {
+    problems.push(
+      `MIN_RESTART_INTERVAL must be a duration such as 30s, 5m or 1h (0 = none), got "${env.MIN_RESTART_INTERVAL}"`,
+    );
+  }
+  const restartOnDelete = parseBoolean('RESTART_ON_DELETE', env.RESTART_ON_DELETE, false, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {
@@ -221,6 +237,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     apiTimeoutMs,
     shutdownTimeoutMs,
     auth,
+    minRestartIntervalMs: minRestartIntervalMs ?? 0,
+    restartOnDelete,
   };
 }
 

@@ -6,21 +6,30 @@ export type Trigger = 'add' | 'update' | 'delete' | 'resync';
 /** The state of one config object as just read from the API server. */
 export interface ConfigChange {
   ref: ConfigRef;
-  /** Content hash, see `contentHash`. */
+  /** Content hash, see `contentHash`; `deleted` for a deleted object (see `deleted`). */
   hash: string;
   labels: Record<string, string>;
   trigger: Trigger;
+  /** One digest per key of the content (see `keyDigests`), for workloads that use only some keys. */
+  keyDigests?: Readonly<Record<string, string>>;
+  /** The object is confirmed gone (a `delete` with `RESTART_ON_DELETE`): every key set hashes to `deleted`. */
+  deleted?: true;
 }
 
-/** `restart` rolls the pods; `record` only stores the content hash; `skip` changes nothing. */
-export type DecisionAction = 'restart' | 'record' | 'skip';
+/**
+ * `restart` rolls the pods; `record` only stores the content hash (or clears a pending restart); `defer`
+ * records a restart as pending because the workload restarted less than its minimum interval ago;
+ * `skip` changes nothing.
+ */
+export type DecisionAction = 'restart' | 'record' | 'defer' | 'skip';
 
 /**
  * A JSON merge patch of a workload: metadata annotations (with the resourceVersion precondition) and,
  * for a restart, the pod template's annotations at the kind's template path (e.g. `spec.template`).
  */
 export interface MergePatch {
-  metadata: { resourceVersion?: string | undefined; annotations: Record<string, string> };
+  /** Annotation values; `null` removes one (a carried-out pending restart). */
+  metadata: { resourceVersion?: string | undefined; annotations: Record<string, string | null> };
   [field: string]: unknown;
 }
 

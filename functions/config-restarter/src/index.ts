@@ -107,7 +107,11 @@ export async function main(options: MainOptions = {}): Promise<RunningFunction> 
   });
   const metrics = createMetrics();
   collectDefaultMetrics({ register: metrics.registry });
-  const decisionSettings = { annotationPrefix: config.annotationPrefix, matchLabels: config.matchLabels };
+  const decisionSettings = {
+    annotationPrefix: config.annotationPrefix,
+    matchLabels: config.matchLabels,
+    minRestartIntervalMs: config.minRestartIntervalMs,
+  };
   const index = new WorkloadIndex({
     client,
     kinds: WORKLOAD_KINDS,
@@ -131,6 +135,7 @@ export async function main(options: MainOptions = {}): Promise<RunningFunction> 
       configKinds: config.configKinds,
       patchConcurrency: config.patchConcurrency,
       syncTimeoutMs: config.apiTimeoutMs,
+      restartOnDelete: config.restartOnDelete,
       scope,
     },
   });
@@ -169,6 +174,8 @@ export async function main(options: MainOptions = {}): Promise<RunningFunction> 
     senderAuthentication: config.auth
       ? { audience: config.auth.audience, allowedSubjects: auth?.allowedSubjects }
       : 'off',
+    minRestartIntervalMs: config.minRestartIntervalMs,
+    restartOnDelete: config.restartOnDelete,
   });
 
   let draining: Promise<number> | undefined;

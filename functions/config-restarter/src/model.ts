@@ -47,12 +47,20 @@ export interface WorkloadRef {
   name: string;
 }
 
+/** The `items` of a volume or projected source: only these keys are mounted. */
+export type KeyItems = { key?: string }[];
+
 /** The pieces of a pod spec that can reference configuration. */
 export interface PodSpecLike {
   volumes?: {
-    configMap?: { name?: string };
-    secret?: { secretName?: string };
-    projected?: { sources?: { configMap?: { name?: string }; secret?: { name?: string } }[] };
+    configMap?: { name?: string; items?: KeyItems };
+    secret?: { secretName?: string; items?: KeyItems };
+    projected?: {
+      sources?: {
+        configMap?: { name?: string; items?: KeyItems };
+        secret?: { name?: string; items?: KeyItems };
+      }[];
+    };
   }[];
   containers?: ContainerLike[];
   initContainers?: ContainerLike[];
@@ -63,7 +71,12 @@ export interface PodSpecLike {
 /** The pieces of a container that can reference configuration. */
 export interface ContainerLike {
   envFrom?: { configMapRef?: { name?: string }; secretRef?: { name?: string } }[];
-  env?: { valueFrom?: { configMapKeyRef?: { name?: string }; secretKeyRef?: { name?: string } } }[];
+  env?: {
+    valueFrom?: {
+      configMapKeyRef?: { name?: string; key?: string };
+      secretKeyRef?: { name?: string; key?: string };
+    };
+  }[];
 }
 
 /** A pod template: metadata + spec. */
@@ -75,6 +88,15 @@ export interface PodTemplateLike {
 /** Canonical key of a config object inside one namespace, used in the hash record. */
 export function configKey(ref: Pick<ConfigRef, 'kind' | 'name'>): string {
   return `${CONFIG_KIND_SPECS[ref.kind].recordPrefix}/${ref.name}`;
+}
+
+/**
+ * Key of one (config object, key set) in the hash record: `configmap/<name>` when every key counts,
+ * `configmap/<name>#<k1,k2>` (keys sorted) when the workload uses only those keys. Config keys hold only
+ * `[-._a-zA-Z0-9]`, so `#` and `,` cannot clash with them.
+ */
+export function recordKey(ref: Pick<ConfigRef, 'kind' | 'name'>, keys?: readonly string[]): string {
+  return keys === undefined ? configKey(ref) : `${configKey(ref)}#${keys.join(',')}`;
 }
 
 /** `Kind namespace/name`, for messages. */

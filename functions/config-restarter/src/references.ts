@@ -1,48 +1,71 @@
 /**
- * Which ConfigMaps and Secrets a pod spec references: volumes, projected volumes, envFrom and env
- * valueFrom, in containers, init containers and ephemeral containers. Pure functions; where each kind
- * appears is data in the config-kind table.
+ * Which ConfigMaps and Secrets a pod spec references, and through which keys: volumes, projected volumes,
+ * envFrom and env valueFrom, in containers, init containers and ephemeral containers. Pure functions; where
+ * each kind appears is data in the config-kind table.
  */
 import type { ConfigKind } from './config.js';
-import { CONFIG_KIND_LIST } from './config-kinds.js';
+import { CONFIG_KIND_LIST, type ConfigUse } from './config-kinds.js';
 import type { ContainerLike, PodSpecLike } from './model.js';
 
 /** Names of the config objects a pod spec uses, per config kind. */
 export type ConfigReferences = Record<ConfigKind, Set<string>>;
 
-function add(set: Set<string>, name: string | undefined): void {
-  if (typeof name === 'string' && name.length > 0) set.add(name);
+/**
+ * The keys a pod spec uses of one config object: `'all'` when any use sees every key (envFrom, a
+ * whole-volume mount), otherwise the sorted union of the keys named by env `valueFrom` and `items`.
+ */
+export type KeySet = 'all' | readonly string[];
+
+/** Per config kind: config object name -> the keys the pod spec uses of it. */
+export type ConfigUses = Record<ConfigKind, Map<string, KeySet>>;
+
+function merge(uses: Map<string, KeySet>, found: ConfigUse | undefined): void {
+  if (!found) return;
+  const current = uses.get(found.name);
+  if (current === 'all' || found.keys === undefined) {
+    uses.set(found.name, 'all');
+    return;
+  }
+  uses.set(found.name, [...new Set([...(current ?? []), ...found.keys])].sort());
 }
 
-/** Collects every ConfigMap and Secret name a pod spec references. */
-export function collectReferences(podSpec: PodSpecLike | undefined): ConfigReferences {
-  const refs = Object.fromEntries(
-    CONFIG_KIND_LIST.map((spec) => [spec.kind, new Set<string>()]),
-  ) as ConfigReferences;
-  if (!podSpec || typeof podSpec !== 'object') return refs;
+/** Collects every ConfigMap and Secret a pod spec uses, with the keys it uses of each. */
+export function collectUses(podSpec: PodSpecLike | undefined): ConfigUses {
+  const uses = Object.fromEntries(
+    CONFIG_KIND_LIST.map((spec) => [spec.kind, new Map<string, KeySet>()]),
+  ) as ConfigUses;
+  if (!podSpec || typeof podSpec !== 'object') return uses;
   const containers: ContainerLike[] = [
     ...asArray(podSpec.containers),
     ...asArray(podSpec.initContainers),
     ...asArray(podSpec.ephemeralContainers),
   ];
   for (const spec of CONFIG_KIND_LIST) {
-    const names = refs[spec.kind];
+    const found = uses[spec.kind];
     for (const volume of asArray(podSpec.volumes)) {
-      add(names, spec.fromVolume(volume));
-      for (const source of asArray(volume?.projected?.sources)) add(names, spec.fromProjection(source));
+      merge(found, spec.fromVolume(volume));
+      for (const source of asArray(volume?.projected?.sources)) merge(found, spec.fromProjection(source));
     }
     for (const container of containers) {
-      for (const from of asArray(container?.envFrom)) add(names, spec.fromEnvFrom(from));
-      for (const variable of asArray(container?.env)) add(names, spec.fromEnv(variable));
+      for (const from of asArray(container?.envFrom)) merge(found, spec.fromEnvFrom(from));
+      for (const variable of asArray(container?.env)) merge(found, spec.fromEnv(variable));
     }
   }
   // imagePullSecrets are deliberately not references: the running containers do not read them.
-  return refs;
+  return uses;
+}
+
+/** Collects every ConfigMap and Secret name a pod spec references. */
+export function collectReferences(podSpec: PodSpecLike | undefined): ConfigReferences {
+  const uses = collectUses(podSpec);
+  return Object.fromEntries(
+    CONFIG_KIND_LIST.map((spec) => [spec.kind, new Set(uses[spec.kind].keys())]),
+  ) as ConfigReferences;
 }
 
 /** True when the pod spec references the config object `kind`/`name`. */
 export function usesConfig(podSpec: PodSpecLike | undefined, kind: ConfigKind, name: string): boolean {
-  return collectReferences(podSpec)[kind].has(name);
+  return collectUses(podSpec)[kind].has(name);
 }
 
 function asArray<T>(value: T[] | undefined): T[] {

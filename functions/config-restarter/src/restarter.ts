@@ -14,7 +14,7 @@ import type { ConfigChange, Decision, DecisionSettings, Trigger, WorkloadSummary
 import { annotationKeys, decideForWorkload, isOptedIn, summarizeWorkload, workloadRef } from './decide.js';
 import type { Notice } from './event.js';
 import { EventRun } from './event-run.js';
-import { contentHash } from './hash.js';
+import { contentHash, DELETED_HASH, keyDigests } from './hash.js';
 import type { ClusterClient } from './kube.js';
 import { KubeApiError } from './kube.js';
 import type { Logger } from './log.js';
@@ -37,6 +37,11 @@ export interface RestarterSettings extends DecisionSettings {
   syncTimeoutMs: number;
   /** Attempts per workload when patches meet resourceVersion conflicts. */
   maxConflictAttempts?: number;
+  /**
+   * A confirmed deletion restarts the workloads whose pod template references the object
+   * (`RESTART_ON_DELETE`); otherwise a delete restarts nothing.
+   */
+  restartOnDelete?: boolean;
 }
 
 /** A decision as reported: no patch body, plus whether it was a dry run. */
@@ -110,8 +115,18 @@ export function createRestarter(deps: RestarterDeps): Restarter {
       hash: contentHash(kind, object),
       labels: object.metadata?.labels ?? {},
       trigger,
+      keyDigests: keyDigests(kind, object),
     };
   }
+
+  /** A deletion confirmed by a 404: its labels are gone, so only references tie workloads to it. */
+  const tombstone = (ref: ConfigChange['ref']): ConfigChange => ({
+    ref,
+    hash: DELETED_HASH,
+    labels: {},
+    trigger: 'delete',
+    deleted: true,
+  });
 
   const summarize = (kind: WorkloadKind, object: KubeObject): WorkloadSummary =>
     summarizeWorkload(settings, kind, object);
@@ -134,10 +149,14 @@ export function createRestarter(deps: RestarterDeps): Restarter {
     }
   }
 
-  /** Reads a config object again; undefined when it is gone or no longer opted in. */
+  /**
+   * Reads a config object again; undefined when it is gone or no longer opted in (a deletion: when it
+   * exists again).
+   */
   async function reread(timed: TimedChange, run: EventRun): Promise<TimedChange | undefined> {
     const readAt = index.tick();
     const object = await run.call((call) => client.getConfig(timed.change.ref, call));
+    if (timed.change.deleted) return object ? undefined : { change: timed.change, readAt };
     if (!object || !isOptedIn(object.metadata?.annotations, keys.triggerRestart)) return undefined;
     return { change: toChange(timed.change.ref.kind, object, timed.change.trigger), readAt };
   }
@@ -315,21 +334,35 @@ export function createRestarter(deps: RestarterDeps): Restarter {
         failures: [],
       };
     }
-    if (action === 'delete') return ignored(`${describeRef(ref)} was deleted; a delete restarts nothing`);
+    if (action === 'delete' && !settings.restartOnDelete) {
+      return ignored(`${describeRef(ref)} was deleted; a delete restarts nothing (RESTART_ON_DELETE is off)`);
+    }
     const run = new EventRun(metrics);
     await awaitIndex(ref.namespace, run);
     const readAt = index.tick();
     const object = await run.call((call) => client.getConfig(ref, call));
-    if (!object) return ignored(`${describeRef(ref)} no longer exists`);
-    if (!isOptedIn(object.metadata?.annotations, keys.triggerRestart)) {
-      return ignored(`${describeRef(ref)} is not opted in (annotation ${keys.triggerRestart} is not "true")`);
+    let change: ConfigChange;
+    if (action === 'delete') {
+      // The event is only a hint: a delete counts once the API server confirms the object is gone.
+      if (object)
+        return ignored(`${describeRef(ref)} still exists; a delete of an existing object restarts nothing`);
+      change = tombstone(ref);
+    } else {
+      if (!object) return ignored(`${describeRef(ref)} no longer exists`);
+      if (!isOptedIn(object.metadata?.annotations, keys.triggerRestart)) {
+        return ignored(
+          `${describeRef(ref)} is not opted in (annotation ${keys.triggerRestart} is not "true")`,
+        );
+      }
+      change = toChange(ref.kind, object, action);
     }
-    const change = toChange(ref.kind, object, action);
     const changes = [{ change, readAt }];
     const acted = await act(tiedEntries(changes), changes, run);
     return {
       result: 'processed',
-      reason: `${action} of ${describeRef(ref)}, content ${change.hash}`,
+      reason: change.deleted
+        ? `delete of ${describeRef(ref)}, confirmed gone`
+        : `${action} of ${describeRef(ref)}, content ${change.hash}`,
       ...acted,
     };
   }

@@ -37,8 +37,12 @@ export interface IndexState {
   shards: { kind: string; namespace: string; state: ShardState; workloads: number; error?: string }[];
 }
 
-/** `pending`: not listed yet; `watching`: listed and following; `retrying`: the last call failed; `unserved`. */
-export type ShardState = 'pending' | 'watching' | 'retrying' | 'unserved';
+/**
+ * `pending`: not listed yet; `watching`: listed and following; `retrying`: the last call failed;
+ * `unserved`: the API server does not serve the kind; `forbidden`: a kind whose RBAC comes from an
+ * optional component was denied (left out, checked again later).
+ */
+export type ShardState = 'pending' | 'watching' | 'retrying' | 'unserved' | 'forbidden';
 
 /** Options of {@link WorkloadIndex}. */
 export interface WorkloadIndexOptions {
@@ -389,6 +393,24 @@ export class WorkloadIndex {
           await this.relist(shard, reason);
         } catch (error) {
           if (signal.aborted) return;
+          if (error instanceof KubeApiError && error.forbidden && shard.kind.optionalAccess) {
+            // Served but not granted: the optional component is not applied. Leave the kind out.
+            for (const id of [...shard.ids]) this.remove(id);
+            if (shard.state !== 'forbidden') {
+              logger.warn('index: kind served but access denied; left out until granted', {
+                kind: qualifiedKind(shard.kind),
+                namespace: shard.namespace ?? '*',
+                grantWith: shard.kind.optionalAccess,
+                error: error.message,
+              });
+            }
+            shard.state = 'forbidden';
+            shard.lastError = undefined;
+            shard.everSynced = true;
+            shard.markSynced();
+            await sleep(this.options.unservedRecheckMs ?? 60_000, signal);
+            continue;
+          }
           await failed(error, 'list');
           reason = shard.resourceVersion ? 'failed' : reason;
           continue;

@@ -4,6 +4,15 @@
  */
 import type { KubeObject, PodTemplateLike } from './model.js';
 
+/**
+ * How a restart is written: `template` sets the `<prefix>/restartTimestamp` annotation of the pod template
+ * (the kind's controller rolls the pods); `field` sets an RFC 3339 time at `path` that the kind's own
+ * controller acts on (Argo Rollouts' `spec.restartAt`). `note` says what that means for the kind and is
+ * added to the decision's reason.
+ */
+export type RestartMethod =
+  { via: 'template'; note?: string } | { via: 'field'; path: readonly string[]; note: string };
+
 /** How to find and restart one workload kind. */
 export interface WorkloadKind {
   /** Kind name, e.g. `Deployment`. */
@@ -21,15 +30,70 @@ export interface WorkloadKind {
   templatePath: readonly string[];
   /** Why this object must not be patched directly, or undefined when it may be. */
   unpatchableReason(object: KubeObject): string | undefined;
+  /** How a restart of this object is written; default: the pod template annotation. */
+  restartMethod?(object: KubeObject): RestartMethod;
+  /**
+   * Set for kinds whose RBAC comes from an optional kustomize component (its path): when the API server
+   * serves the kind but denies the list, the kind is left out (and rechecked) instead of failing events.
+   */
+  optionalAccess?: string;
+}
+
+const TEMPLATE_RESTART: RestartMethod = { via: 'template' };
+
+/** How a restart of `object` is written. */
+export function restartMethodOf(kind: WorkloadKind, object: KubeObject): RestartMethod {
+  return kind.restartMethod?.(object) ?? TEMPLATE_RESTART;
+}
+
+function valueAt(object: unknown, path: readonly string[]): unknown {
+  let node = object;
+  for (const key of path) {
+    if (!node || typeof node !== 'object' || Array.isArray(node)) return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
+}
+
+function nest(path: readonly string[], value: unknown): Record<string, unknown> {
+  let fragment = value;
+  for (const key of [...path].reverse()) fragment = { [key]: fragment };
+  return fragment as Record<string, unknown>;
+}
+
+/** The merge-patch fragment that restarts a workload at `now` (`restartTimestamp` = the annotation key). */
+export function restartPatch(
+  kind: WorkloadKind,
+  method: RestartMethod,
+  restartTimestamp: string,
+  now: Date,
+): Record<string, unknown> {
+  if (method.via === 'field') return nest(method.path, rfc3339Seconds(now));
+  return templateAnnotationsPatch(kind, { [restartTimestamp]: now.toISOString() });
+}
+
+/** When the workload was last restarted as `method` writes it (an RFC 3339 string), if ever. */
+export function lastRestartOf(
+  kind: WorkloadKind,
+  method: RestartMethod,
+  object: KubeObject,
+  restartTimestamp: string,
+): string | undefined {
+  const value =
+    method.via === 'field'
+      ? valueAt(object, method.path)
+      : podTemplate(kind, object)?.metadata?.annotations?.[restartTimestamp];
+  return typeof value === 'string' && value ? value : undefined;
+}
+
+/** RFC 3339 in UTC without fractions, as Kubernetes `metav1.Time` fields are written. */
+function rfc3339Seconds(time: Date): string {
+  return time.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** The pod template of an object of `kind`, when it is an object. */
 export function podTemplate(kind: WorkloadKind, object: KubeObject): PodTemplateLike | undefined {
-  let node: unknown = object;
-  for (const key of kind.templatePath) {
-    if (!node || typeof node !== 'object' || Array.isArray(node)) return undefined;
-    node = (node as Record<string, unknown>)[key];
-  }
+  const node = valueAt(object, kind.templatePath);
   return node && typeof node === 'object' && !Array.isArray(node) ? node : undefined;
 }
 
@@ -41,9 +105,7 @@ export function templateAnnotationsPatch(
   kind: WorkloadKind,
   annotations: Record<string, string>,
 ): Record<string, unknown> {
-  let fragment: Record<string, unknown> = { metadata: { annotations } };
-  for (const key of [...kind.templatePath].reverse()) fragment = { [key]: fragment };
-  return fragment;
+  return nest(kind.templatePath, { metadata: { annotations } });
 }
 
 /** Knative owns the Deployments behind its Revisions and reverts or drops edits to them. */
@@ -69,6 +131,33 @@ function knativeServiceReason(object: KubeObject): string | undefined {
 }
 
 const SPEC_TEMPLATE = ['spec', 'template'] as const;
+
+/** A CronJob's template change reaches the next Job it creates; Jobs already running keep their pods. */
+const CRONJOB_RESTART: RestartMethod = {
+  via: 'template',
+  note: 'CronJob: the next Job runs with the new configuration; running Jobs are left alone',
+};
+
+/**
+ * An Argo Rollout with its own `spec.template` rolls a template change out with its strategy (canary or
+ * blue-green steps, analysis). One with `spec.workloadRef` takes its template from a Deployment: there the
+ * restart is Argo's own, `spec.restartAt` = now, which Argo performs by evicting and recreating every pod
+ * older than that time, ReplicaSet by ReplicaSet, without the canary or blue-green steps.
+ */
+function rolloutRestart(object: KubeObject): RestartMethod {
+  const spec = object.spec as { workloadRef?: unknown } | undefined;
+  if (spec?.workloadRef && typeof spec.workloadRef === 'object') {
+    return {
+      via: 'field',
+      path: ['spec', 'restartAt'],
+      note: 'Rollout with spec.workloadRef: spec.restartAt set, Argo Rollouts restarts its pods',
+    };
+  }
+  return {
+    via: 'template',
+    note: "Rollout: Argo Rollouts rolls the new template out with the Rollout's strategy",
+  };
+}
 
 /** The supported workload kinds. */
 export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
@@ -103,6 +192,25 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
     plural: 'services',
     templatePath: SPEC_TEMPLATE,
     unpatchableReason: knativeServiceReason,
+  },
+  {
+    kind: 'CronJob',
+    group: 'batch',
+    version: 'v1',
+    plural: 'cronjobs',
+    templatePath: ['spec', 'jobTemplate', 'spec', 'template'],
+    unpatchableReason: () => undefined,
+    restartMethod: () => CRONJOB_RESTART,
+  },
+  {
+    kind: 'Rollout',
+    group: 'argoproj.io',
+    version: 'v1alpha1',
+    plural: 'rollouts',
+    templatePath: SPEC_TEMPLATE,
+    unpatchableReason: () => undefined,
+    restartMethod: rolloutRestart,
+    optionalAccess: 'knative/components/argo-rollouts',
   },
 ];
 

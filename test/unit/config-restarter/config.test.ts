@@ -15,6 +15,8 @@ describe('loadConfig', () => {
       apiTimeoutMs: 10000,
       shutdownTimeoutMs: 10000,
       auth: undefined,
+      minRestartIntervalMs: 0,
+      restartOnDelete: false,
     });
   });
 
@@ -51,6 +53,10 @@ describe('loadConfig', () => {
       { AUTH_AUDIENCE: 'aud', AUTH_ALLOWED_SUBJECTS: 'system:serviceaccount:ns:sa, alice,alice' },
       { auth: { audience: 'aud', allowedSubjects: ['system:serviceaccount:ns:sa', 'alice'] } },
     ],
+    [{ MIN_RESTART_INTERVAL: '5m' }, { minRestartIntervalMs: 300_000 }],
+    [{ MIN_RESTART_INTERVAL: '1h30m' }, { minRestartIntervalMs: 5_400_000 }],
+    [{ MIN_RESTART_INTERVAL: '0' }, { minRestartIntervalMs: 0 }],
+    [{ RESTART_ON_DELETE: 'true' }, { restartOnDelete: true }],
   ])('reads %j', (env, expected) => {
     expect(loadConfig(env)).toMatchObject(expected);
   });
@@ -78,6 +84,10 @@ describe('loadConfig', () => {
     ],
     [{ AUTH_AUDIENCE: 'aud', AUTH_ALLOWED_SUBJECTS: 'system:serviceaccount:ns' }, 'AUTH_ALLOWED_SUBJECTS'],
     [{ AUTH_AUDIENCE: 'aud', AUTH_ALLOWED_SUBJECTS: ' , ' }, 'AUTH_ALLOWED_SUBJECTS'],
+    [{ MIN_RESTART_INTERVAL: '5 minutes' }, 'MIN_RESTART_INTERVAL'],
+    [{ MIN_RESTART_INTERVAL: '-5m' }, 'MIN_RESTART_INTERVAL'],
+    [{ MIN_RESTART_INTERVAL: '300' }, 'MIN_RESTART_INTERVAL'],
+    [{ RESTART_ON_DELETE: 'sometimes' }, 'RESTART_ON_DELETE'],
   ])('refuses %j naming the variable', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(variable);
@@ -85,12 +95,26 @@ describe('loadConfig', () => {
 
   it('lists every problem at once', () => {
     try {
-      loadConfig({ PORT: 'x', DRY_RUN: 'x', LOG_LEVEL: 'x', WATCH_NAMESPACES: 'A' });
+      loadConfig({
+        PORT: 'x',
+        DRY_RUN: 'x',
+        LOG_LEVEL: 'x',
+        WATCH_NAMESPACES: 'A',
+        MIN_RESTART_INTERVAL: 'soon',
+        RESTART_ON_DELETE: 'x',
+      });
       throw new Error('expected a ConfigError');
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
       const problems = (error as ConfigError).problems.join('\n');
-      for (const name of ['PORT', 'DRY_RUN', 'LOG_LEVEL', 'WATCH_NAMESPACES'])
+      for (const name of [
+        'PORT',
+        'DRY_RUN',
+        'LOG_LEVEL',
+        'WATCH_NAMESPACES',
+        'MIN_RESTART_INTERVAL',
+        'RESTART_ON_DELETE',
+      ])
         expect(problems).toContain(name);
     }
   });

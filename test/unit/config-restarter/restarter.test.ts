@@ -7,6 +7,7 @@ import {
   createRestarter,
   type RestarterSettings,
 } from '../../../functions/config-restarter/src/restarter.js';
+import { WORKLOAD_KINDS } from '../../../functions/config-restarter/src/workload-kinds.js';
 import { configMap, FakeCluster, RESOURCE, startIndex, workload } from './fake-cluster.js';
 
 /** Indexes started by setup, stopped after each test. */
@@ -159,7 +160,7 @@ describe('restarter', () => {
     const outcome = await handle(update());
     expect(outcome.decisions.map((d) => d.workload.name)).toEqual(['selected']);
     const lists = startupCalls.filter((c) => c.verb === 'list');
-    expect(lists).toHaveLength(4);
+    expect(lists).toHaveLength(WORKLOAD_KINDS.length);
     expect(cluster.calls.filter((c) => c.verb === 'list')).toEqual([]);
     expect(lists.every((c) => c.labelSelector === 'restart=enabled')).toBe(true);
   });

@@ -88,11 +88,12 @@ describe('WorkloadIndex', () => {
     cluster.remove(RESOURCE.Deployment!, 'helloworld', 'gone');
     cluster.expireWatches();
     const deadline = Date.now() + 1000;
-    while (relists.filter((r) => r === 'expired').length < 4 && Date.now() < deadline) {
+    while (relists.filter((r) => r === 'expired').length < WORKLOAD_KINDS.length && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    expect(relists.filter((r) => r === 'initial')).toHaveLength(4);
-    expect(relists.filter((r) => r === 'expired')).toHaveLength(4);
+    // One shard per kind in the one namespace.
+    expect(relists.filter((r) => r === 'initial')).toHaveLength(WORKLOAD_KINDS.length);
+    expect(relists.filter((r) => r === 'expired')).toHaveLength(WORKLOAD_KINDS.length);
     expect(names(index.tied(cmRef, labels))).toEqual(['kept']);
     expect(index.state().lastRelist).toBeDefined();
   });
