@@ -283,19 +283,35 @@ export class FakeCluster implements ClusterClient {
 
 /** A workload manifest for tests. */
 export function workload(
-  kind: 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'Service',
+  kind: 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'Service' | 'CronJob' | 'Rollout',
   name: string,
   options: {
     namespace?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
     podSpec?: Record<string, unknown>;
+    templateAnnotations?: Record<string, string>;
     ownerReferences?: { apiVersion: string; kind: string; name: string }[];
     optIn?: boolean;
+    /** A Rollout that takes its template from a Deployment. */
+    workloadRef?: string;
   } = {},
 ): KubeObject {
+  const template = {
+    metadata: {
+      labels: options.labels ?? {},
+      ...(options.templateAnnotations ? { annotations: options.templateAnnotations } : {}),
+    },
+    spec: options.podSpec ?? { containers: [{}] },
+  };
+  const spec =
+    kind === 'CronJob'
+      ? { schedule: '*/5 * * * *', jobTemplate: { spec: { template } } }
+      : kind === 'Rollout' && options.workloadRef
+        ? { workloadRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: options.workloadRef } }
+        : { template };
   return {
-    apiVersion: kind === 'Service' ? 'serving.knative.dev/v1' : 'apps/v1',
+    apiVersion: API_VERSION[kind],
     kind,
     metadata: {
       name,
@@ -307,11 +323,18 @@ export function workload(
       },
       ...(options.ownerReferences ? { ownerReferences: options.ownerReferences } : {}),
     },
-    spec: {
-      template: { metadata: { labels: options.labels ?? {} }, spec: options.podSpec ?? { containers: [{}] } },
-    },
+    spec,
   };
 }
+
+const API_VERSION: Record<string, string> = {
+  Deployment: 'apps/v1',
+  StatefulSet: 'apps/v1',
+  DaemonSet: 'apps/v1',
+  Service: 'serving.knative.dev/v1',
+  CronJob: 'batch/v1',
+  Rollout: 'argoproj.io/v1alpha1',
+};
 
 /** Resource name (`plural.group`) of a workload kind name. */
 export const RESOURCE: Record<string, string> = {
@@ -319,6 +342,8 @@ export const RESOURCE: Record<string, string> = {
   StatefulSet: 'statefulsets.apps',
   DaemonSet: 'daemonsets.apps',
   Service: 'services.serving.knative.dev',
+  CronJob: 'cronjobs.batch',
+  Rollout: 'rollouts.argoproj.io',
 };
 
 /** A ConfigMap manifest for tests. */

@@ -108,6 +108,17 @@ describe('WorkloadIndex', () => {
     expect(index.state().synced).toBe(true);
   });
 
+  it('leaves out a kind of an optional component whose list is denied, and keeps the others', async () => {
+    const cluster = new FakeCluster();
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
+    cluster.put(RESOURCE.Rollout!, workload('Rollout', 'r', { labels }));
+    cluster.failures.push({ verb: 'list', resource: RESOURCE.Rollout!, status: 403, times: 1000 });
+    const index = await synced(cluster);
+    expect(index.state().synced).toBe(true);
+    expect(index.state().shards.find((s) => s.kind === 'Rollout.argoproj.io')?.state).toBe('forbidden');
+    expect(names(index.tied(cmRef, labels))).toEqual(['w']);
+  });
+
   it('answers a waiting event with the error of a list that failed before the first sync', async () => {
     const cluster = new FakeCluster();
     cluster.failures.push({ verb: 'list', resource: RESOURCE.Deployment!, status: 403, times: 1000 });

@@ -1,0 +1,452 @@
+/**
+ * The pure core beyond the first four kinds: CronJobs and Argo Rollouts, per-key ties, the minimum restart
+ * interval with pending restarts, and restarts on a confirmed deletion.
+ */
+import {
+  annotationKeys,
+  decideForWorkload,
+  parseHashRecord,
+  parsePendingRestart,
+  summarizeWorkload,
+  type ConfigChange,
+  type DecisionSettings,
+  type Trigger,
+} from '../../../functions/config-restarter/src/decide.js';
+import { DELETED_HASH, keyDigests, subsetHash } from '../../../functions/config-restarter/src/hash.js';
+import type { KubeObject } from '../../../functions/config-restarter/src/model.js';
+import { WORKLOAD_KINDS, type WorkloadKind } from '../../../functions/config-restarter/src/workload-kinds.js';
+import { configMap, workload } from './fake-cluster.js';
+
+const settings: DecisionSettings = {
+  annotationPrefix: 'rolling.restart.controller',
+  matchLabels: ['app', 'env'],
+};
+const keys = annotationKeys(settings.annotationPrefix);
+const now = new Date('2026-11-21T12:00:00.000Z');
+const labels = { app: 'helloworld', env: 'test' };
+const kindOf = (name: string): WorkloadKind => WORKLOAD_KINDS.find((k) => k.kind === name)!;
+
+/** The change a restarter builds from a ConfigMap's content. */
+function changeOf(data: Record<string, string>, trigger: Trigger = 'update', name = 'cm'): ConfigChange {
+  const object = configMap(name, data, { labels });
+  return {
+    ref: { kind: 'ConfigMap', namespace: 'helloworld', name },
+    hash: `sha256:${JSON.stringify(data)}`,
+    labels,
+    trigger,
+    keyDigests: keyDigests('ConfigMap', object),
+  };
+}
+
+function decide(object: KubeObject, changes: ConfigChange[], at = now, s: DecisionSettings = settings) {
+  const kind = kindOf(object.kind!);
+  return decideForWorkload(s, summarizeWorkload(s, kind, object), changes, at);
+}
+
+function at(object: unknown, path: string[]): unknown {
+  return path.reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], object);
+}
+
+describe('CronJob', () => {
+  it('restarts through spec.jobTemplate.spec.template and says running Jobs are left alone', () => {
+    const decision = decide(workload('CronJob', 'nightly', { labels }), [changeOf({ A: '1' })]);
+    expect(decision?.action).toBe('restart');
+    expect(decision?.workload).toEqual({
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      namespace: 'helloworld',
+      name: 'nightly',
+    });
+    expect(
+      at(decision?.patch, ['spec', 'jobTemplate', 'spec', 'template', 'metadata', 'annotations']),
+    ).toEqual({ [keys.restartTimestamp]: now.toISOString() });
+    expect(at(decision?.patch, ['spec', 'template'])).toBeUndefined();
+    expect(decision?.reason).toContain(
+      'the next Job runs with the new configuration; running Jobs are left alone',
+    );
+  });
+
+  it('finds references in the job template', () => {
+    const cron = workload('CronJob', 'nightly', {
+      labels: { app: 'other' },
+      podSpec: { volumes: [{ configMap: { name: 'cm' } }] },
+    });
+    expect(decide(cron, [changeOf({ A: '1' })])?.reason).toContain('pod template references it');
+  });
+});
+
+describe('Argo Rollout', () => {
+  it('with spec.template: restarts through the template, rolled out with its strategy', () => {
+    const decision = decide(workload('Rollout', 'r', { labels }), [changeOf({ A: '1' })]);
+    expect(decision?.action).toBe('restart');
+    expect(decision?.workload.apiVersion).toBe('argoproj.io/v1alpha1');
+    expect(at(decision?.patch, ['spec', 'template', 'metadata', 'annotations'])).toEqual({
+      [keys.restartTimestamp]: now.toISOString(),
+    });
+    expect(at(decision?.patch, ['spec', 'restartAt'])).toBeUndefined();
+    expect(decision?.reason).toContain("rolls the new template out with the Rollout's strategy");
+  });
+
+  it('with spec.workloadRef: sets spec.restartAt (RFC 3339, seconds) and touches no template', () => {
+    const decision = decide(workload('Rollout', 'r', { labels, workloadRef: 'web' }), [changeOf({ A: '1' })]);
+    expect(decision?.action).toBe('restart');
+    expect(at(decision?.patch, ['spec', 'restartAt'])).toBe('2026-11-21T12:00:00Z');
+    expect(at(decision?.patch, ['spec', 'template'])).toBeUndefined();
+    expect(decision?.reason).toContain('spec.restartAt set');
+    expect(parseHashRecord(decision?.patch?.metadata.annotations[keys.configHashes])).toEqual({
+      'configmap/cm': 'sha256:{"A":"1"}',
+    });
+  });
+
+  it('with spec.workloadRef: reads its last restart from spec.restartAt (minimum interval)', () => {
+    const r = workload('Rollout', 'r', {
+      labels,
+      workloadRef: 'web',
+      annotations: { [keys.minRestartInterval]: '10m' },
+    });
+    (r.spec as Record<string, unknown>).restartAt = '2026-11-21T11:55:00Z';
+    const decision = decide(r, [changeOf({ A: '2' })]);
+    expect(decision?.action).toBe('defer');
+    expect(
+      parsePendingRestart(decision?.patch?.metadata.annotations[keys.pendingRestart] ?? undefined)?.due,
+    ).toBe('2026-11-21T12:05:00.000Z');
+  });
+
+  it('is optional: its RBAC comes from a component', () => {
+    expect(kindOf('Rollout').optionalAccess).toBe('knative/components/argo-rollouts');
+    expect(kindOf('CronJob').optionalAccess).toBeUndefined();
+  });
+});
+
+describe('per-key ties', () => {
+  const env = (name: string, key: string, kind: 'configMapKeyRef' | 'secretKeyRef' = 'configMapKeyRef') => ({
+    name: `V_${key}`,
+    valueFrom: { [kind]: { name, key } },
+  });
+  const before = { A: '1', B: '1' };
+  const bChanged = { A: '1', B: '2' };
+  const aChanged = { A: '2', B: '1' };
+
+  /** [form, pod spec, keys it uses or 'all'] */
+  const forms: [string, Record<string, unknown>, string[] | 'all'][] = [
+    ['env valueFrom configMapKeyRef', { containers: [{ env: [env('cm', 'A')] }] }, ['A']],
+    ['env in an init container', { initContainers: [{ env: [env('cm', 'A')] }] }, ['A']],
+    [
+      'volume with items',
+      { volumes: [{ name: 'v', configMap: { name: 'cm', items: [{ key: 'A', path: 'a' }] } }] },
+      ['A'],
+    ],
+    [
+      'projected source with items',
+      {
+        volumes: [
+          {
+            name: 'v',
+            projected: { sources: [{ configMap: { name: 'cm', items: [{ key: 'A', path: 'a' }] } }] },
+          },
+        ],
+      },
+      ['A'],
+    ],
+    ['envFrom', { containers: [{ envFrom: [{ configMapRef: { name: 'cm' } }] }] }, 'all'],
+    ['whole volume', { volumes: [{ name: 'v', configMap: { name: 'cm' } }] }, 'all'],
+    ['volume with empty items', { volumes: [{ name: 'v', configMap: { name: 'cm', items: [] } }] }, 'all'],
+    [
+      'projected source without items',
+      { volumes: [{ name: 'v', projected: { sources: [{ configMap: { name: 'cm' } }] } }] },
+      'all',
+    ],
+    [
+      'a key and a whole volume together',
+      { containers: [{ env: [env('cm', 'A')] }], volumes: [{ name: 'v', configMap: { name: 'cm' } }] },
+      'all',
+    ],
+  ];
+
+  /** A workload of `podSpec` whose record holds the content `before`, as a first contact leaves it. */
+  function recorded(
+    podSpec: Record<string, unknown>,
+    workloadLabels: Record<string, string> = { app: 'unrelated' },
+  ) {
+    const fresh = workload('Deployment', 'w', { labels: workloadLabels, podSpec });
+    const first = decide(fresh, [changeOf(before, 'add')]);
+    expect(first?.action).toBe('record');
+    return workload('Deployment', 'w', {
+      labels: workloadLabels,
+      podSpec,
+      annotations: { [keys.configHashes]: first!.patch!.metadata.annotations[keys.configHashes]! },
+    });
+  }
+
+  it.each(forms)('%s: a change of another key %s', (_form, podSpec, used) => {
+    const decision = decide(recorded(podSpec), [changeOf(bChanged)]);
+    if (used === 'all') {
+      expect(decision?.action).toBe('restart');
+    } else {
+      expect(decision?.action).toBe('skip');
+      expect(decision?.upToDate).toBe(true);
+      expect(decision?.reason).toContain(`uses only key(s) ${used.join(',')}`);
+      expect(decision?.reason).toContain('changes to other keys do not restart it');
+    }
+  });
+
+  it.each(forms)('%s: a change of a used key restarts', (_form, podSpec, used) => {
+    const decision = decide(recorded(podSpec), [changeOf(aChanged)]);
+    expect(decision?.action).toBe('restart');
+    const record = parseHashRecord(decision?.patch?.metadata.annotations[keys.configHashes]);
+    const key = used === 'all' ? 'configmap/cm' : `configmap/cm#${used.join(',')}`;
+    expect(Object.keys(record)).toEqual([key]);
+  });
+
+  it('a tie by labels sees every key, even when the pod template uses one key', () => {
+    const w = recorded({ containers: [{ env: [env('cm', 'A')] }] }, labels);
+    expect(decide(w, [changeOf(bChanged)])?.action).toBe('restart');
+  });
+
+  it('collects the union of keys over every use, sorted', () => {
+    const podSpec = {
+      containers: [{ env: [env('cm', 'C'), env('cm', 'A')] }],
+      volumes: [{ name: 'v', configMap: { name: 'cm', items: [{ key: 'B', path: 'b' }] } }],
+    };
+    const summary = summarizeWorkload(
+      settings,
+      kindOf('Deployment'),
+      workload('Deployment', 'w', { podSpec }),
+    );
+    expect(summary.keySets.ConfigMap).toEqual({ cm: ['A', 'B', 'C'] });
+    expect(summary.references.ConfigMap).toEqual(['cm']);
+  });
+
+  it('Secrets: secretKeyRef and secret volume items tie by key', () => {
+    const podSpec = {
+      containers: [{ env: [env('s', 'user', 'secretKeyRef')] }],
+      volumes: [{ name: 'v', secret: { secretName: 's', items: [{ key: 'tls.crt', path: 'crt' }] } }],
+    };
+    const summary = summarizeWorkload(
+      settings,
+      kindOf('Deployment'),
+      workload('Deployment', 'w', { podSpec }),
+    );
+    expect(summary.keySets.Secret).toEqual({ s: ['tls.crt', 'user'] });
+  });
+
+  it('an added or removed used key counts as a change', () => {
+    const w = recorded({ containers: [{ env: [env('cm', 'A')] }] });
+    expect(decide(w, [changeOf({ B: '1' })])?.action).toBe('restart');
+  });
+
+  it('an old whole-object record is replaced by the per-key record, not kept beside it', () => {
+    const w = workload('Deployment', 'w', {
+      labels: { app: 'unrelated' },
+      podSpec: { containers: [{ env: [env('cm', 'A')] }] },
+      annotations: {
+        [keys.configHashes]: JSON.stringify({ 'configmap/cm': 'sha256:old', 'configmap/x': 'h' }),
+      },
+    });
+    const decision = decide(w, [changeOf(aChanged)]);
+    expect(decision?.action).toBe('restart');
+    expect(Object.keys(parseHashRecord(decision?.patch?.metadata.annotations[keys.configHashes]))).toEqual([
+      'configmap/cm#A',
+      'configmap/x',
+    ]);
+  });
+
+  it('the subset hash depends only on the used keys', () => {
+    const digestsOf = (data: Record<string, string>) => keyDigests('ConfigMap', configMap('cm', data));
+    expect(subsetHash(digestsOf(before), ['A'])).toBe(subsetHash(digestsOf(bChanged), ['A']));
+    expect(subsetHash(digestsOf(before), ['A'])).not.toBe(subsetHash(digestsOf(aChanged), ['A']));
+    expect(subsetHash(digestsOf(before), ['A', 'B'])).not.toBe(subsetHash(digestsOf(bChanged), ['A', 'B']));
+  });
+});
+
+describe('minimum restart interval', () => {
+  const lastRestart = '2026-11-21T11:59:30.000Z'; // 30 s before now
+  const recordedOld = { [keys.configHashes]: JSON.stringify({ 'configmap/cm': 'sha256:{"A":"0"}' }) };
+
+  function w(annotations: Record<string, string> = {}, restartedAt: string | null = lastRestart) {
+    return workload('Deployment', 'w', {
+      labels,
+      annotations: { ...recordedOld, ...annotations },
+      ...(restartedAt ? { templateAnnotations: { [keys.restartTimestamp]: restartedAt } } : {}),
+    });
+  }
+  const pendingOf = (decision: ReturnType<typeof decide>) =>
+    parsePendingRestart(decision?.patch?.metadata.annotations[keys.pendingRestart] ?? undefined);
+
+  it.each<[string, Record<string, string>, DecisionSettings, string | null, string]>([
+    ['no interval', {}, settings, lastRestart, 'restart'],
+    [
+      'annotation 5m, restarted 30 s ago',
+      { [keys.minRestartInterval]: '5m' },
+      settings,
+      lastRestart,
+      'defer',
+    ],
+    [
+      'annotation 20s, restarted 30 s ago',
+      { [keys.minRestartInterval]: '20s' },
+      settings,
+      lastRestart,
+      'restart',
+    ],
+    [
+      'default 1m, restarted 30 s ago',
+      {},
+      { ...settings, minRestartIntervalMs: 60_000 },
+      lastRestart,
+      'defer',
+    ],
+    [
+      'annotation 0 overrides a default',
+      { [keys.minRestartInterval]: '0' },
+      { ...settings, minRestartIntervalMs: 60_000 },
+      lastRestart,
+      'restart',
+    ],
+    ['never restarted before', { [keys.minRestartInterval]: '5m' }, settings, null, 'restart'],
+    [
+      'bad annotation: the default applies',
+      { [keys.minRestartInterval]: 'soon' },
+      { ...settings, minRestartIntervalMs: 60_000 },
+      lastRestart,
+      'defer',
+    ],
+  ])('%s -> %s', (_name, annotations, s, restartedAt, action) => {
+    const decision = decide(w(annotations, restartedAt), [changeOf({ A: '1' })], now, s);
+    expect(decision?.action).toBe(action);
+    if (action === 'defer') {
+      expect(decision?.reason).toContain('restart deferred until');
+      expect(decision?.reason).toContain('carried out by the first resync');
+      expect(at(decision?.patch, ['spec'])).toBeUndefined();
+      // The record keeps the old content, so the change stays visible to later resyncs.
+      expect(decision?.patch?.metadata.annotations[keys.configHashes]).toBeUndefined();
+      expect(pendingOf(decision)).toEqual({
+        records: ['configmap/cm'],
+        since: now.toISOString(),
+        due: expect.any(String) as string,
+      });
+    }
+  });
+
+  it('names an unreadable annotation in the reason', () => {
+    const decision = decide(w({ [keys.minRestartInterval]: 'soon' }), [changeOf({ A: '1' })], now, {
+      ...settings,
+      minRestartIntervalMs: 60_000,
+    });
+    expect(decision?.reason).toContain('"soon" is not a duration');
+  });
+
+  it('a second change inside the interval adds nothing when the restart is already pending', () => {
+    const first = decide(w({ [keys.minRestartInterval]: '5m' }), [changeOf({ A: '1' })]);
+    const pending = first!.patch!.metadata.annotations[keys.pendingRestart]!;
+    const second = decide(
+      w({ [keys.minRestartInterval]: '5m', [keys.pendingRestart]: pending }),
+      [changeOf({ A: '2' })],
+      new Date(now.getTime() + 5000),
+    );
+    expect(second?.action).toBe('skip');
+    expect(second?.patch).toBeUndefined();
+    expect(second?.reason).toContain('already pending');
+  });
+
+  it('the first resync after the interval carries a pending restart out, even without an earlier record', () => {
+    const pending = JSON.stringify({
+      records: ['configmap/cm'],
+      since: now.toISOString(),
+      due: '2026-11-21T12:04:30.000Z',
+    });
+    const noRecord = workload('Deployment', 'w', {
+      labels,
+      annotations: { [keys.minRestartInterval]: '5m', [keys.pendingRestart]: pending },
+      templateAnnotations: { [keys.restartTimestamp]: lastRestart },
+    });
+    const early = decide(noRecord, [changeOf({ A: '3' }, 'resync')], new Date('2026-11-21T12:02:00.000Z'));
+    expect(early?.action).toBe('skip');
+    const later = new Date('2026-11-21T12:05:00.000Z');
+    const decision = decide(noRecord, [changeOf({ A: '3' }, 'resync')], later);
+    expect(decision?.action).toBe('restart');
+    expect(decision?.reason).toContain('restart pending since');
+    expect(decision?.patch?.metadata.annotations[keys.pendingRestart]).toBeNull();
+    expect(parseHashRecord(decision?.patch?.metadata.annotations[keys.configHashes])).toEqual({
+      'configmap/cm': 'sha256:{"A":"3"}',
+    });
+    expect(at(decision?.patch, ['spec', 'template', 'metadata', 'annotations'])).toEqual({
+      [keys.restartTimestamp]: later.toISOString(),
+    });
+  });
+
+  it('drops a pending restart when the content is back to what was rolled out', () => {
+    const pending = JSON.stringify({
+      records: ['configmap/cm'],
+      since: now.toISOString(),
+      due: '2026-11-21T12:04:30.000Z',
+    });
+    const decision = decide(w({ [keys.minRestartInterval]: '5m', [keys.pendingRestart]: pending }), [
+      changeOf({ A: '0' }, 'resync'),
+    ]);
+    expect(decision?.action).toBe('record');
+    expect(decision?.reason).toContain('pending restart dropped');
+    expect(decision?.patch?.metadata.annotations[keys.pendingRestart]).toBeNull();
+    expect(at(decision?.patch, ['spec'])).toBeUndefined();
+  });
+});
+
+describe('restart on a confirmed deletion', () => {
+  const tombstone: ConfigChange = {
+    ref: { kind: 'ConfigMap', namespace: 'helloworld', name: 'cm' },
+    hash: DELETED_HASH,
+    labels: {},
+    trigger: 'delete',
+    deleted: true,
+  };
+
+  it.each<[string, Record<string, unknown>, Record<string, string>, string | undefined]>([
+    [
+      'referenced whole, with a record',
+      { volumes: [{ name: 'v', configMap: { name: 'cm' } }] },
+      { 'configmap/cm': 'sha256:x' },
+      'restart',
+    ],
+    [
+      'referenced whole, no record',
+      { containers: [{ envFrom: [{ configMapRef: { name: 'cm' } }] }] },
+      {},
+      'restart',
+    ],
+    [
+      'referenced by key',
+      { containers: [{ env: [{ name: 'A', valueFrom: { configMapKeyRef: { name: 'cm', key: 'A' } } }] }] },
+      {},
+      'restart',
+    ],
+    [
+      'deletion already rolled out',
+      { volumes: [{ name: 'v', configMap: { name: 'cm' } }] },
+      { 'configmap/cm': DELETED_HASH },
+      'skip',
+    ],
+    ['tied only by labels (gone with the object)', { containers: [{}] }, {}, undefined],
+  ])('%s -> %s', (_name, podSpec, records, action) => {
+    const object = workload('Deployment', 'w', {
+      labels,
+      podSpec,
+      annotations: { [keys.configHashes]: JSON.stringify(records) },
+    });
+    const decision = decide(object, [tombstone]);
+    expect(decision?.action).toBe(action);
+    if (action === 'restart') {
+      expect(decision?.reason).toContain('RESTART_ON_DELETE');
+      expect(
+        Object.values(parseHashRecord(decision?.patch?.metadata.annotations[keys.configHashes])),
+      ).toEqual([DELETED_HASH]);
+    }
+  });
+
+  it('a delete that is not a confirmed deletion restarts nothing', () => {
+    const object = workload('Deployment', 'w', {
+      labels,
+      podSpec: { volumes: [{ name: 'v', configMap: { name: 'cm' } }] },
+    });
+    expect(decide(object, [{ ...changeOf({ A: '1' }, 'delete') }])?.action).toBe('skip');
+  });
+});
