@@ -19,7 +19,7 @@ it.each(['knative', 'kustomize/overlays/test', 'kustomize/overlays/prod', 'istio
   },
 );
 
-it.each(['knative/broker', 'knative/secrets'])('%s passes server-side dry-run', async (dir) => {
+it.each(['knative/broker', 'knative/secrets', 'knative/argo-rollouts'])('%s passes server-side dry-run', async (dir) => {
   const { stdout, stderr } = await run(
     'kubectl',
     [

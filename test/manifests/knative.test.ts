@@ -56,7 +56,11 @@ const BASE_GRANTS: Grant[] = [
   ['config-restarter', 'apps', 'statefulsets', ['get', 'list', 'watch', 'patch']],
   ['config-restarter', 'apps', 'daemonsets', ['get', 'list', 'watch', 'patch']],
   ['config-restarter', 'serving.knative.dev', 'services', ['get', 'list', 'watch', 'patch']],
+  ['config-restarter', 'batch', 'cronjobs', ['get', 'list', 'watch', 'patch']],
   ['config-restarter-source', '', 'configmaps', ['get', 'list', 'watch']],
+];
+const ROLLOUT_GRANTS: Grant[] = [
+  ['config-restarter-rollouts', 'argoproj.io', 'rollouts', ['get', 'list', 'watch', 'patch']],
 ];
 const SECRET_GRANTS: Grant[] = [
   ['config-restarter-secrets', '', 'secrets', ['get', 'list']],
@@ -92,14 +96,18 @@ const SECRET_BINDINGS: Record<string, [string, string]> = {
   'config-restarter-secrets': ['config-restarter-secrets', 'config-restarter'],
   'config-restarter-source-secrets': ['config-restarter-source-secrets', 'config-restarter-source'],
 };
+const ROLLOUT_BINDINGS: Record<string, [string, string]> = {
+  'config-restarter-rollouts': ['config-restarter-rollouts', 'config-restarter'],
+};
 
 const VARIANTS = [
-  { dir: 'knative', sink: KSVC, secrets: false, broker: false },
-  { dir: 'knative/broker', sink: BROKER, secrets: false, broker: true },
-  { dir: 'knative/secrets', sink: KSVC, secrets: true, broker: false },
+  { dir: 'knative', sink: KSVC, secrets: false, broker: false, rollouts: false },
+  { dir: 'knative/broker', sink: BROKER, secrets: false, broker: true, rollouts: false },
+  { dir: 'knative/secrets', sink: KSVC, secrets: true, broker: false, rollouts: false },
+  { dir: 'knative/argo-rollouts', sink: KSVC, secrets: false, broker: false, rollouts: true },
 ] as const;
 
-describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker }) => {
+describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker, rollouts }) => {
   let objects: K8sObject[];
 
   beforeAll(async () => {
@@ -113,12 +121,18 @@ describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker }) => {
   });
 
   it('grants exactly the listed verbs (table)', () => {
-    expect(grants(objects)).toEqual(sorted(secrets ? [...BASE_GRANTS, ...SECRET_GRANTS] : BASE_GRANTS));
+    expect(grants(objects)).toEqual(
+      sorted([...BASE_GRANTS, ...(secrets ? SECRET_GRANTS : []), ...(rollouts ? ROLLOUT_GRANTS : [])]),
+    );
   });
 
   it('binds each Role to its ServiceAccount only', () => {
     const bindings = objects.filter((o): o is RoleBinding => o.kind === 'RoleBinding');
-    const expectedBindings = secrets ? { ...BASE_BINDINGS, ...SECRET_BINDINGS } : BASE_BINDINGS;
+    const expectedBindings = {
+      ...BASE_BINDINGS,
+      ...(secrets ? SECRET_BINDINGS : {}),
+      ...(rollouts ? ROLLOUT_BINDINGS : {}),
+    };
     expect(
       Object.fromEntries(bindings.map((b) => [b.metadata.name, [b.roleRef.name, b.subjects[0]?.name]])),
     ).toEqual(expectedBindings);

@@ -16,6 +16,7 @@ export const ENTRY_POINTS = [
   'knative/broker',
   'knative/secrets',
   'knative/authentication',
+  'knative/argo-rollouts',
   'kustomize/overlays/test',
   'kustomize/overlays/prod',
   'istio',

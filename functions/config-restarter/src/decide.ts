@@ -5,7 +5,7 @@
  */
 import type { ConfigKind } from './config.js';
 import { CONFIG_KIND_LIST } from './config-kinds.js';
-import type { ConfigChange, Decision, DecisionAction, MergePatch } from './decision-types.js';
+import type { ConfigChange, Decision, MergePatch } from './decision-types.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { DELETED_HASH, subsetHash } from './hash.js';
 import type { KubeObject, WorkloadRef } from './model.js';
