@@ -37,6 +37,8 @@ export const PATHS = {
   statefulsets: (ns: string) => `/apis/apps/v1/namespaces/${ns}/statefulsets`,
   daemonsets: (ns: string) => `/apis/apps/v1/namespaces/${ns}/daemonsets`,
   ksvcs: (ns: string) => `/apis/serving.knative.dev/v1/namespaces/${ns}/services`,
+  cronjobs: (ns: string) => `/apis/batch/v1/namespaces/${ns}/cronjobs`,
+  rollouts: (ns: string) => `/apis/argoproj.io/v1alpha1/namespaces/${ns}/rollouts`,
 } as const;
 
 /** What the tests read back from a workload. */
