@@ -75,6 +75,7 @@ beforeAll(async () => {
         verbs: ['get', 'list'],
       },
       { apiGroups: ['serving.knative.dev'], resources: ['services'], verbs: ['get', 'list'] },
+      { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['get', 'list'] },
     ],
   });
   await kubeRequest(admin, 'POST', `${rbac}/namespaces/${READ_ONLY}/rolebindings`, {
