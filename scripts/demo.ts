@@ -2,7 +2,8 @@
  * `npm run demo`: the whole path on a local control plane. Starts (or reuses) the cluster in `.cluster/`,
  * applies the project's plumbing and the test overlay plus an opted-in plain Deployment, runs
  * config-restarter with the token of its own ServiceAccount and the real ApiServerSource adapter pointed
- * at it, edits the ConfigMap, and shows the event, the decisions and the new pod-template annotations.
+ * at it, edits the ConfigMap, and shows the event, the decisions and the new pod-template annotations;
+ * then edits a key that one Deployment does not read, to show a per-key skip next to a restart.
  * Exits on its own and leaves the cluster up.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -11,7 +12,12 @@ import path from 'node:path';
 import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../test/cluster/adapter.js';
 import { ensureBinaries } from '../test/cluster/binaries.js';
 import { defaultClusterDir, startCluster } from '../test/cluster/control-plane.js';
-import { kubeRequest, readKubeconfig, writeServiceAccountKubeconfig } from '../test/cluster/kube.js';
+import {
+  kubeRequest,
+  readKubeconfig,
+  writeServiceAccountKubeconfig,
+  type KubeTarget,
+} from '../test/cluster/kube.js';
 import { sleep } from '../test/cluster/util.js';
 import { startFunction, type FunctionProcess } from '../test/cluster/function-process.js';
 import { applyKustomization, PATHS, readWorkload } from '../test/cluster/objects.js';
@@ -239,6 +245,8 @@ async function main(): Promise<void> {
     console.log(
       '\n    On a real cluster Knative would now roll a new Revision of helloworld-test, and the Deployment a new ReplicaSet.',
     );
+
+    await perKeyStep(8, { admin, fn, exchanges });
   } finally {
     await adapter?.stop();
     await fn?.stop();
@@ -256,6 +264,88 @@ async function main(): Promise<void> {
     `    logs: ${path.relative(process.cwd(), demoDir)}/config-restarter.log, ${path.relative(process.cwd(), demoDir)}/adapter.log`,
   );
   console.log('    stop it with: npm run cluster:down');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Step: per-key changes. Two Deployments tied to helloworld-config-test by reference only: one reads just
+// the key MESSAGE, the other the whole ConfigMap. A change of another key restarts the second only.
+// ---------------------------------------------------------------------------------------------------------
+
+/** A Deployment tied to helloworld-config-test by reference only (its labels match nothing). */
+function perKeyDeployment(name: string, container: Record<string, unknown>): Record<string, unknown> {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name,
+      namespace: NS,
+      labels: { app: name },
+      annotations: { [`${PREFIX}/restartOnTrigger`]: 'true' },
+    },
+    spec: {
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: 'main', image: 'ghcr.io/example/helloworld:0.1.0', ...container }] },
+      },
+    },
+  };
+}
+
+const PER_KEY = [
+  perKeyDeployment('helloworld-uses-message', {
+    env: [
+      { name: 'MESSAGE', valueFrom: { configMapKeyRef: { name: 'helloworld-config-test', key: 'MESSAGE' } } },
+    ],
+  }),
+  perKeyDeployment('helloworld-uses-all', {
+    envFrom: [{ configMapRef: { name: 'helloworld-config-test' } }],
+  }),
+];
+
+async function perKeyStep(
+  n: number,
+  { admin, fn, exchanges }: { admin: KubeTarget; fn: FunctionProcess; exchanges: Exchange[] },
+): Promise<void> {
+  step(
+    n,
+    'Per-key changes: edit a key that one Deployment does not read (it stays) and another reads (it rolls)',
+  );
+  for (const deployment of PER_KEY) {
+    const { name } = deployment.metadata as { name: string };
+    await kubeRequest(
+      admin,
+      'PATCH',
+      `${PATHS.deployments(NS)}/${name}?fieldManager=demo&force=true`,
+      JSON.stringify(deployment),
+      { contentType: 'application/apply-patch+yaml' },
+    );
+    show(`deployment.apps/${name} serverside-applied`);
+  }
+  // First contact: the resync records what each uses (MESSAGE only, or every key).
+  await fetch(fn.url, { method: 'POST', ...pingSourceRequest() });
+  const seen = exchanges.length;
+  const note = `per-key demo at ${new Date().toISOString()}`;
+  show(`kubectl patch configmap helloworld-config-test -p '{"data":{"NOTE":"${note}"}}'`);
+  await kubeRequest(
+    admin,
+    'PATCH',
+    `/api/v1/namespaces/${NS}/configmaps/helloworld-config-test`,
+    { data: { NOTE: note } },
+    { contentType: 'application/merge-patch+json' },
+  );
+  const deadline = Date.now() + 20_000;
+  let exchange: Exchange | undefined;
+  while (!exchange && Date.now() < deadline) {
+    exchange = exchanges.slice(seen).find((e) => e.request.headers['ce-name'] === 'helloworld-config-test');
+    if (!exchange) await sleep(200);
+  }
+  if (!exchange) throw new Error('no event about the NOTE edit arrived');
+  const names = new Set(PER_KEY.map((d) => (d.metadata as { name: string }).name));
+  const data = JSON.parse(exchange.response.body) as {
+    decisions?: { workload: { kind: string; name: string }; action: string; reason: string }[];
+  };
+  printDecisions(JSON.stringify({ decisions: data.decisions?.filter((d) => names.has(d.workload.name)) }));
 }
 
 main().then(
