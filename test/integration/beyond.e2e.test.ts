@@ -250,7 +250,7 @@ describe('per-key ties', () => {
   const generations = async (): Promise<Record<string, number>> =>
     Object.fromEntries(
       await Promise.all(
-        workloads.map(async ([name]) => [
+        workloads.map(async ([name]): Promise<[string, number]> => [
           name,
           (await read(PATHS.statefulsets(NS), name)).metadata.generation,
         ]),

@@ -19,24 +19,27 @@ it.each(['knative', 'kustomize/overlays/test', 'kustomize/overlays/prod', 'istio
   },
 );
 
-it.each(['knative/broker', 'knative/secrets', 'knative/argo-rollouts'])('%s passes server-side dry-run', async (dir) => {
-  const { stdout, stderr } = await run(
-    'kubectl',
-    [
-      '--kubeconfig',
-      adminKubeconfigPath(),
-      'apply',
-      '--server-side',
-      '--dry-run=server',
-      '--field-manager=integration-test',
-      '-k',
-      dir,
-    ],
-    { cwd: REPO_ROOT },
-  );
-  expect(stdout).toMatch(/server dry run/);
-  expect(stderr).not.toMatch(/error|warning/i);
-});
+it.each(['knative/broker', 'knative/secrets', 'knative/argo-rollouts'])(
+  '%s passes server-side dry-run',
+  async (dir) => {
+    const { stdout, stderr } = await run(
+      'kubectl',
+      [
+        '--kubeconfig',
+        adminKubeconfigPath(),
+        'apply',
+        '--server-side',
+        '--dry-run=server',
+        '--field-manager=integration-test',
+        '-k',
+        dir,
+      ],
+      { cwd: REPO_ROOT },
+    );
+    expect(stdout).toMatch(/server dry run/);
+    expect(stderr).not.toMatch(/error|warning/i);
+  },
+);
 
 it('the API server holds both environments side by side in one namespace', async () => {
   const { body } = await kubeRequest<{
