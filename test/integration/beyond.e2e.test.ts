@@ -17,7 +17,14 @@ import {
 } from '../../scripts/lib/apiserver-event.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
 import { startFunction, type FunctionProcess } from './function-process.js';
-import { applyKustomization, appsWorkload, mergePatch, optedInConfigMap, PATHS } from './kube-helpers.js';
+import {
+  applyKustomization,
+  appsWorkload,
+  eventually,
+  mergePatch,
+  optedInConfigMap,
+  PATHS,
+} from './kube-helpers.js';
 
 jest.setTimeout(180_000);
 
@@ -86,6 +93,24 @@ async function configMapHash(name: string): Promise<string> {
 
 const create = (collection: string, body: unknown) => kubeRequest(admin, 'POST', collection, body);
 
+/** Workloads in the function's warm index (from its readiness answer). */
+async function indexed(): Promise<number> {
+  const res = await fetch(`${fn.url}/health/readiness`);
+  return ((await res.json()) as { index?: { workloads?: number } }).index?.workloads ?? 0;
+}
+
+/**
+ * Creates workloads and waits until the function's watch-fed index holds them, as it would long before a
+ * human edits a ConfigMap (an event racing a workload's creation is what the resync is for).
+ */
+async function createWorkloads(items: [collection: string, body: unknown][]): Promise<void> {
+  const before = await indexed();
+  for (const [collection, body] of items) await create(collection, body);
+  await eventually(`${items.length} new workload(s) in the index`, async () =>
+    (await indexed()) >= before + items.length ? true : undefined,
+  );
+}
+
 beforeAll(async () => {
   admin = adminTarget();
   dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), 'beyond');
@@ -111,44 +136,55 @@ describe('CronJobs and Argo Rollouts', () => {
 
   beforeAll(async () => {
     await create(PATHS.configmaps(NS), optedInConfigMap(cm, labels, { MESSAGE: 'one' }));
-    await create(PATHS.cronjobs(NS), {
-      apiVersion: 'batch/v1',
-      kind: 'CronJob',
-      metadata: { name: 'it-kinds-cron', labels, annotations: OPT_IN },
-      spec: {
-        schedule: '*/5 * * * *',
-        jobTemplate: { spec: { template: { spec: { ...podSpec, restartPolicy: 'OnFailure' } } } },
-      },
-    });
-    await create(PATHS.rollouts(NS), {
-      apiVersion: 'argoproj.io/v1alpha1',
-      kind: 'Rollout',
-      metadata: { name: 'it-kinds-rollout', labels, annotations: OPT_IN },
-      spec: {
-        selector: { matchLabels: { rollout: 'it-kinds-rollout' } },
-        template: { metadata: { labels: { rollout: 'it-kinds-rollout' } }, spec: podSpec },
-        strategy: { canary: { steps: [{ setWeight: 20 }, { pause: {} }] } },
-      },
-    });
-    // A Rollout that takes its pod template from a Deployment (which is neither opted in nor labelled).
-    await create(
-      PATHS.deployments(NS),
-      appsWorkload('Deployment', 'it-kinds-web', { labels: { app: 'it-kinds-web' }, optIn: false }),
-    );
-    await create(PATHS.rollouts(NS), {
-      apiVersion: 'argoproj.io/v1alpha1',
-      kind: 'Rollout',
-      metadata: { name: 'it-kinds-ref', labels, annotations: OPT_IN },
-      spec: {
-        workloadRef: {
-          apiVersion: 'apps/v1',
-          kind: 'Deployment',
-          name: 'it-kinds-web',
-          scaleDown: 'onsuccess',
+    await createWorkloads([
+      [
+        PATHS.cronjobs(NS),
+        {
+          apiVersion: 'batch/v1',
+          kind: 'CronJob',
+          metadata: { name: 'it-kinds-cron', labels, annotations: OPT_IN },
+          spec: {
+            schedule: '*/5 * * * *',
+            jobTemplate: { spec: { template: { spec: { ...podSpec, restartPolicy: 'OnFailure' } } } },
+          },
         },
-        strategy: { canary: { steps: [{ setWeight: 50 }] } },
-      },
-    });
+      ],
+      [
+        PATHS.rollouts(NS),
+        {
+          apiVersion: 'argoproj.io/v1alpha1',
+          kind: 'Rollout',
+          metadata: { name: 'it-kinds-rollout', labels, annotations: OPT_IN },
+          spec: {
+            selector: { matchLabels: { rollout: 'it-kinds-rollout' } },
+            template: { metadata: { labels: { rollout: 'it-kinds-rollout' } }, spec: podSpec },
+            strategy: { canary: { steps: [{ setWeight: 20 }, { pause: {} }] } },
+          },
+        },
+      ],
+      // A Rollout that takes its pod template from a Deployment (which is neither opted in nor labelled).
+      [
+        PATHS.deployments(NS),
+        appsWorkload('Deployment', 'it-kinds-web', { labels: { app: 'it-kinds-web' }, optIn: false }),
+      ],
+      [
+        PATHS.rollouts(NS),
+        {
+          apiVersion: 'argoproj.io/v1alpha1',
+          kind: 'Rollout',
+          metadata: { name: 'it-kinds-ref', labels, annotations: OPT_IN },
+          spec: {
+            workloadRef: {
+              apiVersion: 'apps/v1',
+              kind: 'Deployment',
+              name: 'it-kinds-web',
+              scaleDown: 'onsuccess',
+            },
+            strategy: { canary: { steps: [{ setWeight: 50 }] } },
+          },
+        },
+      ],
+    ]);
     const added = await configEvent(cm, 'add');
     expect(added.status).toBe(200);
     expect(actions(added)).toEqual({
@@ -259,12 +295,12 @@ describe('per-key ties', () => {
 
   beforeAll(async () => {
     await create(PATHS.configmaps(NS), optedInConfigMap(cm, { app: 'it-keys' }, { A: '1', B: '1' }));
-    for (const [name, podSpec] of workloads) {
-      await create(
+    await createWorkloads(
+      workloads.map(([name, podSpec]) => [
         PATHS.statefulsets(NS),
         appsWorkload('StatefulSet', name, { labels: unrelated, optIn: true, podSpec }),
-      );
-    }
+      ]),
+    );
     expect(Object.values(actions(await configEvent(cm, 'add')))).toEqual([
       'record',
       'record',
@@ -309,14 +345,16 @@ describe('minimum restart interval', () => {
   it('5 edits in 10 s with a 30 s interval: 1 restart now, 1 after the interval, the final content recorded', async () => {
     const labels = { app: 'it-storm', env: 'test' };
     await create(PATHS.configmaps(NS), optedInConfigMap(cm, labels, { MESSAGE: 'v0' }));
-    await create(
-      PATHS.statefulsets(NS),
-      appsWorkload('StatefulSet', name, {
-        labels,
-        optIn: true,
-        extraMeta: { annotations: { ...OPT_IN, [`${PREFIX}/minRestartInterval`]: '30s' } },
-      }),
-    );
+    await createWorkloads([
+      [
+        PATHS.statefulsets(NS),
+        appsWorkload('StatefulSet', name, {
+          labels,
+          optIn: true,
+          extraMeta: { annotations: { ...OPT_IN, [`${PREFIX}/minRestartInterval`]: '30s' } },
+        }),
+      ],
+    ]);
     expect(actions(await configEvent(cm, 'add'))).toEqual({ [name]: 'record' });
     const base = (await read(PATHS.statefulsets(NS), name)).metadata.generation;
 
@@ -369,28 +407,33 @@ describe('restart on delete', () => {
     const labels = { app: 'it-delete', env: 'test' };
     await create(PATHS.configmaps(NS), optedInConfigMap(cm, labels, { A: '1' }));
     await create(PATHS.configmaps(NS), optedInConfigMap(kept, labels, { A: '1' }));
-    await create(
-      PATHS.statefulsets(NS),
-      appsWorkload('StatefulSet', 'it-delete-ref', {
-        labels: { app: 'x' },
-        optIn: true,
-        podSpec: volume(cm),
-      }),
-    );
-    await create(
-      PATHS.statefulsets(NS),
-      appsWorkload('StatefulSet', 'it-delete-labels', { labels, optIn: true }),
-    );
-    await create(
-      PATHS.statefulsets(NS),
-      appsWorkload('StatefulSet', 'it-delete-kept-ref', {
-        labels: { app: 'x' },
-        optIn: true,
-        podSpec: volume(kept),
-      }),
-    );
-    await configEvent(cm, 'add');
-    await configEvent(kept, 'add');
+    await createWorkloads([
+      [
+        PATHS.statefulsets(NS),
+        appsWorkload('StatefulSet', 'it-delete-ref', {
+          labels: { app: 'x' },
+          optIn: true,
+          podSpec: volume(cm),
+        }),
+      ],
+      [PATHS.statefulsets(NS), appsWorkload('StatefulSet', 'it-delete-labels', { labels, optIn: true })],
+      [
+        PATHS.statefulsets(NS),
+        appsWorkload('StatefulSet', 'it-delete-kept-ref', {
+          labels: { app: 'x' },
+          optIn: true,
+          podSpec: volume(kept),
+        }),
+      ],
+    ]);
+    expect(actions(await configEvent(cm, 'add'))).toEqual({
+      'it-delete-labels': 'record',
+      'it-delete-ref': 'record',
+    });
+    expect(actions(await configEvent(kept, 'add'))).toEqual({
+      'it-delete-labels': 'record',
+      'it-delete-kept-ref': 'record',
+    });
   });
 
   it('a forged delete of a ConfigMap that still exists restarts nothing', async () => {
@@ -427,14 +470,16 @@ describe('restart on delete', () => {
   it('without RESTART_ON_DELETE a delete restarts nothing; the same delete with it restarts', async () => {
     const gone = 'it-delete-default';
     await create(PATHS.configmaps(NS), optedInConfigMap(gone, { app: 'it-delete-default' }, { A: '1' }));
-    await create(
-      PATHS.statefulsets(NS),
-      appsWorkload('StatefulSet', 'it-delete-default-ref', {
-        labels: { app: 'x' },
-        optIn: true,
-        podSpec: volume(gone),
-      }),
-    );
+    await createWorkloads([
+      [
+        PATHS.statefulsets(NS),
+        appsWorkload('StatefulSet', 'it-delete-default-ref', {
+          labels: { app: 'x' },
+          optIn: true,
+          podSpec: volume(gone),
+        }),
+      ],
+    ]);
     expect(actions(await configEvent(gone, 'add'))).toEqual({ 'it-delete-default-ref': 'record' });
     await kubeRequest(admin, 'DELETE', `${PATHS.configmaps(NS)}/${gone}`);
     const before = await read(PATHS.statefulsets(NS), 'it-delete-default-ref');

@@ -27,6 +27,7 @@ const PROBES: [group: string, resource: string][] = [
   ['apps', 'statefulsets'],
   ['apps', 'daemonsets'],
   ['serving.knative.dev', 'services'],
+  ['batch', 'cronjobs'],
   ['serving.knative.dev', 'revisions'],
   ['serving.knative.dev', 'configurations'],
   ['apps', 'replicasets'],
