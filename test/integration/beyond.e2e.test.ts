@@ -14,9 +14,9 @@ import {
   apiServerSourceRequest,
   pingSourceRequest,
   type ApiServerAction,
-} from '../../scripts/lib/apiserver-event.js';
+} from '../cluster/apiserver-event.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from './function-process.js';
+import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
 import {
   applyKustomization,
   appsWorkload,
@@ -24,7 +24,7 @@ import {
   mergePatch,
   optedInConfigMap,
   PATHS,
-} from './kube-helpers.js';
+} from '../cluster/objects.js';
 
 jest.setTimeout(180_000);
 
