@@ -309,7 +309,7 @@ async function perKeyStep(
 ): Promise<void> {
   step(
     n,
-    'Per-key changes: edit a key that one Deployment does not read (it stays) and another reads (it rolls)',
+    'Per-key changes: edit a key one Deployment does not read (it stays); the one reading every key rolls',
   );
   for (const deployment of PER_KEY) {
     const { name } = deployment.metadata as { name: string };
