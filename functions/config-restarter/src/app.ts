@@ -60,7 +60,7 @@ function category(type: string | undefined): string {
 
 /** Creates the express app. */
 export function createApp(deps: AppDeps): express.Express {
-  const { logger, metrics, restarter } = deps;
+  const { logger, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
 
@@ -84,106 +84,8 @@ export function createApp(deps: AppDeps): express.Express {
 
   if (deps.authenticator) app.post('/', authenticate(deps.authenticator, logger, metrics));
 
-  app.post(
-    '/',
-    express.text({ type: () => true, limit: deps.bodyLimit ?? '1mb' }),
-    async (req: Request, res: Response) => {
-      const started = process.hrtime.bigint();
-      const body = typeof req.body === 'string' ? req.body : '';
-      let notice: Notice;
-      try {
-        notice = toNotice(readCloudEvent(req.headers, body));
-      } catch (error) {
-        if (!(error instanceof DecodeError)) throw error;
-        metrics.events.inc({ category: 'invalid', result: 'invalid' });
-        logger.warn('rejected request', { error: error.message, contentType: req.headers['content-type'] });
-        sendError(res, 400, 'bad_request', error.message);
-        return;
-      }
-      const eventCategory = category(notice.event.type);
-      const log = logger.child({ eventId: notice.event.id, eventType: notice.event.type });
-      const finish = (result: string): void => {
-        metrics.events.inc({ category: eventCategory, result });
-        metrics.eventDuration.observe(
-          { category: eventCategory },
-          Number(process.hrtime.bigint() - started) / 1e9,
-        );
-      };
-
-      let outcome: Outcome;
-      try {
-        outcome = await restarter.handle(notice);
-      } catch (error) {
-        if (!(error instanceof KubeApiError)) throw error;
-        log.error('event failed', {
-          error: error.message,
-          status: error.status,
-          verb: error.verb,
-          resource: error.resource,
-          namespace: error.namespace,
-        });
-        finish(sendApiFailure(res, error, { eventId: notice.event.id }));
-        return;
-      }
-
-      for (const decision of outcome.decisions) {
-        metrics.decisions.inc({
-          kind: decision.workload.kind,
-          action: decision.action,
-          dry_run: String(decision.dryRun),
-        });
-        log.info('decision', { ...decision });
-      }
-      if (outcome.result !== 'processed') {
-        log.info(`event ${outcome.result}`, { reason: outcome.reason });
-        finish(outcome.result);
-        if (outcome.result === 'refused') {
-          sendError(res, 403, 'namespace_not_watched', outcome.reason, { eventId: notice.event.id });
-        } else {
-          res.status(202).json({ result: 'ignored', reason: outcome.reason, eventId: notice.event.id });
-        }
-        return;
-      }
-
-      const failure = worstFailure(outcome);
-      if (failure) {
-        for (const f of outcome.failures)
-          log.error('patch failed', { workload: f.workload, error: f.error.message });
-        const code = sendApiFailure(res, failure.error, {
-          eventId: notice.event.id,
-          decisions: outcome.decisions,
-          failures: outcome.failures.map((f) => ({ workload: f.workload, error: f.error.message })),
-        });
-        finish(code);
-        return;
-      }
-
-      log.info('event processed', {
-        reason: outcome.reason,
-        decisions: outcome.decisions.length,
-        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-      });
-      finish('processed');
-      const reply = new CloudEvent({
-        type: REPLY_EVENT_TYPE,
-        source: REPLY_EVENT_SOURCE,
-        ...(notice.event.subject ? { subject: notice.event.subject } : {}),
-        datacontenttype: 'application/json',
-        data: {
-          eventId: notice.event.id,
-          eventType: notice.event.type,
-          result: outcome.result,
-          reason: outcome.reason,
-          restarted: outcome.decisions.filter((d) => d.action === 'restart').length,
-          decisions: outcome.decisions,
-        },
-      });
-      const message = HTTP.binary(reply);
-      res
-        .status(200)
-        .set(message.headers as Record<string, string>)
-        .send(message.body);
-    },
+  app.post('/', express.text({ type: () => true, limit: deps.bodyLimit ?? '1mb' }), (req, res) =>
+    handleEvent(deps, req, res),
   );
 
   app.use((_req, res) => sendError(res, 404, 'bad_request', 'not found: CloudEvents go to POST /'));
@@ -199,6 +101,112 @@ export function createApp(deps: AppDeps): express.Express {
     sendError(res, 500, 'internal', 'internal error; see the function logs');
   });
   return app;
+}
+
+/** `POST /`: decode the CloudEvent, hand it to the restarter, answer with what happened. */
+async function handleEvent(deps: AppDeps, req: Request, res: Response): Promise<void> {
+  const { logger, metrics } = deps;
+  const started = process.hrtime.bigint();
+  const notice = decodeNotice(deps, req, res);
+  if (!notice) return;
+  const eventCategory = category(notice.event.type);
+  const log = logger.child({ eventId: notice.event.id, eventType: notice.event.type });
+  const elapsedSeconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
+  const finish = (result: string): void => {
+    metrics.events.inc({ category: eventCategory, result });
+    metrics.eventDuration.observe({ category: eventCategory }, elapsedSeconds());
+  };
+
+  let outcome: Outcome;
+  try {
+    outcome = await deps.restarter.handle(notice);
+  } catch (error) {
+    if (!(error instanceof KubeApiError)) throw error;
+    log.error('event failed', {
+      error: error.message,
+      status: error.status,
+      verb: error.verb,
+      resource: error.resource,
+      namespace: error.namespace,
+    });
+    finish(sendApiFailure(res, error, { eventId: notice.event.id }));
+    return;
+  }
+  for (const decision of outcome.decisions) {
+    metrics.decisions.inc({
+      kind: decision.workload.kind,
+      action: decision.action,
+      dry_run: String(decision.dryRun),
+    });
+    log.info('decision', { ...decision });
+  }
+  if (outcome.result !== 'processed') {
+    log.info(`event ${outcome.result}`, { reason: outcome.reason });
+    finish(outcome.result);
+    if (outcome.result === 'refused') {
+      sendError(res, 403, 'namespace_not_watched', outcome.reason, { eventId: notice.event.id });
+    } else {
+      res.status(202).json({ result: 'ignored', reason: outcome.reason, eventId: notice.event.id });
+    }
+    return;
+  }
+  const failure = worstFailure(outcome);
+  if (failure) {
+    for (const f of outcome.failures)
+      log.error('patch failed', { workload: f.workload, error: f.error.message });
+    finish(
+      sendApiFailure(res, failure.error, {
+        eventId: notice.event.id,
+        decisions: outcome.decisions,
+        failures: outcome.failures.map((f) => ({ workload: f.workload, error: f.error.message })),
+      }),
+    );
+    return;
+  }
+  log.info('event processed', {
+    reason: outcome.reason,
+    decisions: outcome.decisions.length,
+    durationMs: elapsedSeconds() * 1000,
+  });
+  finish('processed');
+  sendDecisions(res, notice, outcome);
+}
+
+/** The request as a notice, or undefined after answering 400 for what is not a valid CloudEvent. */
+function decodeNotice(deps: AppDeps, req: Request, res: Response): Notice | undefined {
+  const body = typeof req.body === 'string' ? req.body : '';
+  try {
+    return toNotice(readCloudEvent(req.headers, body));
+  } catch (error) {
+    if (!(error instanceof DecodeError)) throw error;
+    deps.metrics.events.inc({ category: 'invalid', result: 'invalid' });
+    deps.logger.warn('rejected request', { error: error.message, contentType: req.headers['content-type'] });
+    sendError(res, 400, 'bad_request', error.message);
+    return undefined;
+  }
+}
+
+/** Answers 200 with a binary-mode CloudEvent listing every decision. */
+function sendDecisions(res: Response, notice: Notice, outcome: Outcome): void {
+  const reply = new CloudEvent({
+    type: REPLY_EVENT_TYPE,
+    source: REPLY_EVENT_SOURCE,
+    ...(notice.event.subject ? { subject: notice.event.subject } : {}),
+    datacontenttype: 'application/json',
+    data: {
+      eventId: notice.event.id,
+      eventType: notice.event.type,
+      result: outcome.result,
+      reason: outcome.reason,
+      restarted: outcome.decisions.filter((d) => d.action === 'restart').length,
+      decisions: outcome.decisions,
+    },
+  });
+  const message = HTTP.binary(reply);
+  res
+    .status(200)
+    .set(message.headers as Record<string, string>)
+    .send(message.body);
 }
 
 /**
