@@ -1,8 +1,8 @@
 /**
  * The Helm chart charts/config-restarter, rendered by the real helm (built from helm.sh/helm/v3, pinned):
  * it lints, renders the same objects as the kustomize manifests in knative/, grants exactly the RBAC of the
- * access table for every watch scope, turns values into settings the function accepts, and refuses bad values
- * at render time (values.schema.json).
+ * access table for every watch scope and option, turns values into settings the function accepts, and refuses bad
+ * values at render time (values.schema.json).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -32,7 +32,19 @@ interface SourceSpec {
 }
 
 const CI = (name: string): string => `charts/config-restarter/ci/${name}-values.yaml`;
-const VALUE_SETS = ['direct', 'broker', 'secrets', 'namespaces', 'all-namespaces', 'func'] as const;
+const VALUE_SETS = [
+  'direct',
+  'broker',
+  'secrets',
+  'authentication',
+  'argo-rollouts',
+  'namespaces',
+  'all-namespaces',
+  'func',
+] as const;
+/** The chart's audience in the release namespace helloworld, as the kustomize senders name it. */
+const AUDIENCE = 'serving.knative.dev/service/helloworld/config-restarter';
+const CLUSTER_KINDS = ['ClusterRole', 'ClusterRoleBinding'];
 
 /** Labels that carry meaning; Helm's bookkeeping labels (managed-by, instance, chart) are not compared. */
 const MEANINGFUL_LABELS = ['app.kubernetes.io/part-of', 'networking.knative.dev/visibility'];
@@ -45,6 +57,18 @@ function substance(object: K8sObject): K8sObject {
   );
   if (Object.keys(labels).length > 0) copy.metadata.labels = labels;
   else delete copy.metadata.labels;
+  return copy;
+}
+
+/**
+ * A kustomize object as the chart names it: cluster-scoped objects carry the release namespace in front
+ * (`helloworld-config-restarter-tokenreview`), so releases in different namespaces never share one.
+ */
+function releaseNamed(object: K8sObject): K8sObject {
+  if (!CLUSTER_KINDS.includes(object.kind)) return object;
+  const copy = structuredClone(object) as K8sObject & { roleRef?: { name: string } };
+  copy.metadata.name = `helloworld-${copy.metadata.name}`;
+  if (copy.roleRef) copy.roleRef.name = `helloworld-${copy.roleRef.name}`;
   return copy;
 }
 
@@ -123,13 +147,15 @@ describe.each([
   { set: 'direct', dir: 'knative' },
   { set: 'broker', dir: 'knative/broker' },
   { set: 'secrets', dir: 'knative/secrets' },
+  { set: 'authentication', dir: 'knative/authentication' },
+  { set: 'argo-rollouts', dir: 'knative/argo-rollouts' },
 ] as const)('helm template ci/$set-values.yaml', ({ set, dir }) => {
   let chart: K8sObject[];
   let kustomize: K8sObject[];
 
   beforeAll(async () => {
     chart = await template({ values: [CI(set)] });
-    ({ objects: kustomize } = await render(dir));
+    kustomize = (await render(dir)).objects.map(releaseNamed);
   });
 
   it(`renders the objects of kubectl kustomize ${dir}, plus the function, minus the Namespace`, () => {
@@ -145,7 +171,7 @@ describe.each([
 
   it('labels every object with part-of and Helm standard labels', () => {
     for (const o of chart) {
-      expect(o.metadata.namespace).toBe('helloworld');
+      expect(o.metadata.namespace).toBe(CLUSTER_KINDS.includes(o.kind) ? undefined : 'helloworld');
       expect(o.metadata.labels).toMatchObject({
         'app.kubernetes.io/part-of': 'config-restarter',
         'app.kubernetes.io/managed-by': 'Helm',
@@ -156,28 +182,49 @@ describe.each([
 });
 
 describe('RBAC per watch scope', () => {
+  /** Every kustomize grant at once: the base plus the Secrets, Argo Rollouts and authentication components. */
   let kustomize: K8sObject[];
   beforeAll(async () => {
-    ({ objects: kustomize } = await render('knative/secrets'));
+    const variants = ['knative/secrets', 'knative/argo-rollouts', 'knative/authentication'];
+    const objects = (await Promise.all(variants.map(render))).flatMap((r) => r.objects);
+    kustomize = [...new Map(objects.map((o) => [key(o), o])).values()];
   });
 
-  /** The kustomize grants (ConfigMaps and Secrets) moved to another namespace or made cluster-wide. */
+  const sortGrants = (rows: Grant[]): Grant[] => rows.sort((a, b) => a.join('/').localeCompare(b.join('/')));
+
+  /** The kustomize Roles' grants moved to another namespace or made cluster-wide. */
   function rescoped(kind: 'Role' | 'ClusterRole', namespace: string, rename = (n: string) => n): Grant[] {
-    return grants(kustomize).map(([, , role, ...rest]): Grant => [kind, namespace, rename(role), ...rest]);
+    return grants(kustomize)
+      .filter(([k]) => k === 'Role')
+      .map(([, , role, ...rest]): Grant => [kind, namespace, rename(role), ...rest]);
   }
 
-  it('watchNamespaces [team-a, team-b]: the same Roles in each listed namespace, none elsewhere, no ClusterRole', async () => {
+  /** The kustomize ClusterRoles' grants (TokenReview), named after the release namespace: in every scope. */
+  function clusterWide(): Grant[] {
+    return grants(kustomize.map(releaseNamed)).filter(([k]) => k === 'ClusterRole');
+  }
+
+  it('watchNamespaces [team-a, team-b]: the same Roles in each listed namespace, none elsewhere; TokenReview stays a ClusterRole', async () => {
     const objects = await template({ values: [CI('namespaces')] });
+    expect(clusterWide()).toEqual([
+      [
+        'ClusterRole',
+        '',
+        'helloworld-config-restarter-tokenreview',
+        'authentication.k8s.io',
+        'tokenreviews',
+        'create',
+      ],
+    ]);
     expect(grants(objects)).toEqual(
-      [...rescoped('Role', 'team-a'), ...rescoped('Role', 'team-b')].sort((a, b) =>
-        a.join('/').localeCompare(b.join('/')),
-      ),
+      sortGrants([...rescoped('Role', 'team-a'), ...rescoped('Role', 'team-b'), ...clusterWide()]),
     );
     expect(bindings(objects)).toEqual(
-      ['team-a', 'team-b']
-        .flatMap((ns) =>
+      [
+        ...['team-a', 'team-b'].flatMap((ns) =>
           [
             'config-restarter',
+            'config-restarter-rollouts',
             'config-restarter-secrets',
             'config-restarter-source',
             'config-restarter-source-secrets',
@@ -185,8 +232,9 @@ describe('RBAC per watch scope', () => {
             (role) =>
               `RoleBinding/${ns}/${role} -> Role/${role} -> ServiceAccount/helloworld/${role.includes('source') ? 'config-restarter-source' : 'config-restarter'}`,
           ),
-        )
-        .sort(),
+        ),
+        'ClusterRoleBinding//helloworld-config-restarter-tokenreview -> ClusterRole/helloworld-config-restarter-tokenreview -> ServiceAccount/helloworld/config-restarter',
+      ].sort(),
     );
     const source = find<K8sObject & { spec: SourceSpec }>(
       objects,
@@ -207,9 +255,7 @@ describe('RBAC per watch scope', () => {
     });
     expect(objects.filter((o) => o.kind === 'Role' || o.kind === 'RoleBinding')).toEqual([]);
     expect(grants(objects)).toEqual(
-      rescoped('ClusterRole', '', (n) => `helloworld-${n}`).sort((a, b) =>
-        a.join('/').localeCompare(b.join('/')),
-      ),
+      sortGrants([...rescoped('ClusterRole', '', (n) => `helloworld-${n}`), ...clusterWide()]),
     );
     for (const b of objects.filter((o): o is Binding => o.kind === 'ClusterRoleBinding')) {
       expect(b.roleRef).toEqual({
@@ -227,9 +273,25 @@ describe('RBAC per watch scope', () => {
     expect(source.spec.namespaceSelector).toEqual({});
   });
 
-  it('ConfigMaps only (the default): nobody gets any access to Secrets', async () => {
+  it('two releases with authentication in different namespaces get different TokenReview ClusterRoles', async () => {
+    const names = async (namespace: string): Promise<string[]> =>
+      (await template({ values: [CI('authentication')], namespace }))
+        .filter((o) => CLUSTER_KINDS.includes(o.kind))
+        .map(key);
+    expect(await names('team-a')).toEqual([
+      'ClusterRole//team-a-config-restarter-tokenreview',
+      'ClusterRoleBinding//team-a-config-restarter-tokenreview',
+    ]);
+    expect(await names('team-b')).toEqual([
+      'ClusterRole//team-b-config-restarter-tokenreview',
+      'ClusterRoleBinding//team-b-config-restarter-tokenreview',
+    ]);
+  });
+
+  it('the defaults: nobody gets any access to Secrets or Rollouts, nothing is cluster-wide', async () => {
     const objects = await template({ values: [CI('direct')] });
-    expect(grants(objects).filter((g) => g[4] === 'secrets')).toEqual([]);
+    expect(grants(objects).filter((g) => ['secrets', 'rollouts', 'tokenreviews'].includes(g[4]))).toEqual([]);
+    expect(objects.filter((o) => CLUSTER_KINDS.includes(o.kind))).toEqual([]);
     const source = find<K8sObject & { spec: SourceSpec }>(
       objects,
       'ApiServerSource',
@@ -287,6 +349,37 @@ describe('the function as a Knative Service', () => {
     expect(loadConfig(env(ksvc))).toEqual(loadConfig({}));
   });
 
+  it.each(['argo-rollouts', 'secrets', 'broker'] as const)(
+    'ci/%s-values.yaml changes no setting but CONFIG_KINDS (the access is RBAC only)',
+    async (set) => {
+      const ksvc = find<KnativeService>(await template({ values: [CI(set)] }), 'Service', 'config-restarter');
+      const { configKinds, ...rest } = loadConfig(env(ksvc));
+      const { configKinds: defaultKinds, ...defaults } = loadConfig({});
+      expect(rest).toEqual(defaults);
+      expect(configKinds).toEqual(set === 'secrets' ? ['ConfigMap', 'Secret'] : defaultKinds);
+    },
+  );
+
+  it('settings.authentication.enabled: the function checks tokens for the audience the senders use, from the default senders', async () => {
+    const objects = await template({ values: [CI('authentication')] });
+    const ksvc = find<KnativeService>(objects, 'Service', 'config-restarter');
+    expect(env(ksvc)).toMatchObject({ AUTH_AUDIENCE: AUDIENCE });
+    expect(env(ksvc)).not.toHaveProperty('AUTH_ALLOWED_SUBJECTS');
+    expect(loadConfig(env(ksvc))).toEqual({
+      ...loadConfig({}),
+      auth: { audience: AUDIENCE, allowedSubjects: undefined },
+    });
+    const { objects: kustomize } = await render('knative/authentication');
+    for (const [kind, name] of [
+      ['ApiServerSource', 'config-restarter-source'],
+      ['PingSource', 'config-restarter-resync'],
+    ] as const) {
+      const sink = (o: K8sObject): unknown => (o as K8sObject & { spec: { sink: unknown } }).spec.sink;
+      expect(sink(find(objects, kind, name))).toEqual(sink(find(kustomize, kind, name)));
+      expect(sink(find(objects, kind, name))).toMatchObject({ audience: AUDIENCE });
+    }
+  });
+
   it('every setting reaches the function as the variable it documents, and the function accepts it', async () => {
     const objects = await template({ values: [CI('all-namespaces')] });
     const ksvc = find<KnativeService>(objects, 'Service', 'config-restarter');
@@ -301,6 +394,11 @@ describe('the function as a Knative Service', () => {
       PATCH_CONCURRENCY: '8',
       API_TIMEOUT_MS: '5000',
       SHUTDOWN_TIMEOUT_MS: '20000',
+      MIN_RESTART_INTERVAL: '1h30m',
+      RESTART_ON_DELETE: 'true',
+      AUTH_AUDIENCE: AUDIENCE,
+      AUTH_ALLOWED_SUBJECTS:
+        'system:serviceaccount:helloworld:config-restarter-resync-oidc-sources.knative.dev-pingsource,system:serviceaccount:ci:deliverer',
     });
     expect(loadConfig(env(ksvc))).toMatchObject({
       watchNamespaces: { mode: 'all' },
@@ -313,6 +411,15 @@ describe('the function as a Knative Service', () => {
       patchConcurrency: 8,
       apiTimeoutMs: 5000,
       shutdownTimeoutMs: 20000,
+      minRestartIntervalMs: 90 * 60_000,
+      restartOnDelete: true,
+      auth: {
+        audience: AUDIENCE,
+        allowedSubjects: [
+          'system:serviceaccount:helloworld:config-restarter-resync-oidc-sources.knative.dev-pingsource',
+          'system:serviceaccount:ci:deliverer',
+        ],
+      },
     });
     const [c] = ksvc.spec.template.spec.containers;
     expect(c?.image).toBe(`registry.example.com:5000/platform/config-restarter@${TEST_DIGEST}`);
@@ -380,6 +487,7 @@ describe.each(['test', 'prod'] as const)('deploy/%s.values.yaml (the deploy work
 });
 
 describe('values.schema.json and template checks refuse bad values at render time', () => {
+  const DIGEST_SET = `function.image.digest=${TEST_DIGEST}`;
   const cases: [what: string, options: TemplateOptions, message: RegExp][] = [
     ['the default values (no image digest)', {}, /at '\/function\/image\/digest': '' does not match pattern/],
     [
@@ -512,6 +620,85 @@ describe('values.schema.json and template checks refuse bad values at render tim
         ],
       },
       /\/broker\/delivery\/backoffPolicy/,
+    ],
+    [
+      'an invalid minimum restart interval',
+      { set: ['--set', DIGEST_SET, '--set', 'settings.minRestartInterval=5min'] },
+      /at '\/settings\/minRestartInterval'[^]*does not match pattern/,
+    ],
+    [
+      'a minimum restart interval without a unit',
+      { set: ['--set', DIGEST_SET, '--set', 'settings.minRestartInterval=300'] },
+      /at '\/settings\/minRestartInterval'/,
+    ],
+    [
+      'a negative minimum restart interval',
+      { set: ['--set', DIGEST_SET, '--set', 'settings.minRestartInterval=-5m'] },
+      /at '\/settings\/minRestartInterval'/,
+    ],
+    [
+      'a string for restartOnDelete',
+      { set: ['--set', DIGEST_SET, '--set-string', 'settings.restartOnDelete=yes'] },
+      /at '\/settings\/restartOnDelete': got string, want boolean/,
+    ],
+    [
+      'allowed subjects while authentication is off',
+      {
+        set: [
+          '--set',
+          DIGEST_SET,
+          '--set-json',
+          'settings.authentication.allowedSubjects=["system:serviceaccount:a:b"]',
+        ],
+      },
+      /at '\/settings\/authentication\/allowedSubjects'/,
+    ],
+    [
+      'an allowed subject that is no ServiceAccount username',
+      {
+        set: [
+          '--set',
+          DIGEST_SET,
+          '--set',
+          'settings.authentication.enabled=true',
+          '--set-json',
+          'settings.authentication.allowedSubjects=["system:serviceaccount:Team_A:x"]',
+        ],
+      },
+      /at '\/settings\/authentication\/allowedSubjects\/0'/,
+    ],
+    [
+      'two subjects in one entry',
+      {
+        set: [
+          '--set',
+          DIGEST_SET,
+          '--set',
+          'settings.authentication.enabled=true',
+          '--set-json',
+          'settings.authentication.allowedSubjects=["alice,bob"]',
+        ],
+      },
+      /at '\/settings\/authentication\/allowedSubjects\/0'/,
+    ],
+    [
+      "authentication under another name without allowed subjects (the function's defaults would not fit)",
+      {
+        set: [
+          '--set',
+          DIGEST_SET,
+          '--set',
+          'settings.authentication.enabled=true',
+          '--set',
+          'name=restarter',
+        ],
+      },
+      /settings\.authentication\.allowedSubjects is required when name is not config-restarter/,
+    ],
+    [
+      'a misspelt argoRollouts key',
+      { set: ['--set', DIGEST_SET, '--set', 'argoRollouts.enable=true'] },
+      /at '\/argoRollouts': additional properties 'enable' not allowed/,
     ],
     [
       'min scale above max scale',

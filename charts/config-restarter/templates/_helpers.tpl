@@ -48,19 +48,24 @@ Namespaces that get Roles and RoleBindings (scope own/list), as a YAML list.
 
 {{/*
 THE ACCESS TABLE: every permission the chart grants, and the only place that lists one.
-Keys: role suffix ("" = <name>, "-source" = <name>-source, "-secrets", "-source-secrets"); each entry names its
-ServiceAccount ("function" or "source"), the config kind it belongs to, and its rules (kinds -> exact verbs).
+Keys: role suffix ("" = <name>, "-source" = <name>-source, "-secrets", ...); each entry names its ServiceAccount
+("function" or "source"), the option that turns it on (`when`, see config-restarter.options; none = always),
+whether it is cluster-wide whatever the watch scope (`clusterWide`), and its rules (kinds -> exact verbs).
   - function: read the config object named in an event (Reference mode sends no content; list for the resync),
-    keep a watch-fed index of the workloads (list + watch), patch their pod template. A Knative Service restarts through a new Revision (a patch of its
-    spec.template), never through the Deployment Knative owns: nothing on Revisions or Deployments of Knative.
+    keep a watch-fed index of the workloads (list + watch), patch their pod template. A Knative Service restarts
+    through a new Revision (a patch of its spec.template), never through the Deployment Knative owns: nothing on
+    Revisions or Deployments of Knative.
   - source: the ApiServerSource controller checks get, list and watch on every watched kind before it starts
     the adapter.
-Secrets rows exist only when settings.configKinds contains Secret.
+  - secrets (settings.configKinds contains Secret): the same for Secrets.
+  - argoRollouts: a Rollout restarts through a patch of itself (spec.template or spec.restartAt); the Deployment
+    a workloadRef names is never touched.
+  - authentication: the function asks the API server about each sender's token with a TokenReview, which is
+    cluster-scoped: a ClusterRole in every watch scope.
 */}}
 {{- define "config-restarter.access" -}}
 "":
   serviceAccount: function
-  configKind: ConfigMap
   rules:
     - apiGroups: [""]
       resources: [configmaps]
@@ -76,25 +81,62 @@ Secrets rows exist only when settings.configKinds contains Secret.
       verbs: [get, list, watch, patch]
 "-source":
   serviceAccount: source
-  configKind: ConfigMap
   rules:
     - apiGroups: [""]
       resources: [configmaps]
       verbs: [get, list, watch]
 "-secrets":
   serviceAccount: function
-  configKind: Secret
+  when: secrets
   rules:
     - apiGroups: [""]
       resources: [secrets]
       verbs: [get, list]
 "-source-secrets":
   serviceAccount: source
-  configKind: Secret
+  when: secrets
   rules:
     - apiGroups: [""]
       resources: [secrets]
       verbs: [get, list, watch]
+"-rollouts":
+  serviceAccount: function
+  when: argoRollouts
+  rules:
+    - apiGroups: [argoproj.io]
+      resources: [rollouts]
+      verbs: [get, list, watch, patch]
+"-tokenreview":
+  serviceAccount: function
+  when: authentication
+  clusterWide: true
+  rules:
+    - apiGroups: [authentication.k8s.io]
+      resources: [tokenreviews]
+      verbs: [create]
+{{- end }}
+
+{{/*
+The options that turn rows of the access table on, as a YAML map of booleans.
+*/}}
+{{- define "config-restarter.options" -}}
+secrets: {{ has "Secret" .Values.settings.configKinds }}
+argoRollouts: {{ .Values.argoRollouts.enabled }}
+authentication: {{ .Values.settings.authentication.enabled }}
+{{- end }}
+
+{{/*
+AUTH_ALLOWED_SUBJECTS: the listed subjects, or "" for the function's defaults (the senders named
+config-restarter-source, config-restarter-resync and config-restarter in its own namespace). Those defaults
+only fit when the chart keeps that name; otherwise the senders' OIDC identities must be listed.
+*/}}
+{{- define "config-restarter.allowedSubjects" -}}
+{{- $auth := .Values.settings.authentication -}}
+{{- if $auth.allowedSubjects -}}
+{{- join "," (uniq $auth.allowedSubjects) -}}
+{{- else if ne (include "config-restarter.name" .) "config-restarter" -}}
+{{- fail (printf "settings.authentication.allowedSubjects is required when name is not config-restarter (the function's default senders are config-restarter-source, config-restarter-resync and the Trigger config-restarter): list system:serviceaccount:%s:<account> for the status.auth.serviceAccountName of %s-source, %s-resync and, with the Broker, the Trigger %s" .Release.Namespace .Values.name .Values.name .Values.name) -}}
+{{- end -}}
 {{- end }}
 
 {{/*
