@@ -2,7 +2,8 @@
  * `helm install` of charts/config-restarter against the real kube-apiserver: the objects are created, and the
  * function's and the source's ServiceAccounts can do exactly what the project's RBAC (the kustomize manifests)
  * grants: every (resource, verb) pair is asked of the real authorizer (SubjectAccessReview), and the function's
- * own token lists its rules (SelfSubjectRulesReview) and checks itself (SelfSubjectAccessReview).
+ * own token lists its rules (SelfSubjectRulesReview) and checks itself (SelfSubjectAccessReview). With sender
+ * authentication and Argo Rollouts on, two releases get their own TokenReview ClusterRoles.
  */
 import { jest } from '@jest/globals';
 import { ensureBinary } from '../cluster/binaries.js';
@@ -36,6 +37,8 @@ const PROBES: [group: string, resource: string][] = [
   ['', 'serviceaccounts'],
   ['rbac.authorization.k8s.io', 'roles'],
   ['sources.knative.dev', 'apiserversources'],
+  ['argoproj.io', 'rollouts'],
+  ['authentication.k8s.io', 'tokenreviews'],
 ];
 const VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];
 
@@ -328,6 +331,92 @@ describe('every namespace', () => {
     expect(
       await exists(`/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${home}-config-restarter-source`),
     ).toBe(true);
+  });
+});
+
+describe('sender authentication and Argo Rollouts, in two namespaces', () => {
+  const homes = [uniqueName('it-helm-auth'), uniqueName('it-helm-auth')];
+  const fns = homes.map((namespace) => ({ namespace, name: 'config-restarter' }));
+  const outputs: string[] = [];
+
+  beforeAll(async () => {
+    // The same release name twice: the cluster-wide TokenReview grant must not clash between them.
+    for (const home of homes) {
+      outputs.push(
+        await install('restarter', home, [
+          '--create-namespace',
+          '--set',
+          `function.image.digest=${DIGEST}`,
+          '--set',
+          'settings.authentication.enabled=true',
+          '--set',
+          'argoRollouts.enabled=true',
+        ]),
+      );
+    }
+  });
+
+  it('notes the audience, and the function checks tokens for it', async () => {
+    for (const [i, home] of homes.entries()) {
+      expect(outputs[i]).toContain(
+        `Sender authentication: on, audience serving.knative.dev/service/${home}/config-restarter`,
+      );
+      const { body } = await kubeRequest<{
+        spec: { template: { spec: { containers: { env: { name: string; value: string }[] }[] } } };
+      }>(admin, 'GET', `/apis/serving.knative.dev/v1/namespaces/${home}/services/config-restarter`);
+      expect(body.spec.template.spec.containers[0]?.env).toContainEqual({
+        name: 'AUTH_AUDIENCE',
+        value: `serving.knative.dev/service/${home}/config-restarter`,
+      });
+    }
+  });
+
+  it('the function may do what knative/argo-rollouts grants in its namespace, and create TokenReviews', async () => {
+    const expected = await expectedAccess('knative/argo-rollouts', 'config-restarter');
+    expect(expected).toContain('argoproj.io/rollouts patch');
+    for (const fn of fns) {
+      expect(await access(fn, fn.namespace)).toEqual(
+        [...expected, 'authentication.k8s.io/tokenreviews create'].sort(),
+      );
+      expect(await access(fn, '')).toEqual(['authentication.k8s.io/tokenreviews create']);
+      expect(await access(fn, 'default')).toEqual(['authentication.k8s.io/tokenreviews create']);
+      expect(await access({ namespace: fn.namespace, name: 'config-restarter-source' }, '')).toEqual([]);
+    }
+  });
+
+  it("the function's own token reviews a sender's token (the TokenReview its authentication makes)", async () => {
+    const [home = ''] = homes;
+    const self: KubeTarget = {
+      ...admin,
+      token: await createServiceAccountToken(adminKubeconfigPath(), home, 'config-restarter', 600),
+    };
+    const sender = await createServiceAccountToken(
+      adminKubeconfigPath(),
+      home,
+      'config-restarter-source',
+      600,
+    );
+    const { status, body } = await kubeRequest<{
+      status: { authenticated?: boolean; user?: { username: string } };
+    }>(self, 'POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenReview',
+      spec: { token: sender },
+    });
+    expect(status).toBe(201);
+    expect(body.status.authenticated).toBe(true);
+    expect(body.status.user?.username).toBe(`system:serviceaccount:${home}:config-restarter-source`);
+  });
+
+  it('helm uninstall removes the cluster-wide grant of that release only', async () => {
+    const [first = '', second = ''] = homes;
+    const result = await helm(['uninstall', 'restarter', '--namespace', first, '--wait']);
+    expect(result.code).toBe(0);
+    const clusterRole = (home: string): string =>
+      `/apis/rbac.authorization.k8s.io/v1/clusterroles/${home}-config-restarter-tokenreview`;
+    expect(await exists(clusterRole(first))).toBe(false);
+    expect(await exists(clusterRole(second))).toBe(true);
+    expect(await access({ namespace: first, name: 'config-restarter' }, '')).toEqual([]);
   });
 });
 
