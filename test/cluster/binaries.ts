@@ -38,11 +38,26 @@ export interface ComponentSpec {
   readonly ldflags: string;
 }
 
+/** The control plane's components, as returned by {@link ensureBinaries}. */
+export type ControlPlaneComponent =
+  | 'kubeApiserver'
+  | 'etcd'
+  | 'apiserverAdapter'
+  | 'kubeControllerManager'
+  | 'servingController'
+  | 'servingWebhook';
+
 /** Component keys: the control plane ({@link ensureBinaries}) and the delivery tools (helm, actionlint). */
-export type Component = 'kubeApiserver' | 'etcd' | 'apiserverAdapter' | 'helm' | 'actionlint';
+export type Component = ControlPlaneComponent | 'helm' | 'actionlint';
 
 const KUBERNETES_VERSION = 'v1.34.4';
 const [, kubeMajor, kubeMinor] = /^v(\d+)\.(\d+)\./.exec(KUBERNETES_VERSION) ?? [];
+const KUBERNETES_LDFLAGS = [
+  `-X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION}`,
+  `-X k8s.io/component-base/version.gitMajor=${kubeMajor}`,
+  `-X k8s.io/component-base/version.gitMinor=${kubeMinor}`,
+].join(' ');
+const KNATIVE_SERVING_VERSION = 'v0.49.1';
 const HELM_VERSION = 'v3.19.5';
 /** Kubernetes minor of the client-go that helm v3.19 builds with (k8s.io/client-go v0.34.x). */
 const HELM_KUBE_MINOR = '34';
@@ -58,11 +73,7 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
     envVar: 'TEST_ASSET_KUBE_APISERVER',
     kubebuilderAssets: true,
     // Without these the binary reports v0.0.0 and clients that check the server version misbehave.
-    ldflags: [
-      `-X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION}`,
-      `-X k8s.io/component-base/version.gitMajor=${kubeMajor}`,
-      `-X k8s.io/component-base/version.gitMinor=${kubeMinor}`,
-    ].join(' '),
+    ldflags: KUBERNETES_LDFLAGS,
   },
   etcd: {
     binary: 'etcd',
@@ -81,6 +92,36 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
     wrapperDir: 'apiserver-adapter',
     goPackage: 'knative.dev/eventing/cmd/apiserver_receive_adapter',
     envVar: 'TEST_ASSET_APISERVER_ADAPTER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  kubeControllerManager: {
+    binary: 'kube-controller-manager',
+    version: KUBERNETES_VERSION,
+    upstreamModule: 'k8s.io/kubernetes',
+    wrapperDir: 'kube-controller-manager',
+    goPackage: 'k8s.io/kubernetes/cmd/kube-controller-manager',
+    envVar: 'TEST_ASSET_KUBE_CONTROLLER_MANAGER',
+    kubebuilderAssets: false,
+    ldflags: KUBERNETES_LDFLAGS,
+  },
+  servingController: {
+    binary: 'knative-serving-controller',
+    version: KNATIVE_SERVING_VERSION,
+    upstreamModule: 'knative.dev/serving',
+    wrapperDir: 'knative-serving',
+    goPackage: 'knative.dev/serving/cmd/controller',
+    envVar: 'TEST_ASSET_KNATIVE_SERVING_CONTROLLER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  servingWebhook: {
+    binary: 'knative-serving-webhook',
+    version: KNATIVE_SERVING_VERSION,
+    upstreamModule: 'knative.dev/serving',
+    wrapperDir: 'knative-serving',
+    goPackage: 'knative.dev/serving/cmd/webhook',
+    envVar: 'TEST_ASSET_KNATIVE_SERVING_WEBHOOK',
     kubebuilderAssets: false,
     ldflags: '',
   },
@@ -113,14 +154,17 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
   },
 };
 
-/** Absolute paths of the three control plane binaries. */
-export interface Binaries {
-  kubeApiserver: string;
-  etcd: string;
-  apiserverAdapter: string;
-}
+/** Absolute paths of every control plane binary. */
+export type Binaries = Record<ControlPlaneComponent, string>;
 
-const ALL_COMPONENTS: readonly Component[] = ['etcd', 'kubeApiserver', 'apiserverAdapter'];
+const ALL_COMPONENTS: readonly ControlPlaneComponent[] = [
+  'etcd',
+  'kubeApiserver',
+  'apiserverAdapter',
+  'kubeControllerManager',
+  'servingController',
+  'servingWebhook',
+];
 /** The delivery tools: built on demand by the tests that use them (chart and workflow checks). */
 export const TOOL_COMPONENTS: readonly Component[] = ['helm', 'actionlint'];
 const PROGRESS_INTERVAL_MS = 30_000;
@@ -188,8 +232,9 @@ function checkPinnedVersion(spec: ComponentSpec): void {
 
 const BRING_YOUR_OWN =
   'Alternatively bring your own binaries: TEST_ASSET_KUBE_APISERVER and TEST_ASSET_ETCD (or KUBEBUILDER_ASSETS, ' +
-  'a directory with kube-apiserver and etcd, e.g. from `setup-envtest use 1.34 -p path`) and ' +
-  'TEST_ASSET_APISERVER_ADAPTER for the Knative apiserver_receive_adapter.';
+  'a directory with kube-apiserver and etcd, e.g. from `setup-envtest use 1.34 -p path`), ' +
+  'TEST_ASSET_APISERVER_ADAPTER for the Knative apiserver_receive_adapter, TEST_ASSET_KUBE_CONTROLLER_MANAGER, ' +
+  'TEST_ASSET_KNATIVE_SERVING_CONTROLLER and TEST_ASSET_KNATIVE_SERVING_WEBHOOK.';
 
 interface RunResult {
   code: number | null;
@@ -294,8 +339,9 @@ export async function ensureBinary(component: Component, log: Log): Promise<stri
 }
 
 /**
- * Returns the paths of kube-apiserver, etcd and the Knative ApiServerSource receive adapter, building the missing
- * ones (sequentially: each build already uses every core) into `${XDG_CACHE_HOME:-~/.cache}/config-restarter/bin`.
+ * Returns the paths of every binary (etcd, kube-apiserver, the Knative ApiServerSource receive adapter,
+ * kube-controller-manager, the Knative Serving controller and webhook), building the missing ones (sequentially:
+ * each build already uses every core) into `${XDG_CACHE_HOME:-~/.cache}/config-restarter/bin`.
  */
 export async function ensureBinaries(log: Log): Promise<Binaries> {
   return (await ensureComponents(ALL_COMPONENTS, log)) as Binaries;

@@ -1,20 +1,34 @@
 /**
- * Local control plane CLI: `tsx test/cluster/cli.ts <build|up|down|status> [--dir <dir>]`.
+ * Local control plane CLI: `tsx test/cluster/cli.ts <build|up|down|status> [--dir <dir>] [--no-controllers]`.
  * Exit codes: 0 success (status: running), 1 failure, 2 usage error, 3 status: not running.
  */
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { describeBinarySources, ensureBinaries } from './binaries.js';
 import { clusterStatus, defaultClusterDir, startCluster, stopCluster } from './control-plane.js';
+import type { ControllerProcess } from './controllers.js';
 import { elapsed, stderrLog } from './util.js';
 
-const USAGE = `usage: tsx test/cluster/cli.ts <build|up|down|status> [--dir <cluster dir>]
+const USAGE = `usage: tsx test/cluster/cli.ts <build|up|down|status> [--dir <cluster dir>] [--no-controllers]
 
-  build   build (or locate) kube-apiserver, etcd and the ApiServerSource receive adapter
-  up      start etcd + kube-apiserver with the CRDs installed; writes <dir>/kubeconfig
+  build   build (or locate) etcd, kube-apiserver, the ApiServerSource receive adapter, kube-controller-manager
+          and the Knative Serving controller and webhook
+  up      start etcd + kube-apiserver with the CRDs installed, then kube-controller-manager and the Knative
+          Serving controller and webhook; writes <dir>/kubeconfig
   down    stop the cluster and remove its data
   status  show whether the cluster is running
 
-The cluster dir defaults to $CLUSTER_DIR or .cluster/ at the repository root. See docs/cluster.md.`;
+Options:
+  --dir <dir>        cluster directory (default: $CLUSTER_DIR or .cluster/ at the repository root)
+  --no-controllers   up: etcd + kube-apiserver only (nothing reconciles; lighter and quicker)
+  -h, --help         this text
+
+See docs/cluster.md.`;
+
+function describeControllers(controllers: readonly ControllerProcess[]): string {
+  if (controllers.length === 0) return 'none (--no-controllers)';
+  return controllers.map((c) => `${c.name} (${display(c.log)})`).join(', ');
+}
 
 /** Path relative to the current directory when that is shorter: friendlier copy-paste commands. */
 function display(p: string): string {
@@ -22,34 +36,46 @@ function display(p: string): string {
   return relative && !relative.startsWith('..') && relative.length < p.length ? relative : p;
 }
 
-function parseArgs(argv: string[]): { command: string | undefined; dir: string } {
-  let dir = defaultClusterDir();
-  const rest: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--dir') {
-      const value = argv[++i];
-      if (!value) throw new Error('--dir needs a value');
-      dir = path.resolve(value);
-    } else if (arg.startsWith('--dir=')) {
-      dir = path.resolve(arg.slice('--dir='.length));
-    } else {
-      rest.push(arg);
-    }
-  }
-  if (rest.length > 1) throw new Error(`unexpected arguments: ${rest.slice(1).join(' ')}`);
-  return { command: rest[0], dir };
+interface CliArgs {
+  command: string | undefined;
+  dir: string;
+  controllers: boolean;
+  help: boolean;
+}
+
+function parseCli(argv: string[]): CliArgs {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      dir: { type: 'string' },
+      'no-controllers': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (positionals.length > 1) throw new Error(`unexpected arguments: ${positionals.slice(1).join(' ')}`);
+  if (values.dir === '') throw new Error('--dir needs a value');
+  return {
+    command: positionals[0],
+    dir: values.dir ? path.resolve(values.dir) : defaultClusterDir(),
+    controllers: !values['no-controllers'],
+    help: values.help,
+  };
 }
 
 async function main(argv: string[]): Promise<number> {
-  let parsed;
+  let parsed: CliArgs;
   try {
-    parsed = parseArgs(argv);
+    parsed = parseCli(argv);
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
-  const { command, dir } = parsed;
+  const { command, dir, controllers } = parsed;
+  if (parsed.help) {
+    console.log(USAGE);
+    return 0;
+  }
   const start = Date.now();
   switch (command) {
     case 'build': {
@@ -59,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'up': {
-      const info = await startCluster({ dir, log: stderrLog });
+      const info = await startCluster({ dir, log: stderrLog, controllers });
       const kubeconfig = display(info.kubeconfig);
       if (info.alreadyRunning) {
         console.log(`cluster already running in ${display(info.dir)} (since ${info.startedAt})`);
@@ -69,6 +95,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(`  server:     ${info.server}`);
       console.log(`  kubeconfig: ${kubeconfig}`);
       console.log(`  logs:       ${display(info.logs.kubeApiserver)}, ${display(info.logs.etcd)}`);
+      console.log(`  controllers: ${describeControllers(info.controllers)}`);
       console.log(`  try:        kubectl --kubeconfig ${kubeconfig} get crds`);
       console.log(
         `  stop with:  npm run cluster:down${dir === defaultClusterDir() ? '' : ` -- --dir ${display(dir)}`}`,
@@ -102,6 +129,12 @@ async function main(argv: string[]): Promise<number> {
             console.log(`  server:     ${info.server}`);
             console.log(`  kubeconfig: ${display(info.kubeconfig)}`);
             console.log(`  pids:       kube-apiserver ${info.pids.kubeApiserver}, etcd ${info.pids.etcd}`);
+            for (const c of info.controllers) {
+              const alive = status.processes.controllers[c.name] ? `pid ${c.pid}` : 'GONE';
+              console.log(`  ${c.name}: ${alive} (log ${display(c.log)})`);
+            }
+            if (info.controllers.length === 0)
+              console.log('  controllers: none (started with --no-controllers)');
           }
           return status.state === 'running' ? 0 : 1;
         }

@@ -1,8 +1,15 @@
-import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ensureBinary, type Binaries } from './binaries.js';
+import {
+  CONTROLLER_NAMES,
+  CONTROLLERS,
+  startControllers,
+  stopControllers,
+  type ControllerName,
+  type ControllerProcess,
+} from './controllers.js';
 import { installCrds } from './crds.js';
 import { KubeRequestError, kubeRequest, writeKubeconfig, type KubeTarget } from './kube.js';
 import {
@@ -10,10 +17,10 @@ import {
   elapsed,
   freePorts,
   isProcessAlive,
-  sleep,
+  spawnLogged,
   stderrLog,
-  tailFile,
   terminateProcess,
+  waitFor,
   type Log,
 } from './util.js';
 
@@ -21,11 +28,18 @@ import {
 export interface StartClusterOptions {
   /** Cluster directory (state, logs, kubeconfig, data). Default: {@link defaultClusterDir}. */
   dir?: string;
-  /** Binaries to run. Default: {@link ensureBinary} for each (build cache or TEST_ASSET_* / KUBEBUILDER_ASSETS). */
-  binaries?: Pick<Binaries, 'kubeApiserver' | 'etcd'>;
+  /**
+   * Binaries to run; missing ones come from {@link ensureBinary} (build cache or TEST_ASSET_* / KUBEBUILDER_ASSETS).
+   */
+  binaries?: Partial<Binaries>;
+  /**
+   * Also run kube-controller-manager and the Knative Serving controller and webhook (default true). Without them
+   * the control plane is etcd + kube-apiserver only: lighter, but nothing reconciles anything.
+   */
+  controllers?: boolean;
   /** Progress output. Default: stderr. */
   log?: Log;
-  /** Time allowed for each of etcd, kube-apiserver and the CRDs to become ready. Default 90 s. */
+  /** Time allowed for each of etcd, kube-apiserver, the CRDs and the controllers to become ready. Default 90 s. */
   timeoutMs?: number;
   /**
    * Run the processes in their own process group (default true) so they outlive the caller. Tests pass false:
@@ -49,6 +63,8 @@ export interface ClusterInfo {
   pids: { kubeApiserver: number; etcd: number };
   logs: { kubeApiserver: string; etcd: string };
   binaries: { kubeApiserver: string; etcd: string };
+  /** The controller processes; empty when started without them. */
+  controllers: ControllerProcess[];
   startedAt: string;
   /** True when {@link startCluster} found this cluster already running and left it alone. */
   alreadyRunning: boolean;
@@ -58,11 +74,12 @@ export interface ClusterInfo {
 export interface ClusterStatus {
   dir: string;
   /**
-   * `running`: both processes alive and /readyz answers 200. `unhealthy`: alive but not ready. `stale`: state left
-   * by processes that are gone. `stopped`: no state.
+   * `running`: every process alive and /readyz answers 200. `unhealthy`: etcd and kube-apiserver alive but not
+   * ready, or a controller is gone. `stale`: state left by an etcd or kube-apiserver that is gone. `stopped`: no
+   * state.
    */
   state: 'running' | 'unhealthy' | 'stale' | 'stopped';
-  processes: { kubeApiserver: boolean; etcd: boolean };
+  processes: { kubeApiserver: boolean; etcd: boolean; controllers: Partial<Record<ControllerName, boolean>> };
   info?: ClusterInfo;
 }
 
@@ -80,7 +97,10 @@ function readState(dir: string): PersistedState | undefined {
   const file = path.join(dir, STATE_FILE);
   if (!existsSync(file)) return undefined;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as PersistedState;
+    const state = JSON.parse(readFileSync(file, 'utf8')) as PersistedState;
+    // State written before controllers were recorded.
+    state.controllers ??= [];
+    return state;
   } catch {
     return undefined;
   }
@@ -90,12 +110,17 @@ function writeState(dir: string, state: PersistedState): void {
   writeFileSync(path.join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
 }
 
-function processesAlive(state: PersistedState): { kubeApiserver: boolean; etcd: boolean } {
+function processesAlive(state: PersistedState): ClusterStatus['processes'] {
   return {
     kubeApiserver:
       state.pids.kubeApiserver > 0 && isProcessAlive(state.pids.kubeApiserver, state.binaries.kubeApiserver),
     etcd: state.pids.etcd > 0 && isProcessAlive(state.pids.etcd, state.binaries.etcd),
+    controllers: Object.fromEntries(state.controllers.map((c) => [c.name, isProcessAlive(c.pid, c.binary)])),
   };
+}
+
+function allAlive(alive: ClusterStatus['processes']): boolean {
+  return alive.etcd && alive.kubeApiserver && Object.values(alive.controllers).every(Boolean);
 }
 
 function target(state: Pick<ClusterInfo, 'server' | 'caData' | 'adminToken'>): KubeTarget {
@@ -109,50 +134,6 @@ async function isReady(state: PersistedState): Promise<boolean> {
     return status === 200;
   } catch {
     return false;
-  }
-}
-
-/** Spawns one control plane process with stdout and stderr appended to `logFile`. */
-function spawnLogged(
-  binary: string,
-  args: string[],
-  logFile: string,
-  cwd: string,
-  detached: boolean,
-): number {
-  const fd = openSync(logFile, 'w');
-  try {
-    const child = spawn(binary, args, { cwd, detached, stdio: ['ignore', fd, fd] });
-    // Spawn failures (ENOENT, EACCES) are reported asynchronously; the missing pid is checked below.
-    child.on('error', () => undefined);
-    child.unref();
-    if (child.pid === undefined) throw new Error(`could not start ${binary}`);
-    return child.pid;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Polls `probe` until it returns true; fails early when `alive` turns false, citing `logFile`. */
-async function waitFor(
-  what: string,
-  probe: () => Promise<boolean>,
-  alive: () => boolean,
-  logFile: string,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await probe()) return;
-    if (!alive()) {
-      throw new Error(`${what} exited during start-up. Last lines of ${logFile}:\n${tailFile(logFile)}`);
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `${what} not ready after ${timeoutMs / 1000} s. Last lines of ${logFile}:\n${tailFile(logFile)}`,
-      );
-    }
-    await sleep(200);
   }
 }
 
@@ -218,7 +199,8 @@ function writeAuthFiles(dataDir: string): string {
 
 async function launch(
   dir: string,
-  binaries: { kubeApiserver: string; etcd: string },
+  binaries: Pick<Binaries, 'kubeApiserver' | 'etcd'>,
+  controllerBinaries: Record<ControllerName, string> | undefined,
   detached: boolean,
   timeoutMs: number,
   log: Log,
@@ -242,7 +224,8 @@ async function launch(
     ports: { apiserver: apiserverPort, etcd: etcdPort, etcdPeer: etcdPeerPort },
     pids: { etcd: 0, kubeApiserver: 0 },
     logs,
-    binaries,
+    binaries: { kubeApiserver: binaries.kubeApiserver, etcd: binaries.etcd },
+    controllers: [],
     startedAt: new Date().toISOString(),
   };
 
@@ -315,6 +298,22 @@ async function launch(
   start = Date.now();
   await installCrds(target(state), log, timeoutMs);
   log(`CRDs established and discoverable (${elapsed(start)} s)`);
+  if (controllerBinaries) {
+    start = Date.now();
+    await startControllers({
+      dir,
+      ctx: { dataDir, kubeconfig: state.kubeconfig, target: target(state) },
+      binaries: controllerBinaries,
+      detached,
+      timeoutMs,
+      log,
+      onSpawned: (processes) => {
+        state.controllers = processes;
+        writeState(dir, state);
+      },
+    });
+    log(`controllers ready (${elapsed(start)} s)`);
+  }
   state.ready = true;
   writeState(dir, state);
   return { ...withoutInternal(state), alreadyRunning: false };
@@ -326,7 +325,8 @@ function withoutInternal(state: PersistedState): Omit<ClusterInfo, 'alreadyRunni
 }
 
 /**
- * Starts etcd and kube-apiserver on free 127.0.0.1 ports, installs the CRDs and writes `<dir>/kubeconfig`.
+ * Starts etcd and kube-apiserver on free 127.0.0.1 ports, installs the CRDs, writes `<dir>/kubeconfig` and (unless
+ * `controllers: false`) starts kube-controller-manager and the Knative Serving controller and webhook.
  * If the cluster recorded in `<dir>` is already running it is returned untouched (`alreadyRunning: true`);
  * state left by dead processes is cleaned up first.
  */
@@ -339,7 +339,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
   const existing = readState(dir);
   if (existing) {
     const alive = processesAlive(existing);
-    if (alive.etcd && alive.kubeApiserver) {
+    if (allAlive(alive)) {
       // Possibly another `up` still starting it: give it the usual time before calling it broken.
       await waitFor(
         'the running kube-apiserver',
@@ -357,14 +357,17 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
     await stopCluster(dir, log);
   }
 
-  const binaries = options.binaries ?? {
-    etcd: await ensureBinary('etcd', log),
-    kubeApiserver: await ensureBinary('kubeApiserver', log),
+  const given = options.binaries ?? {};
+  const binaries = {
+    etcd: given.etcd ?? (await ensureBinary('etcd', log)),
+    kubeApiserver: given.kubeApiserver ?? (await ensureBinary('kubeApiserver', log)),
   };
+  const controllerBinaries =
+    (options.controllers ?? true) ? await resolveControllerBinaries(given, log) : undefined;
   const detached = options.detached ?? true;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await launch(dir, binaries, detached, timeoutMs, log);
+      return await launch(dir, binaries, controllerBinaries, detached, timeoutMs, log);
     } catch (err) {
       await stopCluster(dir, () => undefined);
       // Ports are picked free but may be taken by someone else before the process binds them: retry.
@@ -375,8 +378,21 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
   }
 }
 
+/** The controllers' binaries: given, else from {@link ensureBinary}. */
+async function resolveControllerBinaries(
+  given: Partial<Binaries>,
+  log: Log,
+): Promise<Record<ControllerName, string>> {
+  const result: Partial<Record<ControllerName, string>> = {};
+  for (const name of CONTROLLER_NAMES) {
+    const component = CONTROLLERS[name].component;
+    result[name] = given[component] ?? (await ensureBinary(component, log));
+  }
+  return result as Record<ControllerName, string>;
+}
+
 /**
- * Stops the cluster recorded in `dir` (kube-apiserver, then etcd; SIGTERM, SIGKILL after 10 s) and removes its data,
+ * Stops the cluster recorded in `dir` (controllers, kube-apiserver, then etcd; SIGTERM, then SIGKILL) and removes its data,
  * state and kubeconfig. Logs are kept for troubleshooting. Returns whether any process was still running.
  */
 export async function stopCluster(
@@ -389,7 +405,9 @@ export async function stopCluster(
   let wasRunning = false;
   if (state) {
     const alive = processesAlive(state);
-    wasRunning = alive.etcd || alive.kubeApiserver;
+    // Controllers first: they would otherwise log connection errors (and the webhook would drain) for a while.
+    const controllersRunning = await stopControllers(state.controllers, log);
+    wasRunning = alive.etcd || alive.kubeApiserver || controllersRunning.length > 0;
     if (alive.kubeApiserver) {
       await terminateProcess(state.pids.kubeApiserver, state.binaries.kubeApiserver);
       log(`stopped kube-apiserver (pid ${state.pids.kubeApiserver})`);
@@ -403,8 +421,9 @@ export async function stopCluster(
   rmSync(path.join(resolved, 'kubeconfig'), { force: true });
   rmSync(path.join(resolved, STATE_FILE), { force: true });
   if (options.keepLogs === false) {
-    rmSync(path.join(resolved, 'etcd.log'), { force: true });
-    rmSync(path.join(resolved, 'kube-apiserver.log'), { force: true });
+    for (const name of ['etcd', 'kube-apiserver', ...CONTROLLER_NAMES]) {
+      rmSync(path.join(resolved, `${name}.log`), { force: true });
+    }
   }
   return wasRunning;
 }
@@ -413,10 +432,16 @@ export async function stopCluster(
 export async function clusterStatus(dir: string = defaultClusterDir()): Promise<ClusterStatus> {
   const resolved = path.resolve(dir);
   const state = readState(resolved);
-  if (!state) return { dir: resolved, state: 'stopped', processes: { kubeApiserver: false, etcd: false } };
+  if (!state) {
+    return {
+      dir: resolved,
+      state: 'stopped',
+      processes: { kubeApiserver: false, etcd: false, controllers: {} },
+    };
+  }
   const processes = processesAlive(state);
   const info = { ...withoutInternal(state), alreadyRunning: true };
   if (!processes.etcd || !processes.kubeApiserver) return { dir: resolved, state: 'stale', processes, info };
-  const healthy = state.ready && (await isReady(state));
+  const healthy = state.ready && allAlive(processes) && (await isReady(state));
   return { dir: resolved, state: healthy ? 'running' : 'unhealthy', processes, info };
 }

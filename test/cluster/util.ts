@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -120,4 +121,49 @@ export async function terminateProcess(pid: number, expectedBinary: string, grac
     await sleep(100);
   }
   throw new Error(`process ${pid} (${path.basename(expectedBinary)}) did not exit after SIGKILL`);
+}
+
+/** Spawns one control plane process (in `env`, default: ours) with stdout and stderr written to `logFile`. */
+export function spawnLogged(
+  binary: string,
+  args: string[],
+  logFile: string,
+  cwd: string,
+  detached: boolean,
+  env?: NodeJS.ProcessEnv,
+): number {
+  const fd = openSync(logFile, 'w');
+  try {
+    const child = spawn(binary, args, { cwd, detached, env, stdio: ['ignore', fd, fd] });
+    // Spawn failures (ENOENT, EACCES) are reported asynchronously; the missing pid is checked below.
+    child.on('error', () => undefined);
+    child.unref();
+    if (child.pid === undefined) throw new Error(`could not start ${binary}`);
+    return child.pid;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Polls `probe` until it returns true; fails early when `alive` turns false, citing `logFile`. */
+export async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  alive: () => boolean,
+  logFile: string,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await probe()) return;
+    if (!alive()) {
+      throw new Error(`${what} exited during start-up. Last lines of ${logFile}:\n${tailFile(logFile)}`);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${what} not ready after ${timeoutMs / 1000} s. Last lines of ${logFile}:\n${tailFile(logFile)}`,
+      );
+    }
+    await sleep(200);
+  }
 }

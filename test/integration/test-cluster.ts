@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { ensureBinaries } from '../cluster/binaries.js';
+import { COMPONENTS, ensureBinaries, type Component } from '../cluster/binaries.js';
 import { startCluster, stopCluster } from '../cluster/control-plane.js';
 import { REPO_ROOT, elapsed, isProcessAlive } from '../cluster/util.js';
 
@@ -11,10 +11,10 @@ export const TEST_CLUSTER_DIR = path.resolve(
 
 /**
  * Starts the integration-test cluster (called by global-setup.ts): makes sure the binaries exist (built once, then
- * cached), starts a fresh control plane in {@link TEST_CLUSTER_DIR} and publishes it to the tests through environment
- * variables:
- * `CLUSTER_KUBECONFIG` (admin kubeconfig), `TEST_CLUSTER_DIR`, and `TEST_ASSET_KUBE_APISERVER`, `TEST_ASSET_ETCD`,
- * `TEST_ASSET_APISERVER_ADAPTER` (binary paths, so tests find the receive adapter without building anything).
+ * cached), starts a fresh control plane with its controllers (kube-controller-manager, Knative Serving controller
+ * and webhook) in {@link TEST_CLUSTER_DIR} and publishes it to the tests through environment variables:
+ * `CLUSTER_KUBECONFIG` (admin kubeconfig), `TEST_CLUSTER_DIR`, and every binary's `TEST_ASSET_*` variable (e.g.
+ * `TEST_ASSET_APISERVER_ADAPTER`, so tests find the receive adapter without building anything).
  */
 export async function setupTestCluster(): Promise<void> {
   const start = Date.now();
@@ -31,6 +31,7 @@ export async function setupTestCluster(): Promise<void> {
   // Last resort if Jest exits without running the teardown (e.g. a crash): never leave the processes behind.
   process.once('exit', () => {
     for (const [pid, binary] of [
+      ...cluster.controllers.map((c) => [c.pid, c.binary] as const),
       [cluster.pids.kubeApiserver, binaries.kubeApiserver],
       [cluster.pids.etcd, binaries.etcd],
     ] as const) {
@@ -39,9 +40,9 @@ export async function setupTestCluster(): Promise<void> {
   });
   process.env.CLUSTER_KUBECONFIG = cluster.kubeconfig;
   process.env.TEST_CLUSTER_DIR = TEST_CLUSTER_DIR;
-  process.env.TEST_ASSET_KUBE_APISERVER = binaries.kubeApiserver;
-  process.env.TEST_ASSET_ETCD = binaries.etcd;
-  process.env.TEST_ASSET_APISERVER_ADAPTER = binaries.apiserverAdapter;
+  for (const [component, binary] of Object.entries(binaries) as [Component, string][]) {
+    process.env[COMPONENTS[component].envVar] = binary;
+  }
   log(`test cluster ready at ${cluster.server} in ${elapsed(start)} s (kubeconfig ${cluster.kubeconfig})`);
 }
 

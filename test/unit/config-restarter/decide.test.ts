@@ -195,7 +195,12 @@ describe('decideForWorkload', () => {
   it('skips a Knative Service with a fixed revision name', () => {
     const w = workload('Service', 'svc', { labels });
     (w.spec as { template: { metadata: { name?: string } } }).template.metadata.name = 'svc-v1';
-    expect(decideForWorkload(settings, kindOf('Service'), w, [change()], now)?.action).toBe('skip');
+    const decision = decideForWorkload(settings, kindOf('Service'), w, [change()], now);
+    expect(decision?.action).toBe('skip');
+    expect(decision?.reason).toBe(
+      'spec.template.metadata.name is fixed to "svc-v1"; Knative refuses a new Revision under the same name',
+    );
+    expect(decision?.patch).toBeUndefined();
   });
 
   it('does not match workloads of another namespace', () => {

@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package tools pins the Knative Serving controller and webhook main packages into this module.
+package tools
+
+import (
+	_ "knative.dev/serving/cmd/controller"
+	_ "knative.dev/serving/cmd/webhook"
+)
