@@ -1,6 +1,9 @@
 /** Helpers shared by the demo, the benchmark and the integration suite: kubectl, typed reads of what the API server
  * holds, manifests of test workloads, waiting. */
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { kubeRequest, type KubeTarget } from './kube.js';
 import { REPO_ROOT, sleep } from './util.js';
@@ -29,7 +32,30 @@ export async function applyKustomization(kubeconfig: string, dir: string): Promi
   return stdout + stderr;
 }
 
-/** API paths of the kinds the suite creates. */
+/**
+ * `kubectl apply --server-side -k` of `dir` with every object moved to `namespace` (kustomize's namespace
+ * transformer, through a throw-away kustomization): the project's manifests, side by side with another copy.
+ */
+export async function applyKustomizationIn(
+  kubeconfig: string,
+  dir: string,
+  namespace: string,
+): Promise<string> {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kustomize-'));
+  try {
+    // kustomize takes other kustomizations by relative path only.
+    const resource = path.relative(tmp, path.resolve(REPO_ROOT, dir));
+    writeFileSync(
+      path.join(tmp, 'kustomization.yaml'),
+      `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: ${namespace}\nresources:\n  - ${resource}\n`,
+    );
+    return await applyKustomization(kubeconfig, tmp);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** API paths of the kinds the suite creates and the controllers create. */
 export const PATHS = {
   configmaps: (ns: string) => `/api/v1/namespaces/${ns}/configmaps`,
   secrets: (ns: string) => `/api/v1/namespaces/${ns}/secrets`,
@@ -39,7 +65,94 @@ export const PATHS = {
   ksvcs: (ns: string) => `/apis/serving.knative.dev/v1/namespaces/${ns}/services`,
   cronjobs: (ns: string) => `/apis/batch/v1/namespaces/${ns}/cronjobs`,
   rollouts: (ns: string) => `/apis/argoproj.io/v1alpha1/namespaces/${ns}/rollouts`,
+  replicasets: (ns: string) => `/apis/apps/v1/namespaces/${ns}/replicasets`,
+  controllerrevisions: (ns: string) => `/apis/apps/v1/namespaces/${ns}/controllerrevisions`,
+  revisions: (ns: string) => `/apis/serving.knative.dev/v1/namespaces/${ns}/revisions`,
 } as const;
+
+/** What the controllers made of a workload: a ReplicaSet, ControllerRevision or Knative Revision. */
+export interface RolloutObject {
+  name: string;
+  /** `Kind/name` of the controlling owner. */
+  owner: string;
+  createdAt: string;
+  /**
+   * The rollout number: `deployment.kubernetes.io/revision` of a ReplicaSet, `revision` of a ControllerRevision,
+   * the `serving.knative.dev/configurationGeneration` label of a Knative Revision.
+   */
+  revision: number;
+  /** `pod-template-hash` label (ReplicaSets only). */
+  podTemplateHash?: string;
+}
+
+interface OwnedJson {
+  metadata: {
+    name: string;
+    creationTimestamp: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: { kind: string; name: string; controller?: boolean }[];
+  };
+  revision?: number;
+}
+
+/**
+ * The ReplicaSets, ControllerRevisions or Revisions (by `collectionPath`) controlled by `owner` (`Kind/name`; a
+ * Knative Service's Revisions are owned by its Configuration of the same name), oldest rollout first.
+ */
+export async function rolloutsOf(
+  target: KubeTarget,
+  collectionPath: string,
+  owner: string,
+): Promise<RolloutObject[]> {
+  const { body } = await kubeRequest<{ items: OwnedJson[] }>(target, 'GET', collectionPath);
+  return body.items
+    .map((item): RolloutObject | undefined => {
+      const ref = item.metadata.ownerReferences?.find((r) => r.controller);
+      if (!ref || `${ref.kind}/${ref.name}` !== owner) return undefined;
+      const labels = item.metadata.labels ?? {};
+      const revision =
+        item.revision ??
+        Number(
+          item.metadata.annotations?.['deployment.kubernetes.io/revision'] ??
+            labels['serving.knative.dev/configurationGeneration'],
+        );
+      return {
+        name: item.metadata.name,
+        owner,
+        createdAt: item.metadata.creationTimestamp,
+        revision,
+        ...(labels['pod-template-hash'] ? { podTemplateHash: labels['pod-template-hash'] } : {}),
+      };
+    })
+    .filter((o): o is RolloutObject => o !== undefined)
+    .sort((a, b) => a.revision - b.revision);
+}
+
+/** The parts of an object that tell who wrote it. */
+export interface WriteHistory {
+  generation: number;
+  resourceVersion: string;
+  /** Field managers of `metadata.managedFields`. */
+  managers: string[];
+}
+
+/** Generation, resourceVersion and field managers of one object. */
+export async function writeHistory(target: KubeTarget, objectPath: string): Promise<WriteHistory> {
+  const { body } = await kubeRequest<{
+    metadata: { generation?: number; resourceVersion: string; managedFields?: { manager?: string }[] };
+  }>(target, 'GET', objectPath);
+  return {
+    generation: body.metadata.generation ?? 0,
+    resourceVersion: body.metadata.resourceVersion,
+    managers: [...new Set((body.metadata.managedFields ?? []).map((f) => f.manager ?? ''))].sort(),
+  };
+}
+
+/** Deletes a namespace (the namespace controller of kube-controller-manager empties and removes it). */
+export async function deleteNamespace(target: KubeTarget, namespace: string): Promise<void> {
+  await kubeRequest(target, 'DELETE', `/api/v1/namespaces/${namespace}`, undefined, { allowStatus: [404] });
+}
 
 /** What the tests read back from a workload. */
 export interface WorkloadState {
@@ -152,7 +265,12 @@ export function appsWorkload(
 /** A Knative Service manifest. */
 export function knativeService(
   name: string,
-  options: { labels: Record<string, string>; optIn: boolean; podSpec?: Record<string, unknown> },
+  options: {
+    labels: Record<string, string>;
+    optIn: boolean;
+    podSpec?: Record<string, unknown>;
+    templateMeta?: Record<string, unknown>;
+  },
 ): Record<string, unknown> {
   return {
     apiVersion: 'serving.knative.dev/v1',
@@ -164,7 +282,7 @@ export function knativeService(
     },
     spec: {
       template: {
-        metadata: { labels: options.labels },
+        metadata: { labels: options.labels, ...options.templateMeta },
         spec: { containers: [{ image: 'registry.example/app:1' }], ...options.podSpec },
       },
     },

@@ -28,7 +28,7 @@ describe('local control plane', () => {
       .filter((crd) => crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'))
       .map((crd) => crd.metadata?.name);
     expect(established).toEqual(expect.arrayContaining(loadCrds().map((crd) => crd.metadata.name)));
-    expect(loadCrds()).toHaveLength(8);
+    expect(loadCrds()).toHaveLength(18);
   });
 
   it('round-trips a ConfigMap as admin', async () => {
@@ -65,16 +65,26 @@ describe('local control plane', () => {
       a: '1',
       restartedAt: '2024-01-01T00:00:00Z',
     });
-    // Unknown fields under spec are kept as sent.
-    expect(patched.spec.template.spec).toEqual({ containers: [{ image: 'hello' }] });
+    // The real Knative webhook defaulted the rest of the template.
+    expect(patched.spec.template.spec).toMatchObject({
+      containers: [{ image: 'hello', name: 'user-container' }],
+      timeoutSeconds: 300,
+    });
 
+    // A number where a string belongs: the Knative webhook cannot even decode it (the schema would refuse it next).
     const bad = { spec: { template: { metadata: { annotations: { n: 1 } } } } };
-    await expect(
-      custom.patchNamespacedCustomObject(
+    const refused = await custom
+      .patchNamespacedCustomObject(
         { ...ksvc, name: 'helloworld', body: bad },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      ),
-    ).rejects.toMatchObject({ code: 422 });
+      )
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(refused).toBeInstanceOf(ApiException);
+    expect((refused as ApiException<unknown>).code).toBe(400);
+    expect(String((refused as ApiException<unknown>).body)).toContain('cannot unmarshal number');
   });
 
   it('authenticates TokenRequest tokens as the ServiceAccount and enforces its RBAC', async () => {

@@ -68,6 +68,8 @@ it('pages through lists (page size 2, 5 objects) and filters on the server', asy
     'cm-2',
     'cm-3',
     'cm-4',
+    // Published into every namespace by kube-controller-manager.
+    'kube-root-ca.crt',
   ]);
   const all = await client.listWorkloads(deployment, ns, { map: (object) => object });
   expect(all.items).toHaveLength(5);

@@ -101,7 +101,8 @@ describe.each(['Reference', 'Resource'] as const)('driven by the real adapter in
     [PATHS.deployments(NS), `${app}-by-reference`, 'restart'],
     [PATHS.deployments(NS), `${app}-prod`, 'untouched'],
     [PATHS.deployments(NS), `${app}-not-opted-in`, 'untouched'],
-    [PATHS.deployments(NS), `${app}-knative-owned`, 'untouched'],
+    // Made by the Knative Serving controller, owned by Revision -00001; opted in and tied by its labels too.
+    [PATHS.deployments(NS), `${app}-ksvc-00001-deployment`, 'untouched'],
   ];
   const before = new Map<string, WorkloadState>();
 
@@ -110,7 +111,15 @@ describe.each(['Reference', 'Resource'] as const)('driven by the real adapter in
     await create(PATHS.deployments(NS), appsWorkload('Deployment', `${app}-deploy`, { labels, optIn: true }));
     await create(PATHS.statefulsets(NS), appsWorkload('StatefulSet', `${app}-sts`, { labels, optIn: true }));
     await create(PATHS.daemonsets(NS), appsWorkload('DaemonSet', `${app}-ds`, { labels, optIn: true }));
-    await create(PATHS.ksvcs(NS), knativeService(`${app}-ksvc`, { labels, optIn: true }));
+    await create(
+      PATHS.ksvcs(NS),
+      knativeService(`${app}-ksvc`, {
+        labels,
+        optIn: true,
+        // Copied to the Revision's Deployment: it is opted in too, and must still never be patched.
+        templateMeta: { annotations: { 'rolling.restart.controller/restartOnTrigger': 'true' } },
+      }),
+    );
     await create(
       PATHS.deployments(NS),
       appsWorkload('Deployment', `${app}-by-reference`, {
@@ -127,22 +136,8 @@ describe.each(['Reference', 'Resource'] as const)('driven by the real adapter in
       PATHS.deployments(NS),
       appsWorkload('Deployment', `${app}-not-opted-in`, { labels, optIn: false }),
     );
-    await create(
-      PATHS.deployments(NS),
-      appsWorkload('Deployment', `${app}-knative-owned`, {
-        labels: { ...labels, 'serving.knative.dev/service': `${app}-ksvc` },
-        optIn: true,
-        extraMeta: {
-          ownerReferences: [
-            {
-              apiVersion: 'serving.knative.dev/v1',
-              kind: 'Revision',
-              name: `${app}-ksvc-00001`,
-              uid: '7c1e6f9e-0000-4000-8000-000000000001',
-            },
-          ],
-        },
-      }),
+    await eventually(`the Knative Serving controller to create ${app}-ksvc-00001-deployment`, () =>
+      readWorkload(admin, PATHS.deployments(NS), `${app}-ksvc-00001-deployment`),
     );
     adapter = await startAdapter(mode);
     // The ConfigMap appears after the adapter watches: an `add` -> first contact, hashes recorded, nothing restarted.
