@@ -13,7 +13,7 @@ export function adminTarget(): KubeconfigSpec {
   return readKubeconfig(adminKubeconfigPath());
 }
 
-/** A namespace name no other test uses. Namespaces are never deleted: nothing would finalise them here. */
+/** A namespace name no other test uses (kube-controller-manager deletes namespaces for real: tests may clean up). */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(3).toString('hex')}`;
 }
