@@ -1,9 +1,10 @@
 /**
- * `npm run demo`: the whole path on a local control plane. Starts (or reuses) the cluster in `.cluster/`,
- * applies the project's plumbing and the test overlay plus an opted-in plain Deployment, runs
- * config-restarter with the token of its own ServiceAccount and the real ApiServerSource adapter pointed
- * at it, edits the ConfigMap, and shows the event, the decisions and the new pod-template annotations;
- * then edits a key that one Deployment does not read, to show a per-key skip next to a restart.
+ * `npm run demo`: the whole path on a local control plane with its controllers. Starts (or reuses) the cluster in
+ * `.cluster/`, applies the project's plumbing and the test overlay plus an opted-in plain Deployment, runs
+ * config-restarter with the token of its own ServiceAccount and the real ApiServerSource adapter pointed at it,
+ * edits the ConfigMap, and shows the event, the decisions, the new pod-template annotations and what the real
+ * controllers made of them: a new ReplicaSet of the Deployment and a new Revision of the Knative Service; then
+ * edits a key that one Deployment does not read, to show a per-key skip next to a restart.
  * Exits on its own and leaves the cluster up.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -20,7 +21,14 @@ import {
 } from '../test/cluster/kube.js';
 import { sleep } from '../test/cluster/util.js';
 import { startFunction, type FunctionProcess } from '../test/cluster/function-process.js';
-import { applyKustomization, PATHS, readWorkload } from '../test/cluster/objects.js';
+import {
+  applyKustomization,
+  PATHS,
+  readWorkload,
+  rolloutsOf,
+  writeHistory,
+  type RolloutObject,
+} from '../test/cluster/objects.js';
 import { pingSourceRequest } from '../test/cluster/apiserver-event.js';
 
 const NS = 'helloworld';
@@ -113,6 +121,13 @@ function printDecisions(body: string): void {
   }
 }
 
+/** One line per rollout object: name, owner, rollout number, creation time. */
+function showRollout(label: string, object: RolloutObject, extra = ''): void {
+  show(
+    `${label.padEnd(9)} ${object.name}  owner ${object.owner}  revision ${object.revision}  created ${object.createdAt}${extra}`,
+  );
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const dir = defaultClusterDir();
@@ -120,7 +135,10 @@ async function main(): Promise<void> {
   const rel = path.relative(process.cwd(), dir) || dir;
   const log = (line: string): void => console.log(`    ${line}`);
 
-  step(1, 'Local control plane (etcd + kube-apiserver, RBAC, token auth, CRDs)');
+  step(
+    1,
+    'Local control plane (etcd + kube-apiserver, kube-controller-manager, Knative Serving controller + webhook)',
+  );
   const binaries = await ensureBinaries(log);
   const cluster = await startCluster({ dir, binaries, log });
   log(
@@ -128,6 +146,12 @@ async function main(): Promise<void> {
       ? `reusing the cluster already running at ${cluster.server}`
       : `started at ${cluster.server}`,
   );
+  if (cluster.controllers.length === 0) {
+    throw new Error(
+      `the cluster in ${rel} runs without controllers (cluster:up --no-controllers); ` +
+        'restart it with npm run cluster:down && npm run cluster:up',
+    );
+  }
   const admin = readKubeconfig(cluster.kubeconfig);
 
   step(2, 'Apply knative/ (plumbing, RBAC), kustomize/overlays/test and an opted-in plain Deployment');
@@ -189,6 +213,18 @@ async function main(): Promise<void> {
       worker: await readWorkload(admin, PATHS.deployments(NS), WORKER.metadata.name),
     });
     const before = await readBoth();
+    const replicaSets = () => rolloutsOf(admin, PATHS.replicasets(NS), `Deployment/${WORKER.metadata.name}`);
+    const revisions = () => rolloutsOf(admin, PATHS.revisions(NS), 'Configuration/helloworld-test');
+    // The current ones (the controllers made them when the manifests were applied), before the edit.
+    const waitForRollouts = async (sets: number, revs: number) => {
+      const until = Date.now() + 20_000;
+      for (;;) {
+        const found = { sets: await replicaSets(), revs: await revisions() };
+        if ((found.sets.length >= sets && found.revs.length >= revs) || Date.now() > until) return found;
+        await sleep(200);
+      }
+    };
+    const rolloutsBefore = await waitForRollouts(1, 1);
 
     const message = `Hello from the demo at ${new Date().toISOString()}`;
     step(
@@ -217,6 +253,10 @@ async function main(): Promise<void> {
         break;
       await sleep(200);
     }
+    const rolloutsAfter = await waitForRollouts(
+      rolloutsBefore.sets.length + 1,
+      rolloutsBefore.revs.length + 1,
+    );
     await sleep(300);
 
     step(6, 'The event the adapter sent (binary mode) and the reply of config-restarter');
@@ -242,11 +282,39 @@ async function main(): Promise<void> {
       show(`  spec.template.metadata.annotations: ${JSON.stringify(now.templateAnnotations)}`);
       show(`  metadata.annotations["${PREFIX}/configHashes"]: ${now.annotations[`${PREFIX}/configHashes`]}`);
     }
-    console.log(
-      '\n    On a real cluster Knative would now roll a new Revision of helloworld-test, and the Deployment a new ReplicaSet.',
-    );
 
-    await perKeyStep(8, { admin, fn, exchanges });
+    step(8, 'What the real controllers made of it (pods stay Pending: no scheduler or kubelet runs here)');
+    const newSet = rolloutsAfter.sets.at(-1);
+    const newRevision = rolloutsAfter.revs.at(-1);
+    if (!newSet || newSet.revision <= (rolloutsBefore.sets.at(-1)?.revision ?? 0)) {
+      throw new Error(`kube-controller-manager rolled no new ReplicaSet of ${WORKER.metadata.name}`);
+    }
+    if (!newRevision || newRevision.revision <= (rolloutsBefore.revs.at(-1)?.revision ?? 0)) {
+      throw new Error('the Knative Serving controller rolled no new Revision of helloworld-test');
+    }
+    const previousSet = rolloutsAfter.sets.at(-2);
+    if (previousSet)
+      showRollout('previous', previousSet, `  pod-template-hash ${previousSet.podTemplateHash}`);
+    showRollout('new', newSet, `  pod-template-hash ${newSet.podTemplateHash}`);
+    const previousRevision = rolloutsAfter.revs.at(-2);
+    if (previousRevision) showRollout('previous', previousRevision);
+    showRollout('new', newRevision, '  (of Knative Service helloworld-test)');
+    for (const revision of [previousRevision, newRevision]) {
+      if (!revision) continue;
+      const history = await writeHistory(admin, `${PATHS.deployments(NS)}/${revision.name}-deployment`).catch(
+        () => undefined,
+      );
+      if (history) {
+        const writers = history.managers.join(', ');
+        const note = history.managers.includes('config-restarter') ? '' : ' (never by config-restarter)';
+        show(
+          `deployment ${revision.name}-deployment  owner Revision/${revision.name}  ` +
+            `generation ${history.generation}, written by ${writers}${note}`,
+        );
+      }
+    }
+
+    await perKeyStep(9, { admin, fn, exchanges });
   } finally {
     await adapter?.stop();
     await fn?.stop();
@@ -256,7 +324,7 @@ async function main(): Promise<void> {
   console.log(
     `\n${bold('Done')} in ${Math.round((Date.now() - started) / 1000)} s. The local cluster is still running:`,
   );
-  console.log(`    kubectl --kubeconfig ${rel}/kubeconfig get ksvc,deploy,cm -n ${NS}`);
+  console.log(`    kubectl --kubeconfig ${rel}/kubeconfig get ksvc,revisions,deploy,rs,cm -n ${NS}`);
   console.log(
     `    kubectl --kubeconfig ${rel}/kubeconfig get ksvc helloworld-test -n ${NS} -o jsonpath='{.spec.template.metadata.annotations}'`,
   );
