@@ -45,7 +45,9 @@ export type ControlPlaneComponent =
   | 'apiserverAdapter'
   | 'kubeControllerManager'
   | 'servingController'
-  | 'servingWebhook';
+  | 'servingWebhook'
+  | 'pingAdapter'
+  | 'eventingWebhook';
 
 /** Component keys: the control plane ({@link ensureBinaries}) and the delivery tools (helm, actionlint). */
 export type Component = ControlPlaneComponent | 'helm' | 'actionlint';
@@ -58,6 +60,7 @@ const KUBERNETES_LDFLAGS = [
   `-X k8s.io/component-base/version.gitMinor=${kubeMinor}`,
 ].join(' ');
 const KNATIVE_SERVING_VERSION = 'v0.49.1';
+const KNATIVE_EVENTING_VERSION = 'v0.49.2';
 const HELM_VERSION = 'v3.19.5';
 /** Kubernetes minor of the client-go that helm v3.19 builds with (k8s.io/client-go v0.34.x). */
 const HELM_KUBE_MINOR = '34';
@@ -87,7 +90,7 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
   },
   apiserverAdapter: {
     binary: 'apiserver_receive_adapter',
-    version: 'v0.49.2',
+    version: KNATIVE_EVENTING_VERSION,
     upstreamModule: 'knative.dev/eventing',
     wrapperDir: 'apiserver-adapter',
     goPackage: 'knative.dev/eventing/cmd/apiserver_receive_adapter',
@@ -122,6 +125,27 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
     wrapperDir: 'knative-serving',
     goPackage: 'knative.dev/serving/cmd/webhook',
     envVar: 'TEST_ASSET_KNATIVE_SERVING_WEBHOOK',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  pingAdapter: {
+    binary: 'mtping',
+    version: KNATIVE_EVENTING_VERSION,
+    upstreamModule: 'knative.dev/eventing',
+    // Same module graph as the ApiServerSource adapter: no second wrapper needed.
+    wrapperDir: 'apiserver-adapter',
+    goPackage: 'knative.dev/eventing/cmd/mtping',
+    envVar: 'TEST_ASSET_PING_ADAPTER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  eventingWebhook: {
+    binary: 'knative-eventing-webhook',
+    version: KNATIVE_EVENTING_VERSION,
+    upstreamModule: 'knative.dev/eventing',
+    wrapperDir: 'knative-eventing',
+    goPackage: 'knative.dev/eventing/cmd/webhook',
+    envVar: 'TEST_ASSET_KNATIVE_EVENTING_WEBHOOK',
     kubebuilderAssets: false,
     ldflags: '',
   },
@@ -164,6 +188,7 @@ const ALL_COMPONENTS: readonly ControlPlaneComponent[] = [
   'kubeControllerManager',
   'servingController',
   'servingWebhook',
+  'pingAdapter',
 ];
 /** The delivery tools: built on demand by the tests that use them (chart and workflow checks). */
 export const TOOL_COMPONENTS: readonly Component[] = ['helm', 'actionlint'];

@@ -4,7 +4,7 @@
  * (Configurations, Revisions and their Deployments; defaulting and validation of the Serving kinds).
  * Nothing here runs pods: there is no scheduler and no kubelet.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,10 @@ import {
 
 /** Names of the controller processes, also their log file names (`<dir>/<name>.log`). */
 export type ControllerName =
-  'kube-controller-manager' | 'knative-serving-controller' | 'knative-serving-webhook';
+  | 'kube-controller-manager'
+  | 'knative-serving-controller'
+  | 'knative-serving-webhook'
+  | 'knative-ping-adapter';
 
 /** A running controller process, as recorded in the cluster's state file. */
 export interface ControllerProcess {
@@ -55,6 +58,7 @@ interface ControllerSpec {
 }
 
 const SERVING_NAMESPACE = 'knative-serving';
+const EVENTING_NAMESPACE = 'knative-eventing';
 const FIELD_MANAGER = 'config-restarter-local-cluster';
 const SYSTEM_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'system');
 
@@ -177,6 +181,25 @@ export const CONTROLLERS: Readonly<Record<ControllerName, ControllerSpec>> = {
     // It drains for about a minute on SIGTERM; nothing is in flight once the cluster goes down.
     stopGraceMs: 0,
   },
+  'knative-ping-adapter': {
+    component: 'pingAdapter',
+    args: (ctx) => [`--kubeconfig=${ctx.kubeconfig}`],
+    // As the PingSource controller configures its Deployment. K_LEADER_ELECTION_CONFIG stays unset: `{}` would mean
+    // zero buckets, and it would never reconcile.
+    env: (_ctx, profilingPort) => ({
+      SYSTEM_NAMESPACE: EVENTING_NAMESPACE,
+      NAMESPACE: EVENTING_NAMESPACE,
+      NAME: 'pingsource-mt-adapter',
+      POD_NAME: `pingsource-mt-adapter-${os.hostname()}`,
+      K_LOGGING_CONFIG: '{}',
+      K_OBSERVABILITY_CONFIG: '{}',
+      PROFILING_PORT: String(profilingPort),
+    }),
+    ready: async (ctx) =>
+      (await heldLeases(ctx.target, EVENTING_NAMESPACE)).some((n) => n.includes('mtping')),
+    // It delays its shutdown towards the next minute on SIGTERM, so no tick is lost in a rollout; not needed here.
+    stopGraceMs: 0,
+  },
 };
 
 /** Start order does not matter; listed for logs and status output. */
@@ -207,14 +230,15 @@ function objectPath(m: Manifest): string {
 }
 
 /**
- * Server-side applies `test/cluster/system/knative-serving.yaml` (namespace, config-* ConfigMaps, webhook Service and
+ * Server-side applies every file of `test/cluster/system/` (namespaces, config-* ConfigMaps, webhook Service and
  * configurations) with the webhook's port filled in. Must happen before the controllers start: the Serving
  * controller reads config-deployment for the first Revision.
  */
 export async function installSystemObjects(target: KubeTarget, webhookPort: number): Promise<void> {
-  const manifests = yaml.loadAll(
-    readFileSync(path.join(SYSTEM_DIR, 'knative-serving.yaml'), 'utf8'),
-  ) as Manifest[];
+  const manifests = readdirSync(SYSTEM_DIR)
+    .filter((file) => file.endsWith('.yaml'))
+    .sort()
+    .flatMap((file) => yaml.loadAll(readFileSync(path.join(SYSTEM_DIR, file), 'utf8')) as Manifest[]);
   for (const manifest of manifests) {
     for (const webhook of manifest.webhooks ?? []) {
       if (webhook.clientConfig.service) webhook.clientConfig.service.port = webhookPort;
