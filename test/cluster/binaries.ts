@@ -189,6 +189,7 @@ const ALL_COMPONENTS: readonly ControlPlaneComponent[] = [
   'servingController',
   'servingWebhook',
   'pingAdapter',
+  'eventingWebhook',
 ];
 /** The delivery tools: built on demand by the tests that use them (chart and workflow checks). */
 export const TOOL_COMPONENTS: readonly Component[] = ['helm', 'actionlint'];

@@ -26,7 +26,8 @@ export type ControllerName =
   | 'kube-controller-manager'
   | 'knative-serving-controller'
   | 'knative-serving-webhook'
-  | 'knative-ping-adapter';
+  | 'knative-ping-adapter'
+  | 'knative-eventing-webhook';
 
 /** A running controller process, as recorded in the cluster's state file. */
 export interface ControllerProcess {
@@ -43,8 +44,8 @@ export interface ControllerContext {
   /** Admin kubeconfig. */
   kubeconfig: string;
   target: KubeTarget;
-  /** Port of the Knative Serving webhook on 127.0.0.1. */
-  webhookPort: number;
+  /** Ports of the webhooks on 127.0.0.1, by the `<namespace>/<name>` of the Service the API server calls. */
+  webhookPorts: Readonly<Record<WebhookService, number>>;
 }
 
 interface ControllerSpec {
@@ -92,8 +93,12 @@ async function heldLeases(target: KubeTarget, namespace: string): Promise<string
   return body.items.filter((l) => l.spec?.holderIdentity).map((l) => l.metadata.name);
 }
 
-/** A server-side dry-run create of a Knative Service comes back defaulted only through the webhook. */
-async function webhookAnswers(target: KubeTarget): Promise<boolean> {
+/** The Services the API server calls webhooks through (`test/cluster/system/`), as `<namespace>/<name>`. */
+const WEBHOOK_SERVICES = ['knative-serving/webhook', 'knative-eventing/eventing-webhook'] as const;
+type WebhookService = (typeof WEBHOOK_SERVICES)[number];
+
+/** A server-side dry-run create of a Knative Service comes back defaulted only through the Serving webhook. */
+async function servingWebhookAnswers(target: KubeTarget): Promise<boolean> {
   try {
     const { body } = await kubeRequest<{
       spec?: { template?: { spec?: { containers?: { name?: string }[] } } };
@@ -110,18 +115,42 @@ async function webhookAnswers(target: KubeTarget): Promise<boolean> {
   }
 }
 
-async function webhookConfigurationsFilled(target: KubeTarget): Promise<boolean> {
-  const kinds = [
-    ['mutatingwebhookconfigurations', 'webhook.serving.knative.dev'],
-    ['validatingwebhookconfigurations', 'validation.webhook.serving.knative.dev'],
-    ['validatingwebhookconfigurations', 'config.webhook.serving.knative.dev'],
-  ] as const;
-  for (const [plural, name] of kinds) {
+/** A server-side dry-run create of a PingSource with a broken schedule is denied only by the Eventing webhook. */
+async function eventingWebhookAnswers(target: KubeTarget): Promise<boolean> {
+  try {
+    await kubeRequest(
+      target,
+      'POST',
+      '/apis/sources.knative.dev/v1/namespaces/default/pingsources?dryRun=All',
+      {
+        apiVersion: 'sources.knative.dev/v1',
+        kind: 'PingSource',
+        metadata: { name: 'webhook-probe' },
+        spec: { schedule: 'never', sink: { uri: 'http://127.0.0.1/' } },
+      },
+    );
+    return false;
+  } catch (err) {
+    if (err instanceof KubeRequestError) {
+      return err.status === 400 && err.message.includes('validation.webhook.eventing.knative.dev');
+    }
+    throw err;
+  }
+}
+
+/**
+ * Whether the webhook process filled in the caBundle of each of its configurations (in the same update as the rules;
+ * the SinkBinding configuration gets rules only once a SinkBinding exists).
+ */
+async function webhookConfigurationsFilled(
+  target: KubeTarget,
+  configurations: readonly (readonly ['mutating' | 'validating', string])[],
+): Promise<boolean> {
+  for (const [type, name] of configurations) {
     const { body } = await kubeRequest<{
-      webhooks?: { rules?: unknown[]; clientConfig: { caBundle?: string } }[];
-    }>(target, 'GET', `/apis/admissionregistration.k8s.io/v1/${plural}/${name}`);
-    const webhook = body.webhooks?.[0];
-    if (!webhook?.clientConfig.caBundle || !webhook.rules?.length) return false;
+      webhooks?: { clientConfig: { caBundle?: string } }[];
+    }>(target, 'GET', `/apis/admissionregistration.k8s.io/v1/${type}webhookconfigurations/${name}`);
+    if (!body.webhooks?.[0]?.clientConfig.caBundle) return false;
   }
   return true;
 }
@@ -173,11 +202,15 @@ export const CONTROLLERS: Readonly<Record<ControllerName, ControllerSpec>> = {
       SYSTEM_NAMESPACE: SERVING_NAMESPACE,
       POD_NAME: `knative-serving-webhook-${os.hostname()}`,
       WEBHOOK_NAME: 'webhook',
-      WEBHOOK_PORT: String(ctx.webhookPort),
+      WEBHOOK_PORT: String(ctx.webhookPorts['knative-serving/webhook']),
       PROFILING_PORT: String(profilingPort),
     }),
     ready: async (ctx) =>
-      (await webhookConfigurationsFilled(ctx.target)) && (await webhookAnswers(ctx.target)),
+      (await webhookConfigurationsFilled(ctx.target, [
+        ['mutating', 'webhook.serving.knative.dev'],
+        ['validating', 'validation.webhook.serving.knative.dev'],
+        ['validating', 'config.webhook.serving.knative.dev'],
+      ])) && (await servingWebhookAnswers(ctx.target)),
     // It drains for about a minute on SIGTERM; nothing is in flight once the cluster goes down.
     stopGraceMs: 0,
   },
@@ -200,6 +233,25 @@ export const CONTROLLERS: Readonly<Record<ControllerName, ControllerSpec>> = {
     // It delays its shutdown towards the next minute on SIGTERM, so no tick is lost in a rollout; not needed here.
     stopGraceMs: 0,
   },
+  'knative-eventing-webhook': {
+    component: 'eventingWebhook',
+    args: (ctx) => [`--kubeconfig=${ctx.kubeconfig}`],
+    env: (ctx, profilingPort) => ({
+      SYSTEM_NAMESPACE: EVENTING_NAMESPACE,
+      POD_NAME: `eventing-webhook-${os.hostname()}`,
+      WEBHOOK_NAME: 'eventing-webhook',
+      WEBHOOK_PORT: String(ctx.webhookPorts['knative-eventing/eventing-webhook']),
+      PROFILING_PORT: String(profilingPort),
+    }),
+    ready: async (ctx) =>
+      (await webhookConfigurationsFilled(ctx.target, [
+        ['mutating', 'webhook.eventing.knative.dev'],
+        ['validating', 'validation.webhook.eventing.knative.dev'],
+        ['validating', 'config.webhook.eventing.knative.dev'],
+        ['mutating', 'sinkbindings.webhook.sources.knative.dev'],
+      ])) && (await eventingWebhookAnswers(ctx.target)),
+    stopGraceMs: 0,
+  },
 };
 
 /** Start order does not matter; listed for logs and status output. */
@@ -209,7 +261,7 @@ interface Manifest {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace?: string };
-  webhooks?: { clientConfig: { service?: { port?: number } } }[];
+  webhooks?: { clientConfig: { service?: { namespace: string; name: string; port?: number } } }[];
 }
 
 /** API path of a manifest's object (only the kinds of `system/`). */
@@ -234,14 +286,24 @@ function objectPath(m: Manifest): string {
  * configurations) with the webhook's port filled in. Must happen before the controllers start: the Serving
  * controller reads config-deployment for the first Revision.
  */
-export async function installSystemObjects(target: KubeTarget, webhookPort: number): Promise<void> {
+export async function installSystemObjects(
+  target: KubeTarget,
+  webhookPorts: Readonly<Record<WebhookService, number>>,
+): Promise<void> {
   const manifests = readdirSync(SYSTEM_DIR)
     .filter((file) => file.endsWith('.yaml'))
     .sort()
     .flatMap((file) => yaml.loadAll(readFileSync(path.join(SYSTEM_DIR, file), 'utf8')) as Manifest[]);
   for (const manifest of manifests) {
     for (const webhook of manifest.webhooks ?? []) {
-      if (webhook.clientConfig.service) webhook.clientConfig.service.port = webhookPort;
+      const service = webhook.clientConfig.service;
+      if (!service) continue;
+      const port = webhookPorts[`${service.namespace}/${service.name}` as WebhookService];
+      if (!port)
+        throw new Error(
+          `test/cluster/system: no webhook process serves ${service.namespace}/${service.name}`,
+        );
+      service.port = port;
     }
     await kubeRequest(
       target,
@@ -261,7 +323,7 @@ export async function installSystemObjects(target: KubeTarget, webhookPort: numb
  */
 export async function startControllers(options: {
   dir: string;
-  ctx: Omit<ControllerContext, 'webhookPort'>;
+  ctx: Omit<ControllerContext, 'webhookPorts'>;
   binaries: Readonly<Record<ControllerName, string>>;
   detached: boolean;
   timeoutMs: number;
@@ -270,15 +332,18 @@ export async function startControllers(options: {
   onSpawned: (processes: ControllerProcess[]) => void;
 }): Promise<ControllerProcess[]> {
   const { dir, binaries, detached, timeoutMs, log } = options;
-  const ports = await freePorts(1 + CONTROLLER_NAMES.length);
-  const ctx: ControllerContext = { ...options.ctx, webhookPort: ports[0] as number };
-  await installSystemObjects(ctx.target, ctx.webhookPort);
+  const ports = await freePorts(CONTROLLER_NAMES.length + WEBHOOK_SERVICES.length);
+  const webhookPorts = Object.fromEntries(
+    WEBHOOK_SERVICES.map((service, i) => [service, ports[CONTROLLER_NAMES.length + i] as number]),
+  ) as Record<WebhookService, number>;
+  const ctx: ControllerContext = { ...options.ctx, webhookPorts };
+  await installSystemObjects(ctx.target, webhookPorts);
 
   const start = Date.now();
   const processes = CONTROLLER_NAMES.map((name, i): ControllerProcess => {
     const spec = CONTROLLERS[name];
     const logFile = path.join(dir, `${name}.log`);
-    const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...spec.env(ctx, ports[i + 1] as number) };
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...spec.env(ctx, ports[i] as number) };
     const pid = spawnLogged(binaries[name], spec.args(ctx), logFile, dir, detached, env);
     return { name, pid, binary: binaries[name], log: logFile };
   });

@@ -1,7 +1,7 @@
 /**
- * The project's manifests against the real Knative Serving webhook (defaulting + validation, reached by the API
- * server like in a cluster) and controller: everything applies server-side and gets its Revision, and what Knative
- * refuses the function does not send.
+ * The project's manifests against the real Knative Serving and Eventing webhooks (defaulting + validation, reached by
+ * the API server like in a cluster) and the Serving controller: everything applies server-side and every Knative
+ * Service gets its Revision, and what Knative refuses the function does not send.
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
@@ -65,28 +65,58 @@ afterAll(async () => {
   for (const ns of namespaces) await deleteNamespace(admin, ns);
 });
 
+/** The Eventing kinds of the manifests, with the creator annotation their mutating webhook sets. */
+const EVENTING_KINDS = [
+  ['apiserversources', 'sources.knative.dev/v1', 'sources.knative.dev/creator'],
+  ['pingsources', 'sources.knative.dev/v1', 'sources.knative.dev/creator'],
+  ['brokers', 'eventing.knative.dev/v1', 'eventing.knative.dev/creator'],
+  ['triggers', 'eventing.knative.dev/v1', 'eventing.knative.dev/creator'],
+] as const;
+
+interface Listed {
+  items: { metadata: { name: string; annotations?: Record<string, string> } }[];
+}
+
 describe('every manifest passes the real Knative webhooks with server-side apply', () => {
+  const sources = ['apiserversources/config-restarter-source', 'pingsources/config-restarter-resync'];
   it.each([
-    ['knative', []],
-    ['knative/broker', ['config-restarter-dead-letter']],
-    ['knative/secrets', []],
-    ['kustomize/overlays/test', ['helloworld-test']],
-    ['kustomize/overlays/prod', ['helloworld-prod']],
-  ])('%s (Knative Services: %j)', async (dir, ksvcs) => {
+    ['knative', [], sources],
+    [
+      'knative/broker',
+      ['config-restarter-dead-letter'],
+      [...sources, 'brokers/config-events', 'triggers/config-restarter'],
+    ],
+    ['knative/secrets', [], sources],
+    ['kustomize/overlays/test', ['helloworld-test'], []],
+    ['kustomize/overlays/prod', ['helloworld-prod'], []],
+  ])('%s (Knative Services %j, Eventing objects %j)', async (dir, ksvcs, eventing) => {
     // A namespace per variant: they describe the same objects differently and must not overwrite each other.
     const ns = await freshNamespace('admission');
     const output = await applyKustomizationIn(adminKubeconfigPath(), dir, ns);
     expect(output).toMatch(/serverside-applied/);
     expect(output).not.toMatch(/error|warning|denied/i);
-    const { body } = await kubeRequest<{
-      items: { metadata: { name: string; annotations?: Record<string, string> } }[];
-    }>(admin, 'GET', PATHS.ksvcs(ns));
+    const { body } = await kubeRequest<Listed>(admin, 'GET', PATHS.ksvcs(ns));
     expect(body.items.map((s) => s.metadata.name).sort()).toEqual([...ksvcs].sort());
     for (const ksvc of body.items) {
       // Set by the mutating webhook: the object really went through it.
       expect(ksvc.metadata.annotations?.[CREATOR]).toBe('admin');
       await revisionOf(ns, ksvc.metadata.name, `${ksvc.metadata.name}-00001`);
     }
+    const found: string[] = [];
+    for (const [plural, apiVersion, creator] of EVENTING_KINDS) {
+      const list = await kubeRequest<Listed>(admin, 'GET', `/apis/${apiVersion}/namespaces/${ns}/${plural}`);
+      for (const item of list.body.items) {
+        found.push(`${plural}/${item.metadata.name}`);
+        expect({
+          object: `${plural}/${item.metadata.name}`,
+          creator: item.metadata.annotations?.[creator],
+        }).toEqual({
+          object: `${plural}/${item.metadata.name}`,
+          creator: 'admin',
+        });
+      }
+    }
+    expect(found.sort()).toEqual([...eventing].sort());
   });
 
   it('the function, as `func deploy` creates it (after the plumbing of knative/)', async () => {
@@ -144,6 +174,27 @@ describe('every manifest passes the real Knative webhooks with server-side apply
       'failureThreshold is disallowed when periodSeconds is zero',
     );
   });
+});
+
+it('the real Eventing webhook denies a PingSource schedule it cannot parse', async () => {
+  const ns = await freshNamespace('schedule');
+  const denied = await kubeRequest(
+    admin,
+    'POST',
+    `/apis/sources.knative.dev/v1/namespaces/${ns}/pingsources`,
+    {
+      apiVersion: 'sources.knative.dev/v1',
+      kind: 'PingSource',
+      metadata: { name: 'every-now-and-then' },
+      spec: { schedule: 'every now and then', sink: { uri: 'http://config-restarter.helloworld.svc' } },
+    },
+  ).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  expect(denied).toBeInstanceOf(KubeRequestError);
+  expect((denied as KubeRequestError).status).toBe(400);
+  expect((denied as KubeRequestError).message).toContain('spec.schedule');
 });
 
 describe('a Knative Service with a fixed revision name', () => {
