@@ -5,7 +5,11 @@
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import { decideForWorkload, type ConfigChange } from '../../functions/config-restarter/src/decide.js';
+import {
+  decideForWorkload,
+  summarizeWorkload,
+  type ConfigChange,
+} from '../../functions/config-restarter/src/decide.js';
 import type { KubeObject } from '../../functions/config-restarter/src/model.js';
 import { WORKLOAD_KINDS } from '../../functions/config-restarter/src/workload-kinds.js';
 import { apiServerSourceRequest } from '../cluster/apiserver-event.js';
@@ -270,13 +274,9 @@ describe('a Knative Service with a fixed revision name', () => {
       trigger: 'update',
     };
     // The same decision without the per-kind check: a restart patch of the template annotations.
-    const decision = decideForWorkload(
-      { annotationPrefix: 'rolling.restart.controller', matchLabels: ['app', 'env'] },
-      { ...kind, unpatchableReason: () => undefined },
-      object,
-      [change],
-      new Date(),
-    );
+    const settings = { annotationPrefix: 'rolling.restart.controller', matchLabels: ['app', 'env'] };
+    const summary = summarizeWorkload(settings, { ...kind, unpatchableReason: () => undefined }, object);
+    const decision = decideForWorkload(settings, summary, [change], new Date());
     expect(decision?.action).toBe('restart');
     const asFunction = readKubeconfig(fnKubeconfig);
     const denied = await kubeRequest(
