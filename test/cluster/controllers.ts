@@ -1,7 +1,8 @@
 /**
  * The real controllers next to etcd and kube-apiserver: kube-controller-manager (ReplicaSets, ControllerRevisions,
- * garbage collection, namespace deletion, default ServiceAccounts) and the Knative Serving controller and webhook
- * (Configurations, Revisions and their Deployments; defaulting and validation of the Serving kinds).
+ * garbage collection, namespace deletion, default ServiceAccounts), the Knative Serving controller and webhook
+ * (Configurations, Revisions and their Deployments; defaulting and validation of the Serving kinds), the Knative
+ * Eventing webhook (the sources, Broker, Trigger) and the PingSource adapter (mtping).
  * Nothing here runs pods: there is no scheduler and no kubelet.
  */
 import { readdirSync, readFileSync } from 'node:fs';

@@ -23,6 +23,7 @@ import {
   optedInConfigMap,
   PATHS,
   readWorkload,
+  type WorkloadState,
 } from '../cluster/objects.js';
 
 jest.setTimeout(120_000);
@@ -67,13 +68,9 @@ async function post(token: string | undefined, id: string): Promise<{ status: nu
   return { status: res.status, body: await res.json().catch(() => undefined) };
 }
 
-async function deploymentVersion(): Promise<string> {
-  const { body } = await kubeRequest<{ metadata: { resourceVersion: string } }>(
-    admin,
-    'GET',
-    `${PATHS.deployments(NS)}/${APP}`,
-  );
-  return body.metadata.resourceVersion;
+/** What the function could write on the Deployment (not its resourceVersion: kube-controller-manager writes status). */
+async function deploymentVersion(): Promise<WorkloadState> {
+  return readWorkload(admin, PATHS.deployments(NS), APP);
 }
 
 async function setData(value: string): Promise<void> {
@@ -167,7 +164,7 @@ it('refuses missing, garbage, wrong-audience and wrong-identity tokens with 401,
   expect(answers).toEqual(
     Object.fromEntries(cases.map(([what]) => [what, { status: 401, error: 'unauthenticated' }])),
   );
-  expect(await deploymentVersion()).toBe(before);
+  expect(await deploymentVersion()).toEqual(before);
   // Nothing was read for them either: no decision, no event handled past authentication.
   const lines = fn.logLines();
   expect(lines.filter((l) => typeof l.eventId === 'string' && l.eventId.startsWith('forged-'))).toEqual([]);

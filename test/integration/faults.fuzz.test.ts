@@ -1,7 +1,7 @@
 /**
  * Fault suite, hostile input against the real API server: the generated requests of the unit fuzz run (fewer
  * of them, same generator) hit the built function acting in a namespace with opted-in workloads. No 5xx, every
- * body JSON or a CloudEvent, the process stays up, and no workload changes (resourceVersions identical).
+ * body JSON or a CloudEvent, the process stays up, and no workload changes (generation and annotations identical).
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
@@ -24,13 +24,23 @@ let admin: KubeTarget;
 let ns: string;
 let fn: FunctionProcess;
 
-async function resourceVersions(): Promise<Record<string, string>> {
-  const { body } = await kubeRequest<{ items: { metadata: { name: string; resourceVersion: string } }[] }>(
-    admin,
-    'GET',
-    PATHS.deployments(ns),
+/**
+ * What the function could write, per Deployment: generation and annotations. Not the resourceVersion:
+ * kube-controller-manager writes the Deployments' status at any time.
+ */
+async function workloadStates(): Promise<Record<string, string>> {
+  const { body } = await kubeRequest<{
+    items: {
+      metadata: { name: string; generation?: number; annotations?: Record<string, string> };
+      spec: { template: { metadata?: { annotations?: Record<string, string> } } };
+    }[];
+  }>(admin, 'GET', PATHS.deployments(ns));
+  return Object.fromEntries(
+    body.items.map((d) => [
+      d.metadata.name,
+      JSON.stringify([d.metadata.generation, d.metadata.annotations, d.spec.template.metadata?.annotations]),
+    ]),
   );
-  return Object.fromEntries(body.items.map((d) => [d.metadata.name, d.metadata.resourceVersion]));
 }
 
 beforeAll(async () => {
@@ -86,7 +96,7 @@ afterAll(async () => {
 });
 
 it(`answers ${RUNS} generated hostile requests without a 5xx and changes no workload`, async () => {
-  const before = await resourceVersions();
+  const before = await workloadStates();
   expect(Object.keys(before).length).toBe(3);
   const port = Number(new URL(fn.url).port);
   const statuses = new Map<number, number>();
@@ -101,7 +111,7 @@ it(`answers ${RUNS} generated hostile requests without a 5xx and changes no work
     }),
     { seed: SEED, numRuns: RUNS, endOnFailure: true },
   );
-  const after = await resourceVersions();
+  const after = await workloadStates();
   const changed = Object.keys(before).filter((name) => before[name] !== after[name]);
   process.stdout.write(
     `fuzz (real API server, seed ${SEED}): ${RUNS} requests, statuses ${JSON.stringify(

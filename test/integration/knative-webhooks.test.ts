@@ -266,29 +266,39 @@ describe('a Knative Service with a fixed revision name', () => {
 
   it('the real webhook denies the annotation-only patch the function would otherwise send', async () => {
     const kind = WORKLOAD_KINDS.find((k) => k.kind === 'Service')!;
-    const { body: object } = await kubeRequest<KubeObject>(admin, 'GET', `${PATHS.ksvcs(ns)}/fixed`);
     const change: ConfigChange = {
       ref: { kind: 'ConfigMap', namespace: ns, name: 'fixed-config' },
       hash: 'sha256:changed',
       labels,
       trigger: 'update',
     };
-    // The same decision without the per-kind check: a restart patch of the template annotations.
     const settings = { annotationPrefix: 'rolling.restart.controller', matchLabels: ['app', 'env'] };
-    const summary = summarizeWorkload(settings, { ...kind, unpatchableReason: () => undefined }, object);
-    const decision = decideForWorkload(settings, summary, [change], new Date());
-    expect(decision?.action).toBe('restart');
     const asFunction = readKubeconfig(fnKubeconfig);
-    const denied = await kubeRequest(
-      asFunction,
-      'PATCH',
-      `${PATHS.ksvcs(ns)}/fixed?fieldManager=config-restarter`,
-      decision?.patch,
-      { contentType: 'application/merge-patch+json' },
-    ).then(
-      () => undefined,
-      (error: unknown) => error,
-    );
+    /** The same decision without the per-kind check: a restart patch of the template annotations. */
+    const patchAsTheFunctionWould = async (): Promise<unknown> => {
+      const { body: object } = await kubeRequest<KubeObject>(admin, 'GET', `${PATHS.ksvcs(ns)}/fixed`);
+      const summary = summarizeWorkload(settings, { ...kind, unpatchableReason: () => undefined }, object);
+      const decision = decideForWorkload(settings, summary, [change], new Date());
+      expect(decision?.action).toBe('restart');
+      return kubeRequest(
+        asFunction,
+        'PATCH',
+        `${PATHS.ksvcs(ns)}/fixed?fieldManager=config-restarter`,
+        decision?.patch,
+        {
+          contentType: 'application/merge-patch+json',
+        },
+      ).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    };
+    // The patch carries the resourceVersion it was decided on; the Serving controller may write the status in
+    // between (409): read again and decide again, as the function does.
+    const conflict = (e: unknown): boolean => e instanceof KubeRequestError && e.status === 409;
+    let denied = await patchAsTheFunctionWould();
+    for (let attempt = 1; attempt < 5 && conflict(denied); attempt++)
+      denied = await patchAsTheFunctionWould();
     expect(denied).toBeInstanceOf(KubeRequestError);
     expect((denied as KubeRequestError).status).toBe(400);
     expect((denied as KubeRequestError).message).toContain('without a name change');
