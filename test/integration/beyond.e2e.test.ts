@@ -74,8 +74,19 @@ interface Stored {
   spec: Record<string, unknown>;
 }
 
+/**
+ * A workload as far as the function could have written it: metadata (labels, annotations, generation) and spec.
+ * Left out is what kube-controller-manager writes on its own at any time: status, the Deployment revision
+ * annotation, and so resourceVersion and managedFields.
+ */
 async function read(collection: string, name: string): Promise<Stored> {
-  return (await kubeRequest<Stored>(admin, 'GET', `${collection}/${name}`)).body;
+  const { body } = await kubeRequest<
+    Stored & { status?: unknown; metadata: { resourceVersion?: string; managedFields?: unknown } }
+  >(admin, 'GET', `${collection}/${name}`);
+  const { status: _status, ...object } = body;
+  const { resourceVersion: _rv, managedFields: _mf, ...metadata } = object.metadata;
+  const { 'deployment.kubernetes.io/revision': _revision, ...annotations } = metadata.annotations ?? {};
+  return { ...object, metadata: { ...metadata, annotations } };
 }
 
 function at(object: unknown, keys: string[]): unknown {
