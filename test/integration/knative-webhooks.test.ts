@@ -244,13 +244,13 @@ describe('a Knative Service with a fixed revision name', () => {
     const reply = (await res.json()) as {
       decisions: { workload: { kind: string; name: string }; action: string; reason: string }[];
     };
-    // The Revision's Deployment carries the same labels: tied too, and skipped for not being opted in.
+    // The Revision's Deployment carries the same labels: tied too, and skipped as Knative's own.
     expect(reply.decisions.map((d) => [d.workload.kind, d.workload.name, d.action, d.reason])).toEqual([
       [
         'Deployment',
         'fixed-v1-deployment',
         'skip',
-        `not opted in: metadata annotation ${OPT_IN} is not "true"`,
+        'owned by Knative Revision fixed-v1; restarted through Knative Service fixed, never directly',
       ],
       [
         'Service',

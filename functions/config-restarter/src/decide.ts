@@ -396,10 +396,11 @@ export function decideForWorkload(
   const configs = ties.map(({ change }) => describeRef(change.ref));
   const skip = (reason: string): Decision => ({ workload: ref, action: 'skip', reason, configs });
 
+  // Why a workload can never be patched says more than a missing opt-in (e.g. a Deployment Knative owns).
+  if (workload.unpatchable) return skip(workload.unpatchable);
   if (!workload.optedIn) {
     return skip(`not opted in: metadata annotation ${keys.restartOnTrigger} is not "true"`);
   }
-  if (workload.unpatchable) return skip(workload.unpatchable);
   if (!workload.hasTemplate) {
     return skip(`has no ${workload.kind.templatePath.join('.')} to restart`);
   }
