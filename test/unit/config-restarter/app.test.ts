@@ -1,18 +1,13 @@
 import { readFileSync } from 'node:fs';
 import request from 'supertest';
 import { HTTP } from 'cloudevents';
-import { createApp, REPLY_EVENT_TYPE } from '../../../functions/config-restarter/src/app.js';
+import { REPLY_EVENT_TYPE } from '../../../functions/config-restarter/src/app.js';
 import { createLogger, silentLogger } from '../../../functions/config-restarter/src/log.js';
-import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
-import { createRestarter } from '../../../functions/config-restarter/src/restarter.js';
 import type { WireRequest } from '../../cluster/apiserver-event.js';
-import { configMap, FakeCluster, RESOURCE, startIndex, workload } from './fake-cluster.js';
+import { configMap, FakeCluster, RESOURCE, stopStarted, workload } from './fake-cluster.js';
+import { stubApp } from './stub-app.js';
 
-/** Indexes started by setup, stopped after each test. */
-const started: { stop(): void }[] = [];
-afterEach(() => {
-  for (const index of started.splice(0)) index.stop();
-});
+afterEach(stopStarted);
 
 const fixture = (name: string): WireRequest =>
   JSON.parse(
@@ -24,36 +19,14 @@ async function setup(options: { ready?: boolean; logLines?: string[]; dryRun?: b
   const cluster = new FakeCluster();
   cluster.put('configmaps', configMap('helloworld-config-test', { MESSAGE: 'hi' }, { labels }));
   cluster.put(RESOURCE.Service!, workload('Service', 'helloworld-test', { labels }));
-  const metrics = createMetrics();
   const logger = options.logLines
     ? createLogger('info', (line) => options.logLines!.push(line))
     : silentLogger;
-  const settings = { annotationPrefix: 'rolling.restart.controller', matchLabels: ['app', 'env'] };
-  const index = startIndex(cluster, settings);
-  started.push(index);
-  await index.whenSynced(undefined, AbortSignal.timeout(1000));
-  // From here on `cluster.calls` holds what events cause, not the index's own list and watch.
-  cluster.calls.length = 0;
-  const restarter = createRestarter({
-    client: cluster,
-    index,
+  // `cluster.calls` then holds what events cause, not the index's own list and watch.
+  const { app, index } = await stubApp(cluster, {
+    dryRun: options.dryRun ?? false,
     logger,
-    metrics,
-    settings: {
-      ...settings,
-      dryRun: options.dryRun ?? false,
-      configKinds: ['ConfigMap'],
-      patchConcurrency: 2,
-      scope: { all: false, namespaces: ['helloworld'] },
-      syncTimeoutMs: 1000,
-    },
-  });
-  const app = createApp({
-    restarter,
-    logger,
-    metrics,
     isReady: () => options.ready ?? true,
-    indexState: () => index.state(),
     bodyLimit: '10kb',
   });
   return { app, cluster, index };

@@ -20,7 +20,13 @@ import {
   type DecisionSettings,
   type MergePatch,
 } from '../../../functions/config-restarter/src/decide.js';
-import { silentLogger } from '../../../functions/config-restarter/src/log.js';
+import { silentLogger, type Logger } from '../../../functions/config-restarter/src/log.js';
+import { createMetrics, type Metrics } from '../../../functions/config-restarter/src/metrics.js';
+import {
+  createRestarter,
+  type Restarter,
+  type RestarterSettings,
+} from '../../../functions/config-restarter/src/restarter.js';
 import { WorkloadIndex } from '../../../functions/config-restarter/src/workload-index.js';
 import { WORKLOAD_KINDS } from '../../../functions/config-restarter/src/workload-kinds.js';
 import type { ConfigObject, KubeObject } from '../../../functions/config-restarter/src/model.js';
@@ -382,4 +388,57 @@ export function startIndex(
   });
   index.start();
   return index;
+}
+
+/** Indexes started by {@link startRestarter}; {@link stopStarted} stops them (call it in `afterEach`). */
+const startedIndexes: WorkloadIndex[] = [];
+
+/** Stops every index {@link startRestarter} started. */
+export function stopStarted(): void {
+  for (const index of startedIndexes.splice(0)) index.stop();
+}
+
+/**
+ * A restarter over `cluster` with a synced warm index, as the function builds them. Settings default to
+ * ConfigMaps in `helloworld`, 4 patches at a time. `startupCalls` are the index's own lists and watches;
+ * `cluster.calls` then holds only what events cause.
+ */
+export async function startRestarter(
+  cluster: FakeCluster,
+  overrides: Partial<RestarterSettings> = {},
+  options: { workloadSelector?: string; now?: () => Date; logger?: Logger } = {},
+): Promise<{
+  restarter: Restarter;
+  index: WorkloadIndex;
+  metrics: Metrics;
+  startupCalls: FakeCluster['calls'];
+}> {
+  const settings: RestarterSettings = {
+    annotationPrefix: 'rolling.restart.controller',
+    matchLabels: ['app', 'env'],
+    dryRun: false,
+    configKinds: ['ConfigMap'],
+    patchConcurrency: 4,
+    scope: { all: false, namespaces: ['helloworld'] },
+    syncTimeoutMs: 1000,
+    ...overrides,
+  };
+  const index = startIndex(cluster, {
+    ...settings,
+    namespaces: settings.scope.all ? undefined : settings.scope.namespaces,
+    ...(options.workloadSelector ? { labelSelector: options.workloadSelector } : {}),
+  });
+  startedIndexes.push(index);
+  await index.whenSynced(undefined, AbortSignal.timeout(5_000));
+  const startupCalls = cluster.calls.splice(0);
+  const metrics = createMetrics();
+  const restarter = createRestarter({
+    client: cluster,
+    index,
+    logger: options.logger ?? silentLogger,
+    metrics,
+    settings,
+    ...(options.now ? { now: options.now } : {}),
+  });
+  return { restarter, index, metrics, startupCalls };
 }

@@ -10,18 +10,10 @@ import {
 } from '../../../functions/config-restarter/src/decide.js';
 import type { Notice } from '../../../functions/config-restarter/src/event.js';
 import { DELETED_HASH } from '../../../functions/config-restarter/src/hash.js';
-import { silentLogger } from '../../../functions/config-restarter/src/log.js';
-import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
-import {
-  createRestarter,
-  type RestarterSettings,
-} from '../../../functions/config-restarter/src/restarter.js';
-import { configMap, FakeCluster, RESOURCE, startIndex, workload } from './fake-cluster.js';
+import type { RestarterSettings } from '../../../functions/config-restarter/src/restarter.js';
+import { configMap, FakeCluster, RESOURCE, startRestarter, stopStarted, workload } from './fake-cluster.js';
 
-const started: { stop(): void }[] = [];
-afterEach(() => {
-  for (const index of started.splice(0)) index.stop();
-});
+afterEach(stopStarted);
 
 const keys = annotationKeys('rolling.restart.controller');
 const labels = { app: 'helloworld', env: 'test' };
@@ -29,27 +21,7 @@ const event = { id: 'e1', type: 'dev.knative.apiserver.ref.update', source: 'tes
 
 async function setup(overrides: Partial<RestarterSettings> = {}, clock?: () => Date) {
   const cluster = new FakeCluster();
-  const settings: RestarterSettings = {
-    annotationPrefix: 'rolling.restart.controller',
-    matchLabels: ['app', 'env'],
-    dryRun: false,
-    configKinds: ['ConfigMap'],
-    patchConcurrency: 4,
-    scope: { all: false, namespaces: ['helloworld'] },
-    syncTimeoutMs: 1000,
-    ...overrides,
-  };
-  const index = startIndex(cluster, { ...settings, namespaces: ['helloworld'] });
-  started.push(index);
-  await index.whenSynced(undefined, AbortSignal.timeout(1000));
-  const restarter = createRestarter({
-    client: cluster,
-    index,
-    logger: silentLogger,
-    metrics: createMetrics(),
-    settings,
-    ...(clock ? { now: clock } : {}),
-  });
+  const { restarter } = await startRestarter(cluster, overrides, clock ? { now: clock } : {});
   return { cluster, handle: (notice: Notice) => restarter.handle(notice) };
 }
 

@@ -1,20 +1,11 @@
 import { annotationKeys, parseHashRecord } from '../../../functions/config-restarter/src/decide.js';
 import { contentHash } from '../../../functions/config-restarter/src/hash.js';
 import type { Notice } from '../../../functions/config-restarter/src/event.js';
-import { silentLogger } from '../../../functions/config-restarter/src/log.js';
-import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
-import {
-  createRestarter,
-  type RestarterSettings,
-} from '../../../functions/config-restarter/src/restarter.js';
+import type { Outcome, RestarterSettings } from '../../../functions/config-restarter/src/restarter.js';
 import { WORKLOAD_KINDS } from '../../../functions/config-restarter/src/workload-kinds.js';
-import { configMap, FakeCluster, RESOURCE, startIndex, workload } from './fake-cluster.js';
+import { configMap, FakeCluster, RESOURCE, startRestarter, stopStarted, workload } from './fake-cluster.js';
 
-/** Indexes started by setup, stopped after each test. */
-const started: { stop(): void }[] = [];
-afterEach(() => {
-  for (const index of started.splice(0)) index.stop();
-});
+afterEach(stopStarted);
 
 const keys = annotationKeys('rolling.restart.controller');
 const labels = { app: 'helloworld', env: 'test' };
@@ -22,37 +13,17 @@ const event = { id: 'e1', type: 'dev.knative.apiserver.ref.update', source: 'tes
 
 async function setup(overrides: Partial<RestarterSettings> & { workloadSelector?: string } = {}): Promise<{
   cluster: FakeCluster;
-  handle: (notice: Notice) => ReturnType<ReturnType<typeof createRestarter>['handle']>;
+  handle: (notice: Notice) => Promise<Outcome>;
   /** The index's own calls at start (lists and watches); `cluster.calls` then holds the events' calls only. */
   startupCalls: FakeCluster['calls'];
 }> {
   const cluster = new FakeCluster();
-  const { workloadSelector, ...restOverrides } = overrides;
-  const settings: RestarterSettings = {
-    annotationPrefix: 'rolling.restart.controller',
-    matchLabels: ['app', 'env'],
-    dryRun: false,
-    configKinds: ['ConfigMap', 'Secret'],
-    patchConcurrency: 4,
-    scope: { all: false, namespaces: ['helloworld'] },
-    syncTimeoutMs: 1000,
-    ...restOverrides,
-  };
-  const index = startIndex(cluster, {
-    ...settings,
-    namespaces: settings.scope.all ? undefined : settings.scope.namespaces,
-    ...(workloadSelector ? { labelSelector: workloadSelector } : {}),
-  });
-  started.push(index);
-  await index.whenSynced(undefined, AbortSignal.timeout(1000));
-  const startupCalls = cluster.calls.splice(0);
-  const restarter = createRestarter({
-    client: cluster,
-    index,
-    logger: silentLogger,
-    metrics: createMetrics(),
-    settings,
-  });
+  const { workloadSelector, ...settings } = overrides;
+  const { restarter, startupCalls } = await startRestarter(
+    cluster,
+    { configKinds: ['ConfigMap', 'Secret'], ...settings },
+    workloadSelector ? { workloadSelector } : {},
+  );
   return { cluster, handle: (notice) => restarter.handle(notice), startupCalls };
 }
 
@@ -357,27 +328,7 @@ describe('restarter with several instances and a lagging index', () => {
 });
 
 /** A second instance (its own index and restarter) on the same cluster. */
-async function setupOn(cluster: FakeCluster): Promise<{
-  handle: (notice: Notice) => Promise<unknown> & ReturnType<ReturnType<typeof createRestarter>['handle']>;
-}> {
-  const settings: RestarterSettings = {
-    annotationPrefix: 'rolling.restart.controller',
-    matchLabels: ['app', 'env'],
-    dryRun: false,
-    configKinds: ['ConfigMap'],
-    patchConcurrency: 4,
-    scope: { all: false, namespaces: ['helloworld'] },
-    syncTimeoutMs: 1000,
-  };
-  const index = startIndex(cluster, settings);
-  started.push(index);
-  await index.whenSynced(undefined, AbortSignal.timeout(1000));
-  const restarter = createRestarter({
-    client: cluster,
-    index,
-    logger: silentLogger,
-    metrics: createMetrics(),
-    settings,
-  });
+async function setupOn(cluster: FakeCluster): Promise<{ handle: (notice: Notice) => Promise<Outcome> }> {
+  const { restarter } = await startRestarter(cluster);
   return { handle: (notice) => restarter.handle(notice) };
 }

@@ -6,42 +6,36 @@
 import type express from 'express';
 import type { Authenticator } from '../../../functions/config-restarter/src/auth.js';
 import { createApp } from '../../../functions/config-restarter/src/app.js';
-import { silentLogger } from '../../../functions/config-restarter/src/log.js';
-import { createMetrics, type Metrics } from '../../../functions/config-restarter/src/metrics.js';
-import { createRestarter } from '../../../functions/config-restarter/src/restarter.js';
-import { startIndex, type FakeCluster } from './fake-cluster.js';
+import { silentLogger, type Logger } from '../../../functions/config-restarter/src/log.js';
+import type { Metrics } from '../../../functions/config-restarter/src/metrics.js';
+import type { WorkloadIndex } from '../../../functions/config-restarter/src/workload-index.js';
+import { startRestarter, type FakeCluster } from './fake-cluster.js';
 
 /** An app over `cluster`; call `stop()` when done (stops the index's watches). */
 export async function stubApp(
   cluster: FakeCluster,
-  options: { dryRun?: boolean; authenticator?: Authenticator } = {},
-): Promise<{ app: express.Express; metrics: Metrics; stop(): void }> {
-  const settings = { annotationPrefix: 'rolling.restart.controller', matchLabels: ['app', 'env'] };
-  const index = startIndex(cluster, settings);
-  await index.whenSynced(undefined, AbortSignal.timeout(5_000));
-  cluster.calls.length = 0;
-  const metrics = createMetrics();
-  const restarter = createRestarter({
-    client: cluster,
-    index,
-    logger: silentLogger,
-    metrics,
-    settings: {
-      ...settings,
-      dryRun: options.dryRun ?? false,
-      configKinds: ['ConfigMap'],
-      patchConcurrency: 2,
-      scope: { all: false, namespaces: ['helloworld'] },
-      syncTimeoutMs: 1000,
-    },
-  });
+  options: {
+    dryRun?: boolean;
+    authenticator?: Authenticator;
+    logger?: Logger;
+    isReady?: () => boolean;
+    bodyLimit?: string;
+  } = {},
+): Promise<{ app: express.Express; metrics: Metrics; index: WorkloadIndex; stop(): void }> {
+  const logger = options.logger ?? silentLogger;
+  const { restarter, index, metrics } = await startRestarter(
+    cluster,
+    { dryRun: options.dryRun ?? false, patchConcurrency: 2 },
+    { logger },
+  );
   const app = createApp({
     restarter,
-    logger: silentLogger,
+    logger,
     metrics,
-    isReady: () => true,
+    isReady: options.isReady ?? (() => true),
     indexState: () => index.state(),
     authenticator: options.authenticator,
+    ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
   });
-  return { app, metrics, stop: () => index.stop() };
+  return { app, metrics, index, stop: () => index.stop() };
 }
