@@ -181,10 +181,39 @@ function workloadPath(kind: WorkloadKind, namespace: string | undefined, name?: 
   return name === undefined ? collection : `${collection}/${encodeURIComponent(name)}`;
 }
 
-/** Creates the API client: one per process. */
-export function createKubeClient(access: ApiAccess, options: KubeClientOptions): ClusterClient {
-  const pageSize = options.pageSize ?? 250;
-  const fieldManager = options.fieldManager ?? 'config-restarter';
+/** One answer of the API server, whatever its status. */
+export interface ApiAnswer {
+  status: number;
+  /** The parsed JSON body, or undefined when it is none. */
+  json: unknown;
+  /** The body's start, for messages when it is not JSON. */
+  text: string;
+}
+
+/** The HTTP exchange with the API server, on one keep-alive agent with the credentials of `access`. */
+export interface ApiTransport {
+  /**
+   * Sends one request with a real deadline (connect, TLS and the whole answer) and the caller's signal.
+   * Resolves with any status; rejects only when no complete answer came (the error says why).
+   */
+  request(
+    method: string,
+    path: string,
+    options?: {
+      query?: Record<string, string | undefined>;
+      body?: { contentType: string; payload: unknown };
+      signal?: AbortSignal | undefined;
+    },
+  ): Promise<ApiAnswer>;
+  /** A fresh agent for long-lived requests (watches), so they never take a socket from the pool. */
+  longLivedAgent(): http.Agent;
+}
+
+/** Creates the transport: one keep-alive pool per process and purpose. */
+export function createApiTransport(
+  access: ApiAccess,
+  options: { timeoutMs: number; maxSockets?: number },
+): ApiTransport {
   const server = access.server.href.replace(/\/$/, '');
   const isHttp = access.server.protocol === 'http:';
   const tls = {
@@ -199,9 +228,81 @@ export function createKubeClient(access: ApiAccess, options: KubeClientOptions):
       ? new http.Agent({ keepAlive: true, maxSockets })
       : new https.Agent({ keepAlive: true, maxSockets, ...tls });
   const agent = makeAgent(options.maxSockets ?? 8);
-  // Watches hold their socket for minutes: a pool of their own, so they never starve requests.
-  const watchAgent = makeAgent(Infinity);
+  const transport = isHttp ? http : https;
 
+  return {
+    longLivedAgent: () => makeAgent(Infinity),
+    async request(method, path, { query = {}, body, signal: callSignal } = {}) {
+      if (callSignal?.aborted) throw new Error(abortDetail(callSignal));
+      const url = new URL(server + path);
+      for (const [key, value] of Object.entries(query))
+        if (value !== undefined) url.searchParams.set(key, value);
+      const payload = body ? Buffer.from(JSON.stringify(body.payload)) : undefined;
+      const authorization = await access.authorization();
+      const headers: http.OutgoingHttpHeaders = {
+        Accept: 'application/json',
+        'User-Agent': 'config-restarter',
+        ...(authorization ? { Authorization: authorization } : {}),
+        ...(body && payload ? { 'Content-Type': body.contentType, 'Content-Length': payload.length } : {}),
+      };
+      const deadline = AbortSignal.timeout(options.timeoutMs);
+      const signal = callSignal ? AbortSignal.any([deadline, callSignal]) : deadline;
+
+      return new Promise((resolve, reject) => {
+        let settled = false;
+        const settle = (run: () => void): void => {
+          if (settled) return;
+          settled = true;
+          run();
+        };
+        const failed = (detail: string): void =>
+          settle(() =>
+            reject(
+              new Error(
+                !signal.aborted
+                  ? detail
+                  : deadline.aborted
+                    ? `no answer within ${options.timeoutMs} ms`
+                    : abortDetail(callSignal ?? deadline),
+              ),
+            ),
+          );
+        const request = transport.request(url, { method, headers, agent, signal }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('error', (error) => failed(error.message));
+          res.on('close', () => {
+            if (!res.complete) failed('connection closed mid-answer');
+          });
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let json: unknown;
+            try {
+              json = text ? JSON.parse(text) : undefined;
+            } catch {
+              json = undefined;
+            }
+            const status = res.statusCode ?? 0;
+            settle(() => resolve({ status, json, text: text.slice(0, 300) || res.statusMessage || '' }));
+          });
+        });
+        request.on('error', (error) => failed(error.message));
+        request.end(payload);
+      });
+    },
+  };
+}
+
+/** Creates the API client: one per process. */
+export function createKubeClient(access: ApiAccess, options: KubeClientOptions): ClusterClient {
+  const pageSize = options.pageSize ?? 250;
+  const fieldManager = options.fieldManager ?? 'config-restarter';
+  const server = access.server.href.replace(/\/$/, '');
+  const transport = createApiTransport(access, options);
+  // Watches hold their socket for minutes: a pool of their own, so they never starve requests.
+  const watchAgent = transport.longLivedAgent();
+
+  /** One request; a non-2xx answer or no answer becomes a {@link KubeApiError} naming the request. */
   async function send(
     verb: string,
     method: string,
@@ -213,67 +314,17 @@ export function createKubeClient(access: ApiAccess, options: KubeClientOptions):
   ): Promise<unknown> {
     const fail = (status: number, detail: string): KubeApiError =>
       new KubeApiError(status, verb, target.resource, target.namespace, target.name, detail);
-    if (call.signal?.aborted) throw fail(0, abortDetail(call.signal));
-    const url = new URL(server + path);
-    for (const [key, value] of Object.entries(query))
-      if (value !== undefined) url.searchParams.set(key, value);
-    const payload = body ? Buffer.from(JSON.stringify(body.payload)) : undefined;
-    const authorization = await access.authorization();
-    const headers: http.OutgoingHttpHeaders = {
-      Accept: 'application/json',
-      'User-Agent': 'config-restarter',
-      ...(authorization ? { Authorization: authorization } : {}),
-      ...(body && payload ? { 'Content-Type': body.contentType, 'Content-Length': payload.length } : {}),
-    };
-    const deadline = AbortSignal.timeout(options.timeoutMs);
-    const signal = call.signal ? AbortSignal.any([deadline, call.signal]) : deadline;
-    const transport = isHttp ? http : https;
-
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const settle = (run: () => void): void => {
-        if (settled) return;
-        settled = true;
-        run();
-      };
-      const aborted = (): KubeApiError =>
-        fail(
-          0,
-          deadline.aborted
-            ? `no answer within ${options.timeoutMs} ms`
-            : abortDetail(call.signal ?? deadline),
-        );
-      const request = transport.request(url, { method, headers, agent, signal }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', (error) => settle(() => reject(signal.aborted ? aborted() : fail(0, error.message))));
-        res.on('close', () => {
-          if (!res.complete)
-            settle(() => reject(signal.aborted ? aborted() : fail(0, 'connection closed mid-answer')));
-        });
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = undefined;
-          }
-          if (status >= 200 && status < 300) settle(() => resolve(json));
-          else {
-            const apiStatus = (json ?? {}) as ApiStatus;
-            const detail = apiStatus.message ?? (text.slice(0, 300) || res.statusMessage || 'no detail');
-            settle(() => reject(fail(status, detail)));
-          }
-        });
-      });
-      request.on('error', (error) =>
-        settle(() => reject(signal.aborted ? aborted() : fail(0, error.message))),
-      );
-      if (payload) request.write(payload);
-      request.end();
-    });
+    let answer: ApiAnswer;
+    try {
+      answer = await transport.request(method, path, { query, body, signal: call.signal });
+    } catch (error) {
+      throw fail(0, (error as Error).message);
+    }
+    if (answer.status >= 200 && answer.status < 300) return answer.json;
+    throw fail(
+      answer.status,
+      (answer.json as ApiStatus | undefined)?.message ?? (answer.text || 'no detail'),
+    );
   }
 
   async function list<T>(
@@ -329,7 +380,7 @@ export function createKubeClient(access: ApiAccess, options: KubeClientOptions):
 
   // The part of client-node's KubeConfig that Watch uses, over our credentials and watch agent.
   const watchConfig = {
-    getCurrentCluster: () => ({ name: 'api', server, skipTLSVerify: !tls.rejectUnauthorized }),
+    getCurrentCluster: () => ({ name: 'api', server, skipTLSVerify: !access.tls.rejectUnauthorized }),
     applyToFetchOptions: async () => {
       const authorization = await access.authorization();
       return {
