@@ -14,7 +14,7 @@ import { summarizeWorkload } from './decide.js';
 import { createKubeClient } from './kube.js';
 import { loadApiAccess, type ApiAccess } from './kube-credentials.js';
 import { createLogger, type Logger } from './log.js';
-import { countRelist, createMetrics } from './metrics.js';
+import { createMetrics } from './metrics.js';
 import { createRestarter, describeScope, type NamespaceScope } from './restarter.js';
 import { createServer } from './server.js';
 import { createKubePost, createTokenReviewer } from './token-review.js';
@@ -120,7 +120,7 @@ export async function main(options: MainOptions = {}): Promise<RunningFunction> 
     matchLabels: config.matchLabels,
     summarize: (kind, object) => summarizeWorkload(decisionSettings, kind, object),
     logger,
-    onRelist: (reason) => countRelist(metrics, reason),
+    onRelist: (reason) => metrics.indexRelists.inc({ reason }),
   });
   metrics.observeIndex(() => index.state());
   index.start();

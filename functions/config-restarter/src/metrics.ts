@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { IndexState, RelistReason } from './workload-index.js';
+import type { IndexState } from './workload-index.js';
 
 /** The function's Prometheus metrics, on a registry of their own. */
 export interface Metrics {
@@ -92,9 +92,4 @@ export function createMetrics(): Metrics {
       indexState = state;
     },
   };
-}
-
-/** Counts one relist. */
-export function countRelist(metrics: Metrics, reason: RelistReason): void {
-  metrics.indexRelists.inc({ reason });
 }
