@@ -17,6 +17,6 @@ export default tseslint.config(
     },
   },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
-  { files: ['test/**/*.ts'], rules: { '@typescript-eslint/unbound-method': 'off' } },
+  { files: ['test/**/*.ts', 'cluster/**/*.ts'], rules: { '@typescript-eslint/unbound-method': 'off' } },
   prettier,
 );

@@ -28,8 +28,8 @@ import { WORKLOAD_KINDS } from '../functions/config-restarter/src/workload-kinds
 import { contentHash } from '../functions/config-restarter/src/hash.js';
 import type { ClusterClient } from '../functions/config-restarter/src/kube.js';
 import type { ConfigObject, KubeObject } from '../functions/config-restarter/src/model.js';
-import { REPO_ROOT } from '../test/cluster/util.js';
-import { apiServerSourceRequest } from '../test/cluster/apiserver-event.js';
+import { REPO_ROOT } from '../cluster/util.js';
+import { apiServerSourceRequest } from '../cluster/apiserver-event.js';
 import { renderReport } from './lib/bench-report.js';
 import { runClusterBench } from './lib/cluster-bench.js';
 import { mb, percentile } from './lib/stats.js';

@@ -10,17 +10,17 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../test/cluster/adapter.js';
-import { ensureBinaries } from '../test/cluster/binaries.js';
-import { defaultClusterDir, startCluster } from '../test/cluster/control-plane.js';
+import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../cluster/adapter.js';
+import { ensureBinaries } from '../cluster/binaries.js';
+import { defaultClusterDir, startCluster } from '../cluster/control-plane.js';
 import {
   kubeRequest,
   readKubeconfig,
   writeServiceAccountKubeconfig,
   type KubeTarget,
-} from '../test/cluster/kube.js';
-import { sleep } from '../test/cluster/util.js';
-import { startFunction, type FunctionProcess } from '../test/cluster/function-process.js';
+} from '../cluster/kube.js';
+import { sleep } from '../cluster/util.js';
+import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
 import {
   applyKustomization,
   PATHS,
@@ -28,8 +28,8 @@ import {
   rolloutsOf,
   writeHistory,
   type RolloutObject,
-} from '../test/cluster/objects.js';
-import { pingSourceRequest } from '../test/cluster/apiserver-event.js';
+} from '../cluster/objects.js';
+import { pingSourceRequest } from '../cluster/apiserver-event.js';
 
 const NS = 'helloworld';
 const PREFIX = 'rolling.restart.controller';

@@ -15,7 +15,7 @@ import {
   type ApiServerMode,
   type EventObject,
   type WireRequest,
-} from '../test/cluster/apiserver-event.js';
+} from '../cluster/apiserver-event.js';
 
 /** The audience the project's senders name (knative/base/apiserversource.yaml). */
 const DEFAULT_AUDIENCE = 'serving.knative.dev/service/helloworld/config-restarter';

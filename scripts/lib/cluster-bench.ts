@@ -13,23 +13,23 @@ import type { Agent } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../../test/cluster/adapter.js';
-import { COMPONENTS, ensureBinary } from '../../test/cluster/binaries.js';
-import { startCluster, stopCluster } from '../../test/cluster/control-plane.js';
+import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../../cluster/adapter.js';
+import { COMPONENTS, ensureBinary } from '../../cluster/binaries.js';
+import { startCluster, stopCluster } from '../../cluster/control-plane.js';
 import {
   keepAliveAgent,
   kubeRequest,
   readKubeconfig,
   writeServiceAccountKubeconfig,
   type KubeTarget,
-} from '../../test/cluster/kube.js';
-import { readCpuMs, readRssBytes, sampleRss } from '../../test/cluster/proc-stats.js';
-import { REPO_ROOT, sleep, type Log } from '../../test/cluster/util.js';
-import { watchCollection, type CollectionWatch, type WatchEvent } from '../../test/cluster/watch.js';
-import { startFunction, type FunctionProcess } from '../../test/cluster/function-process.js';
-import { applyKustomization, settle } from '../../test/cluster/objects.js';
+} from '../../cluster/kube.js';
+import { readCpuMs, readRssBytes, sampleRss } from '../../cluster/proc-stats.js';
+import { REPO_ROOT, sleep, type Log } from '../../cluster/util.js';
+import { watchCollection, type CollectionWatch, type WatchEvent } from '../../cluster/watch.js';
+import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
+import { applyKustomization, settle } from '../../cluster/objects.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
-import { apiServerSourceRequest } from '../../test/cluster/apiserver-event.js';
+import { apiServerSourceRequest } from '../../cluster/apiserver-event.js';
 import { mb, msBetween, percentile } from './stats.js';
 
 /** Options of {@link runClusterBench}. */

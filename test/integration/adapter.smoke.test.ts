@@ -1,8 +1,8 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../cluster/adapter.js';
-import { kubeRequest, writeServiceAccountKubeconfig } from '../cluster/kube.js';
+import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../../cluster/adapter.js';
+import { kubeRequest, writeServiceAccountKubeconfig } from '../../cluster/kube.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
 
 interface Received {

@@ -6,17 +6,17 @@
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../cluster/kube.js';
-import { REPO_ROOT, sleep } from '../cluster/util.js';
+import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
+import { REPO_ROOT, sleep } from '../../cluster/util.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
 import { parseHashRecord } from '../../functions/config-restarter/src/decide.js';
 import {
   apiServerSourceRequest,
   pingSourceRequest,
   type ApiServerAction,
-} from '../cluster/apiserver-event.js';
+} from '../../cluster/apiserver-event.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
+import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
 import {
   applyKustomization,
   appsWorkload,
@@ -24,7 +24,7 @@ import {
   mergePatch,
   optedInConfigMap,
   PATHS,
-} from '../cluster/objects.js';
+} from '../../cluster/objects.js';
 
 jest.setTimeout(180_000);
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readKubeconfig, type KubeconfigSpec } from '../cluster/kube.js';
+import { readKubeconfig, type KubeconfigSpec } from '../../cluster/kube.js';
 
 /** Admin kubeconfig of the integration-test cluster, published by global-setup.ts as `CLUSTER_KUBECONFIG`. */
 export function adminKubeconfigPath(): string {

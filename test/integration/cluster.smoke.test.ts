@@ -7,8 +7,8 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
-import { loadCrds } from '../cluster/crds.js';
-import { KubeRequestError, createServiceAccountToken, kubeRequest, whoAmI } from '../cluster/kube.js';
+import { loadCrds } from '../../cluster/crds.js';
+import { KubeRequestError, createServiceAccountToken, kubeRequest, whoAmI } from '../../cluster/kube.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
 
 const kc = new KubeConfig();

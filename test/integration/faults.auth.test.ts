@@ -10,12 +10,12 @@ import { jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startApiServerSourceAdapter } from '../cluster/adapter.js';
-import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../cluster/kube.js';
-import { createAudienceToken } from '../cluster/tokens.js';
-import { REPO_ROOT } from '../cluster/util.js';
+import { startApiServerSourceAdapter } from '../../cluster/adapter.js';
+import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
+import { createAudienceToken } from '../../cluster/tokens.js';
+import { REPO_ROOT } from '../../cluster/util.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
+import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
 import {
   applyKustomization,
   appsWorkload,
@@ -24,7 +24,7 @@ import {
   PATHS,
   readWorkload,
   type WorkloadState,
-} from '../cluster/objects.js';
+} from '../../cluster/objects.js';
 
 jest.setTimeout(120_000);
 

@@ -6,13 +6,13 @@
 import { jest } from '@jest/globals';
 import path from 'node:path';
 import fc from 'fast-check';
-import { kubeRequest, type KubeTarget } from '../cluster/kube.js';
-import { REPO_ROOT } from '../cluster/util.js';
+import { kubeRequest, type KubeTarget } from '../../cluster/kube.js';
+import { REPO_ROOT } from '../../cluster/util.js';
 import { contractViolation, fuzzRequests } from '../support/http-fuzz.js';
 import { rawExchange } from '../support/raw-http.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
-import { appsWorkload, optedInConfigMap, PATHS } from '../cluster/objects.js';
+import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
+import { appsWorkload, optedInConfigMap, PATHS } from '../../cluster/objects.js';
 
 jest.setTimeout(300_000);
 

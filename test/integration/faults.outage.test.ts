@@ -8,13 +8,13 @@
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import { apiServerFaults, type ApiServerFaults } from '../cluster/faults.js';
-import { kubeRequest, type KubeTarget } from '../cluster/kube.js';
-import { REPO_ROOT, sleep } from '../cluster/util.js';
+import { apiServerFaults, type ApiServerFaults } from '../../cluster/faults.js';
+import { kubeRequest, type KubeTarget } from '../../cluster/kube.js';
+import { REPO_ROOT, sleep } from '../../cluster/util.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
-import { appsWorkload, PATHS, readWorkload } from '../cluster/objects.js';
+import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
+import { appsWorkload, PATHS, readWorkload } from '../../cluster/objects.js';
 
 jest.setTimeout(300_000);
 

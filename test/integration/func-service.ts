@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { REPO_ROOT } from '../cluster/util.js';
+import { REPO_ROOT } from '../../cluster/util.js';
 
 interface FuncYaml {
   name: string;

@@ -6,14 +6,14 @@
  * authentication and Argo Rollouts on, two releases get their own TokenReview ClusterRoles.
  */
 import { jest } from '@jest/globals';
-import { ensureBinary } from '../cluster/binaries.js';
-import { CHART_DIR, runHelm, type HelmResult } from '../cluster/helm.js';
+import { ensureBinary } from '../../cluster/binaries.js';
+import { CHART_DIR, runHelm, type HelmResult } from '../../cluster/helm.js';
 import {
   createServiceAccountToken,
   kubeRequest,
   KubeRequestError,
   type KubeTarget,
-} from '../cluster/kube.js';
+} from '../../cluster/kube.js';
 import { render, type K8sObject } from '../manifests/kustomize.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
 

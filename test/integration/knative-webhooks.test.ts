@@ -12,15 +12,15 @@ import {
 } from '../../functions/config-restarter/src/decide.js';
 import type { KubeObject } from '../../functions/config-restarter/src/model.js';
 import { WORKLOAD_KINDS } from '../../functions/config-restarter/src/workload-kinds.js';
-import { apiServerSourceRequest } from '../cluster/apiserver-event.js';
-import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
+import { apiServerSourceRequest } from '../../cluster/apiserver-event.js';
+import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
 import {
   KubeRequestError,
   kubeRequest,
   readKubeconfig,
   writeServiceAccountKubeconfig,
   type KubeTarget,
-} from '../cluster/kube.js';
+} from '../../cluster/kube.js';
 import {
   applyKustomizationIn,
   deleteNamespace,
@@ -30,8 +30,8 @@ import {
   PATHS,
   readWorkload,
   rolloutsOf,
-} from '../cluster/objects.js';
-import { REPO_ROOT } from '../cluster/util.js';
+} from '../../cluster/objects.js';
+import { REPO_ROOT } from '../../cluster/util.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
 import { funcDeployService } from './func-service.js';
 

@@ -18,10 +18,10 @@ import {
   writeKubeconfig,
   writeServiceAccountKubeconfig,
   type KubeTarget,
-} from '../cluster/kube.js';
-import { freePorts, REPO_ROOT } from '../cluster/util.js';
+} from '../../cluster/kube.js';
+import { freePorts, REPO_ROOT } from '../../cluster/util.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
-import { appsWorkload, optedInConfigMap, PATHS } from '../cluster/objects.js';
+import { appsWorkload, optedInConfigMap, PATHS } from '../../cluster/objects.js';
 
 jest.setTimeout(60_000);
 

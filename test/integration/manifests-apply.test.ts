@@ -1,11 +1,11 @@
 /** The rendered manifests apply server-side to the real API server (with the local CRDs installed). */
 import { jest } from '@jest/globals';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
-import { kubeRequest } from '../cluster/kube.js';
-import { applyKustomization } from '../cluster/objects.js';
+import { kubeRequest } from '../../cluster/kube.js';
+import { applyKustomization } from '../../cluster/objects.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from '../cluster/util.js';
+import { REPO_ROOT } from '../../cluster/util.js';
 
 jest.setTimeout(60_000);
 const run = promisify(execFile);

@@ -5,8 +5,8 @@
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
-import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../cluster/kube.js';
+import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
+import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
 import {
   applyKustomizationIn,
   appsWorkload,
@@ -17,8 +17,8 @@ import {
   PATHS,
   readWorkload,
   rolloutsOf,
-} from '../cluster/objects.js';
-import { REPO_ROOT } from '../cluster/util.js';
+} from '../../cluster/objects.js';
+import { REPO_ROOT } from '../../cluster/util.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
 
 jest.setTimeout(60_000);

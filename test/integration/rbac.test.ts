@@ -4,18 +4,18 @@
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../cluster/kube.js';
-import { REPO_ROOT } from '../cluster/util.js';
-import { apiServerSourceRequest } from '../cluster/apiserver-event.js';
+import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
+import { REPO_ROOT } from '../../cluster/util.js';
+import { apiServerSourceRequest } from '../../cluster/apiserver-event.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
+import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
 import {
   applyKustomization,
   appsWorkload,
   optedInConfigMap,
   PATHS,
   readWorkload,
-} from '../cluster/objects.js';
+} from '../../cluster/objects.js';
 
 jest.setTimeout(60_000);
 

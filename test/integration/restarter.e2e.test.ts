@@ -5,14 +5,14 @@
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../cluster/adapter.js';
-import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../cluster/kube.js';
-import { REPO_ROOT } from '../cluster/util.js';
+import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../../cluster/adapter.js';
+import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
+import { REPO_ROOT } from '../../cluster/util.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
 import { parseHashRecord } from '../../functions/config-restarter/src/decide.js';
-import { apiServerSourceRequest, pingSourceRequest } from '../cluster/apiserver-event.js';
+import { apiServerSourceRequest, pingSourceRequest } from '../../cluster/apiserver-event.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
+import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
 import {
   applyKustomization,
   appsWorkload,
@@ -24,7 +24,7 @@ import {
   readWorkload,
   settle,
   type WorkloadState,
-} from '../cluster/objects.js';
+} from '../../cluster/objects.js';
 
 jest.setTimeout(120_000);
 

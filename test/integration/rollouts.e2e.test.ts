@@ -5,10 +5,10 @@
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../cluster/adapter.js';
-import { apiServerSourceRequest, type EventObject } from '../cluster/apiserver-event.js';
-import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
-import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../cluster/kube.js';
+import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../../cluster/adapter.js';
+import { apiServerSourceRequest, type EventObject } from '../../cluster/apiserver-event.js';
+import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
+import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
 import {
   applyKustomizationIn,
   appsWorkload,
@@ -23,8 +23,8 @@ import {
   settle,
   writeHistory,
   type RolloutObject,
-} from '../cluster/objects.js';
-import { REPO_ROOT } from '../cluster/util.js';
+} from '../../cluster/objects.js';
+import { REPO_ROOT } from '../../cluster/util.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
 
 jest.setTimeout(120_000);

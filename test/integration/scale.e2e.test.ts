@@ -14,12 +14,12 @@ import { contentHash } from '../../functions/config-restarter/src/hash.js';
 import { createKubeClient, type WatchHandle } from '../../functions/config-restarter/src/kube.js';
 import { loadApiAccess } from '../../functions/config-restarter/src/kube-credentials.js';
 import { WORKLOAD_KINDS } from '../../functions/config-restarter/src/workload-kinds.js';
-import { apiServerSourceRequest, pingSourceRequest } from '../cluster/apiserver-event.js';
-import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../cluster/kube.js';
-import { REPO_ROOT } from '../cluster/util.js';
+import { apiServerSourceRequest, pingSourceRequest } from '../../cluster/apiserver-event.js';
+import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
+import { REPO_ROOT } from '../../cluster/util.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
-import { applyKustomization, appsWorkload, optedInConfigMap, PATHS } from '../cluster/objects.js';
+import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
+import { applyKustomization, appsWorkload, optedInConfigMap, PATHS } from '../../cluster/objects.js';
 
 jest.setTimeout(240_000);
 

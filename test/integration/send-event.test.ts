@@ -6,11 +6,11 @@ import { jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { kubeRequest, writeServiceAccountKubeconfig } from '../cluster/kube.js';
-import { REPO_ROOT } from '../cluster/util.js';
+import { kubeRequest, writeServiceAccountKubeconfig } from '../../cluster/kube.js';
+import { REPO_ROOT } from '../../cluster/util.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
-import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
-import { applyKustomization, appsWorkload, optedInConfigMap, PATHS } from '../cluster/objects.js';
+import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
+import { applyKustomization, appsWorkload, optedInConfigMap, PATHS } from '../../cluster/objects.js';
 
 jest.setTimeout(60_000);
 const run = promisify(execFile);

@@ -1,8 +1,8 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { COMPONENTS, ensureBinaries, type Component } from '../cluster/binaries.js';
-import { startCluster, stopCluster } from '../cluster/control-plane.js';
-import { REPO_ROOT, elapsed, isProcessAlive } from '../cluster/util.js';
+import { COMPONENTS, ensureBinaries, type Component } from '../../cluster/binaries.js';
+import { startCluster, stopCluster } from '../../cluster/control-plane.js';
+import { REPO_ROOT, elapsed, isProcessAlive } from '../../cluster/util.js';
 
 /** Directory of the integration-test cluster: separate from `.cluster/` so a user's cluster is never touched. */
 export const TEST_CLUSTER_DIR = path.resolve(

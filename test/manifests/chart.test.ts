@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { loadConfig } from '../../functions/config-restarter/src/config.js';
-import { CHART_DIR } from '../cluster/helm.js';
+import { CHART_DIR } from '../../cluster/helm.js';
 import { helm, template, templateRaw, TEST_DIGEST, valueArgs, type TemplateOptions } from './chart.js';
 import { find, knativeServices, render, repoRoot, type K8sObject, type KnativeService } from './kustomize.js';
 

@@ -1,6 +1,6 @@
 /** Renders the Helm chart with the pinned helm binary (built by global-setup.ts) and reads the objects. */
 import yaml from 'js-yaml';
-import { CHART_DIR, runHelm, type HelmResult } from '../cluster/helm.js';
+import { CHART_DIR, runHelm, type HelmResult } from '../../cluster/helm.js';
 import type { K8sObject } from './kustomize.js';
 
 /** A digest that satisfies the schema (the image is never pulled here). */

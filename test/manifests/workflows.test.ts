@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { COMPONENTS } from '../cluster/binaries.js';
+import { COMPONENTS } from '../../cluster/binaries.js';
 import { repoRoot } from './kustomize.js';
 
 const WORKFLOW_DIR = '.github/workflows';
@@ -121,14 +121,14 @@ describe('ci.yml', () => {
       const cache = steps(ci, job).find((s) => s.uses?.startsWith('actions/cache@'));
       expect(cache?.with?.path).toBe('~/.cache/config-restarter/bin');
       expect(String(cache?.with?.key)).toMatch(/^binaries-\$\{\{ runner\.os \}\}-\$\{\{ github\.job \}\}-/);
-      expect(String(cache?.with?.key)).toContain("hashFiles('test/cluster/go/*/go.sum'");
-      expect(String(cache?.with?.key)).toContain('test/cluster/binaries.ts');
+      expect(String(cache?.with?.key)).toContain("hashFiles('cluster/go/*/go.sum'");
+      expect(String(cache?.with?.key)).toContain('cluster/binaries.ts');
     },
   );
 
   it('integration keeps the Go build cache, keyed on the wrapper modules', () => {
     const go = steps(ci, 'integration').find((s) => s.uses?.startsWith('actions/setup-go@'));
-    expect(go?.with?.['cache-dependency-path']).toBe('test/cluster/go/*/go.sum');
+    expect(go?.with?.['cache-dependency-path']).toBe('cluster/go/*/go.sum');
     expect(go?.with?.cache).toBeUndefined();
   });
 });

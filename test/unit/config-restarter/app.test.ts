@@ -3,7 +3,7 @@ import request from 'supertest';
 import { HTTP } from 'cloudevents';
 import { REPLY_EVENT_TYPE } from '../../../functions/config-restarter/src/app.js';
 import { createLogger, silentLogger } from '../../../functions/config-restarter/src/log.js';
-import type { WireRequest } from '../../cluster/apiserver-event.js';
+import type { WireRequest } from '../../../cluster/apiserver-event.js';
 import { configMap, FakeCluster, RESOURCE, stopStarted, workload } from './fake-cluster.js';
 import { stubApp } from './stub-app.js';
 

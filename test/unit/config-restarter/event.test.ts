@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { DecodeError, readCloudEvent, toNotice } from '../../../functions/config-restarter/src/event.js';
-import type { WireRequest } from '../../cluster/apiserver-event.js';
-import { apiServerSourceRequest } from '../../cluster/apiserver-event.js';
+import type { WireRequest } from '../../../cluster/apiserver-event.js';
+import { apiServerSourceRequest } from '../../../cluster/apiserver-event.js';
 
 const fixture = (name: string): WireRequest =>
   JSON.parse(

@@ -94,7 +94,7 @@ async function heldLeases(target: KubeTarget, namespace: string): Promise<string
   return body.items.filter((l) => l.spec?.holderIdentity).map((l) => l.metadata.name);
 }
 
-/** The Services the API server calls webhooks through (`test/cluster/system/`), as `<namespace>/<name>`. */
+/** The Services the API server calls webhooks through (`cluster/system/`), as `<namespace>/<name>`. */
 const WEBHOOK_SERVICES = ['knative-serving/webhook', 'knative-eventing/eventing-webhook'] as const;
 type WebhookService = (typeof WEBHOOK_SERVICES)[number];
 
@@ -276,14 +276,14 @@ function objectPath(m: Manifest): string {
     ValidatingWebhookConfiguration: 'validatingwebhookconfigurations',
   };
   const plural = plurals[m.kind];
-  if (!plural) throw new Error(`test/cluster/system: unexpected kind ${m.kind}`);
+  if (!plural) throw new Error(`cluster/system: unexpected kind ${m.kind}`);
   const base = m.apiVersion === 'v1' ? '/api/v1' : `/apis/${m.apiVersion}`;
   const ns = m.metadata.namespace ? `/namespaces/${m.metadata.namespace}` : '';
   return `${base}${ns}/${plural}/${m.metadata.name}`;
 }
 
 /**
- * Server-side applies every file of `test/cluster/system/` (namespaces, config-* ConfigMaps, webhook Service and
+ * Server-side applies every file of `cluster/system/` (namespaces, config-* ConfigMaps, webhook Service and
  * configurations) with the webhook's port filled in. Must happen before the controllers start: the Serving
  * controller reads config-deployment for the first Revision.
  */
@@ -301,9 +301,7 @@ export async function installSystemObjects(
       if (!service) continue;
       const port = webhookPorts[`${service.namespace}/${service.name}` as WebhookService];
       if (!port)
-        throw new Error(
-          `test/cluster/system: no webhook process serves ${service.namespace}/${service.name}`,
-        );
+        throw new Error(`cluster/system: no webhook process serves ${service.namespace}/${service.name}`);
       service.port = port;
     }
     await kubeRequest(

@@ -12,8 +12,8 @@ export const stderrLog: Log = (line) => {
   process.stderr.write(`${line}\n`);
 };
 
-/** Absolute path of the repository root (this file lives in `test/cluster/`). */
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Absolute path of the repository root (this file lives in `cluster/`). */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {

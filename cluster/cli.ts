@@ -1,5 +1,5 @@
 /**
- * Local control plane CLI: `tsx test/cluster/cli.ts <build|up|down|status> [--dir <dir>] [--no-controllers]`.
+ * Local control plane CLI: `tsx cluster/cli.ts <build|up|down|status> [--dir <dir>] [--no-controllers]`.
  * Exit codes: 0 success (status: running), 1 failure, 2 usage error, 3 status: not running.
  */
 import path from 'node:path';
@@ -9,7 +9,7 @@ import { clusterStatus, defaultClusterDir, startCluster, stopCluster } from './c
 import type { ControllerProcess } from './controllers.js';
 import { elapsed, stderrLog } from './util.js';
 
-const USAGE = `usage: tsx test/cluster/cli.ts <build|up|down|status> [--dir <cluster dir>] [--no-controllers]
+const USAGE = `usage: tsx cluster/cli.ts <build|up|down|status> [--dir <cluster dir>] [--no-controllers]
 
   build   build (or locate) etcd, kube-apiserver, the ApiServerSource receive adapter, kube-controller-manager
           and the Knative Serving controller and webhook

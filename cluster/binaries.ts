@@ -26,7 +26,7 @@ export interface ComponentSpec {
   readonly version: string;
   /** Module whose version is pinned. */
   readonly upstreamModule: string;
-  /** Wrapper module directory under test/cluster/go/. */
+  /** Wrapper module directory under cluster/go/. */
   readonly wrapperDir: string;
   /** Main package passed to `go build`. */
   readonly goPackage: string;
@@ -250,8 +250,8 @@ function checkPinnedVersion(spec: ComponentSpec): void {
   const match = new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+(v\\S+)`, 'm').exec(goMod);
   if (match?.[1] !== spec.version) {
     throw new Error(
-      `test/cluster/go/${spec.wrapperDir}/go.mod requires ${spec.upstreamModule} ${match?.[1] ?? '(missing)'} ` +
-        `but test/cluster/binaries.ts pins ${spec.version}; update both together`,
+      `cluster/go/${spec.wrapperDir}/go.mod requires ${spec.upstreamModule} ${match?.[1] ?? '(missing)'} ` +
+        `but cluster/binaries.ts pins ${spec.version}; update both together`,
     );
   }
 }

@@ -18,7 +18,7 @@ export interface CrdManifest {
 
 const FIELD_MANAGER = 'config-restarter-local-cluster';
 
-/** Loads every CRD listed in `test/cluster/crds/kustomization.yaml`. */
+/** Loads every CRD listed in `cluster/crds/kustomization.yaml`. */
 export function loadCrds(): CrdManifest[] {
   const kustomization = yaml.load(readFileSync(path.join(CRD_DIR, 'kustomization.yaml'), 'utf8')) as {
     resources: string[];
