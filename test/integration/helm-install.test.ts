@@ -202,9 +202,10 @@ describe('own namespace, Broker and Secrets', () => {
       'GET',
       `/apis/sources.knative.dev/v1/namespaces/${ns}/apiserversources/config-restarter-source`,
     );
+    const watchLabel = { matchLabels: { 'rolling.restart.controller/watch': 'true' } };
     expect(source.spec.resources).toEqual([
-      { apiVersion: 'v1', kind: 'ConfigMap' },
-      { apiVersion: 'v1', kind: 'Secret' },
+      { apiVersion: 'v1', kind: 'ConfigMap', selector: watchLabel },
+      { apiVersion: 'v1', kind: 'Secret', selector: watchLabel },
     ]);
     expect(source.spec.sink.ref.kind).toBe('Broker');
   });
