@@ -14,16 +14,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createApp } from '../functions/config-restarter/src/app.js';
+import { loadConfig } from '../functions/config-restarter/src/config.js';
 import {
   planRestarts,
   summarizeWorkload,
   type ConfigChange,
 } from '../functions/config-restarter/src/decide.js';
-import { WorkloadIndex } from '../functions/config-restarter/src/workload-index.js';
 import { silentLogger } from '../functions/config-restarter/src/log.js';
-import { createMetrics } from '../functions/config-restarter/src/metrics.js';
-import { createRestarter } from '../functions/config-restarter/src/restarter.js';
+import { createRuntime } from '../functions/config-restarter/src/runtime.js';
 import { WORKLOAD_KINDS } from '../functions/config-restarter/src/workload-kinds.js';
 import { contentHash } from '../functions/config-restarter/src/hash.js';
 import type { ClusterClient } from '../functions/config-restarter/src/kube.js';
@@ -197,32 +195,14 @@ async function benchHttp(): Promise<void> {
     getWorkload: (_kind, _namespace, name) => Promise.resolve(objects.find((o) => o.metadata?.name === name)),
     patchWorkload: () => Promise.reject(new Error('no patch expected in the steady state')),
   };
-  const metrics = createMetrics();
-  const index = new WorkloadIndex({
-    client: cluster,
-    kinds: WORKLOAD_KINDS,
-    namespaces: ['helloworld'],
-    matchLabels: settings.matchLabels,
-    summarize: (kind, object) => summarizeWorkload(settings, kind, object),
-    logger: silentLogger,
-  });
-  index.start();
-  const restarter = createRestarter({
-    index,
-    client: cluster,
-    logger: silentLogger,
-    metrics,
-    settings: {
-      ...settings,
-      dryRun: false,
-      configKinds: ['ConfigMap'],
-      patchConcurrency: 4,
-      scope: { all: false, namespaces: ['helloworld'] },
-      syncTimeoutMs: 10_000,
-    },
-  });
-  const app = createApp({ restarter, logger: silentLogger, metrics, isReady: () => true });
-  const server = app.listen(0, '127.0.0.1');
+  // Built as main builds it (the default settings, own namespace helloworld), over the in-memory API.
+  const runtime = createRuntime(
+    loadConfig({}),
+    { client: cluster, ownNamespace: 'helloworld' },
+    silentLogger,
+  );
+  runtime.start();
+  const server = runtime.app.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   const wire = apiServerSourceRequest({
@@ -253,6 +233,7 @@ async function benchHttp(): Promise<void> {
       `p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, bench process rss ${mb(process.memoryUsage().rss)}`,
   );
   await new Promise((resolve) => server.close(resolve));
+  runtime.stop();
 }
 
 async function benchCluster(): Promise<void> {

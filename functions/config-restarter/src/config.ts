@@ -43,6 +43,8 @@ export interface Config {
   patchConcurrency: number;
   /** Timeout of one API request in milliseconds (`API_TIMEOUT_MS`, default 10000). */
   apiTimeoutMs: number;
+  /** Time between SIGTERM and closing the listener, while readiness answers 503 (`SHUTDOWN_DELAY_MS`, default 0). */
+  shutdownDelayMs: number;
   /** Grace period for in-flight requests on SIGTERM in milliseconds (`SHUTDOWN_TIMEOUT_MS`, default 10000). */
   shutdownTimeoutMs: number;
   /**
@@ -204,6 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
 
   const patchConcurrency = parseInteger('PATCH_CONCURRENCY', env.PATCH_CONCURRENCY, 4, 1, 64, problems);
   const apiTimeoutMs = parseInteger('API_TIMEOUT_MS', env.API_TIMEOUT_MS, 10_000, 100, 300_000, problems);
+  const shutdownDelayMs = parseInteger('SHUTDOWN_DELAY_MS', env.SHUTDOWN_DELAY_MS, 0, 0, 300_000, problems);
   const shutdownTimeoutMs = parseInteger(
     'SHUTDOWN_TIMEOUT_MS',
     env.SHUTDOWN_TIMEOUT_MS,
@@ -235,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     workloadSelector,
     patchConcurrency,
     apiTimeoutMs,
+    shutdownDelayMs,
     shutdownTimeoutMs,
     auth,
     minRestartIntervalMs: minRestartIntervalMs ?? 0,

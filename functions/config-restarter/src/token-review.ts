@@ -1,10 +1,10 @@
 /**
  * The API call behind sender authentication: a TokenReview (`authentication.k8s.io/v1`). Self-contained
  * so that it can be rewired onto any client: {@link createTokenReviewer} needs only a `post(path, body)`;
- * {@link createKubePost} builds one from a kubeconfig with a hard per-request deadline.
+ * {@link createKubePost} builds one over the API access with a hard per-request deadline.
  */
 import type { TokenReviewer } from './auth.js';
-import { createApiTransport } from './kube.js';
+import { createApiTransport } from './kube-transport.js';
 import type { ApiAccess } from './kube-credentials.js';
 
 /** POSTs a JSON body to an API path; resolves with the HTTP status and the parsed answer. */

@@ -26,7 +26,7 @@ async function setup(options: { ready?: boolean; logLines?: string[]; dryRun?: b
   const { app, index } = await stubApp(cluster, {
     dryRun: options.dryRun ?? false,
     logger,
-    isReady: () => options.ready ?? true,
+    ready: options.ready ?? true,
     bodyLimit: '10kb',
   });
   return { app, cluster, index };

@@ -246,12 +246,12 @@ describe('HTTP with authentication on', () => {
     cluster.put('configmaps', configMap('helloworld-config-test', { MESSAGE: 'hi' }, { labels }));
     cluster.put(RESOURCE.Deployment!, workload('Deployment', 'helloworld-test', { labels }));
     const reviews: string[] = [];
-    const authenticator = createAuthenticator({
-      review: reviewStub(reviews),
-      audience: AUDIENCE,
-      allowedSubjects: [SOURCE],
+    const { app, stop } = await stubApp(cluster, {
+      auth: {
+        settings: { audience: AUDIENCE, allowedSubjects: [SOURCE] },
+        reviewTokens: reviewStub(reviews),
+      },
     });
-    const { app, stop } = await stubApp(cluster, { authenticator });
     stops.push(stop);
     return { app, cluster, reviews };
   }

@@ -13,6 +13,7 @@ describe('loadConfig', () => {
       workloadSelector: undefined,
       patchConcurrency: 4,
       apiTimeoutMs: 10000,
+      shutdownDelayMs: 0,
       shutdownTimeoutMs: 10000,
       auth: undefined,
       minRestartIntervalMs: 0,
@@ -36,6 +37,7 @@ describe('loadConfig', () => {
     [{ LOG_LEVEL: 'DEBUG' }, { logLevel: 'debug' }],
     [{ CONFIG_KINDS: 'ConfigMap,Secret' }, { configKinds: ['ConfigMap', 'Secret'] }],
     [{ PATCH_CONCURRENCY: '16' }, { patchConcurrency: 16 }],
+    [{ SHUTDOWN_DELAY_MS: '3000' }, { shutdownDelayMs: 3000 }],
     [
       { WORKLOAD_SELECTOR: 'restart in (enabled),tier!=db' },
       { workloadSelector: 'restart in (enabled),tier!=db' },

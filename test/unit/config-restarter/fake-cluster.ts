@@ -13,20 +13,22 @@ import {
   type WatchHandle,
   type WatchOptions,
 } from '../../../functions/config-restarter/src/kube.js';
-import type { ConfigKind } from '../../../functions/config-restarter/src/config.js';
 import { CONFIG_KIND_SPECS } from '../../../functions/config-restarter/src/config-kinds.js';
 import {
   summarizeWorkload,
   type DecisionSettings,
   type MergePatch,
 } from '../../../functions/config-restarter/src/decide.js';
+import type { TokenReviewer } from '../../../functions/config-restarter/src/auth.js';
+import { loadConfig, type Config, type ConfigKind } from '../../../functions/config-restarter/src/config.js';
 import { silentLogger, type Logger } from '../../../functions/config-restarter/src/log.js';
-import { createMetrics, type Metrics } from '../../../functions/config-restarter/src/metrics.js';
+import type { Metrics } from '../../../functions/config-restarter/src/metrics.js';
+import type { Restarter } from '../../../functions/config-restarter/src/restarter.js';
 import {
-  createRestarter,
-  type Restarter,
-  type RestarterSettings,
-} from '../../../functions/config-restarter/src/restarter.js';
+  createRuntime,
+  type Runtime,
+  type RuntimeOptions,
+} from '../../../functions/config-restarter/src/runtime.js';
 import { WorkloadIndex } from '../../../functions/config-restarter/src/workload-index.js';
 import { WORKLOAD_KINDS } from '../../../functions/config-restarter/src/workload-kinds.js';
 import type { ConfigObject, KubeObject } from '../../../functions/config-restarter/src/model.js';
@@ -390,55 +392,49 @@ export function startIndex(
   return index;
 }
 
-/** Indexes started by {@link startRestarter}; {@link stopStarted} stops them (call it in `afterEach`). */
-const startedIndexes: WorkloadIndex[] = [];
+/** Runtimes started by {@link startRestarter}; {@link stopStarted} stops them (call it in `afterEach`). */
+const started: Runtime[] = [];
 
-/** Stops every index {@link startRestarter} started. */
+/** Stops every runtime {@link startRestarter} started. */
 export function stopStarted(): void {
-  for (const index of startedIndexes.splice(0)) index.stop();
+  for (const runtime of started.splice(0)) runtime.stop();
 }
 
 /**
- * A restarter over `cluster` with a synced warm index, as the function builds them. Settings default to
- * ConfigMaps in `helloworld`, 4 patches at a time. `startupCalls` are the index's own lists and watches;
- * `cluster.calls` then holds only what events cause.
+ * The function's settings as the unit tests run it: `loadConfig`'s defaults (ConfigMaps, `MATCH_LABELS`
+ * app,env, 4 patches at a time, the own namespace `helloworld`) with a 1 s API deadline, and `overrides`.
+ */
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return { ...loadConfig({ API_TIMEOUT_MS: '1000' }), ...overrides };
+}
+
+/**
+ * The function over `cluster`, built by the composition root as `main` builds it, with its warm index
+ * synced. `startupCalls` are the index's own lists and watches; `cluster.calls` then holds only what
+ * events cause.
  */
 export async function startRestarter(
   cluster: FakeCluster,
-  overrides: Partial<RestarterSettings> = {},
-  options: { workloadSelector?: string; now?: () => Date; logger?: Logger } = {},
+  overrides: Partial<Config> = {},
+  options: RuntimeOptions & { logger?: Logger; reviewTokens?: TokenReviewer } = {},
 ): Promise<{
+  runtime: Runtime;
   restarter: Restarter;
   index: WorkloadIndex;
   metrics: Metrics;
   startupCalls: FakeCluster['calls'];
 }> {
-  const settings: RestarterSettings = {
-    annotationPrefix: 'rolling.restart.controller',
-    matchLabels: ['app', 'env'],
-    dryRun: false,
-    configKinds: ['ConfigMap'],
-    patchConcurrency: 4,
-    scope: { all: false, namespaces: ['helloworld'] },
-    syncTimeoutMs: 1000,
-    ...overrides,
-  };
-  const index = startIndex(cluster, {
-    ...settings,
-    namespaces: settings.scope.all ? undefined : settings.scope.namespaces,
-    ...(options.workloadSelector ? { labelSelector: options.workloadSelector } : {}),
-  });
-  startedIndexes.push(index);
-  await index.whenSynced(undefined, AbortSignal.timeout(5_000));
+  const { logger = silentLogger, reviewTokens, ...tuning } = options;
+  const runtime = createRuntime(
+    testConfig(overrides),
+    { client: cluster, ownNamespace: 'helloworld', reviewTokens },
+    logger,
+    { indexBackoffMs: { initial: 5, max: 20 }, ...tuning },
+  );
+  started.push(runtime);
+  runtime.start();
+  await runtime.index.whenSynced(undefined, AbortSignal.timeout(5_000));
   const startupCalls = cluster.calls.splice(0);
-  const metrics = createMetrics();
-  const restarter = createRestarter({
-    client: cluster,
-    index,
-    logger: options.logger ?? silentLogger,
-    metrics,
-    settings,
-    ...(options.now ? { now: options.now } : {}),
-  });
-  return { restarter, index, metrics, startupCalls };
+  const { restarter, index, metrics } = runtime;
+  return { runtime, restarter, index, metrics, startupCalls };
 }

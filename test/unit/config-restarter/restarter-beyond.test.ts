@@ -10,7 +10,7 @@ import {
 } from '../../../functions/config-restarter/src/decide.js';
 import type { Notice } from '../../../functions/config-restarter/src/event.js';
 import { DELETED_HASH } from '../../../functions/config-restarter/src/hash.js';
-import type { RestarterSettings } from '../../../functions/config-restarter/src/restarter.js';
+import type { Config } from '../../../functions/config-restarter/src/config.js';
 import { configMap, FakeCluster, RESOURCE, startRestarter, stopStarted, workload } from './fake-cluster.js';
 
 afterEach(stopStarted);
@@ -19,7 +19,7 @@ const keys = annotationKeys('rolling.restart.controller');
 const labels = { app: 'helloworld', env: 'test' };
 const event = { id: 'e1', type: 'dev.knative.apiserver.ref.update', source: 'test', subject: undefined };
 
-async function setup(overrides: Partial<RestarterSettings> = {}, clock?: () => Date) {
+async function setup(overrides: Partial<Config> = {}, clock?: () => Date) {
   const cluster = new FakeCluster();
   const { restarter } = await startRestarter(cluster, overrides, clock ? { now: clock } : {});
   return { cluster, handle: (notice: Notice) => restarter.handle(notice) };

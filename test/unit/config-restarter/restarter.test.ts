@@ -1,7 +1,8 @@
 import { annotationKeys, parseHashRecord } from '../../../functions/config-restarter/src/decide.js';
 import { contentHash } from '../../../functions/config-restarter/src/hash.js';
 import type { Notice } from '../../../functions/config-restarter/src/event.js';
-import type { Outcome, RestarterSettings } from '../../../functions/config-restarter/src/restarter.js';
+import type { Config } from '../../../functions/config-restarter/src/config.js';
+import type { Outcome } from '../../../functions/config-restarter/src/restarter.js';
 import { WORKLOAD_KINDS } from '../../../functions/config-restarter/src/workload-kinds.js';
 import { configMap, FakeCluster, RESOURCE, startRestarter, stopStarted, workload } from './fake-cluster.js';
 
@@ -11,19 +12,17 @@ const keys = annotationKeys('rolling.restart.controller');
 const labels = { app: 'helloworld', env: 'test' };
 const event = { id: 'e1', type: 'dev.knative.apiserver.ref.update', source: 'test', subject: undefined };
 
-async function setup(overrides: Partial<RestarterSettings> & { workloadSelector?: string } = {}): Promise<{
+async function setup(overrides: Partial<Config> = {}): Promise<{
   cluster: FakeCluster;
   handle: (notice: Notice) => Promise<Outcome>;
   /** The index's own calls at start (lists and watches); `cluster.calls` then holds the events' calls only. */
   startupCalls: FakeCluster['calls'];
 }> {
   const cluster = new FakeCluster();
-  const { workloadSelector, ...settings } = overrides;
-  const { restarter, startupCalls } = await startRestarter(
-    cluster,
-    { configKinds: ['ConfigMap', 'Secret'], ...settings },
-    workloadSelector ? { workloadSelector } : {},
-  );
+  const { restarter, startupCalls } = await startRestarter(cluster, {
+    configKinds: ['ConfigMap', 'Secret'],
+    ...overrides,
+  });
   return { cluster, handle: (notice) => restarter.handle(notice), startupCalls };
 }
 
@@ -223,7 +222,7 @@ describe('restarter', () => {
   });
 
   it('resync with WATCH_NAMESPACES=* finds the namespaces that hold opted-in ConfigMaps', async () => {
-    const { cluster, handle } = await setup({ scope: { all: true } });
+    const { cluster, handle } = await setup({ watchNamespaces: { mode: 'all' } });
     cluster.put('configmaps', configMap('cm', { A: '1' }, { labels, namespace: 'team-a' }));
     cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels, namespace: 'team-a' }));
     const outcome = await handle(resync);

@@ -1,11 +1,12 @@
 /**
- * The function's express app over a {@link FakeCluster}, with a synced workload index, for the HTTP-layer
- * tests (server, authentication, fuzzing). `cluster.calls` is emptied once the index has synced, so it holds
- * only what requests cause.
+ * The function's express app over a {@link FakeCluster}, built by the composition root with a synced warm
+ * index, for the HTTP-layer tests (server, authentication, fuzzing). `cluster.calls` is emptied once the
+ * index has synced, so it holds only what requests cause.
  */
 import type express from 'express';
-import type { Authenticator } from '../../../functions/config-restarter/src/auth.js';
-import { createApp } from '../../../functions/config-restarter/src/app.js';
+import type { TokenReviewer } from '../../../functions/config-restarter/src/auth.js';
+import type { Config } from '../../../functions/config-restarter/src/config.js';
+import type { HealthState } from '../../../functions/config-restarter/src/health.js';
 import { silentLogger, type Logger } from '../../../functions/config-restarter/src/log.js';
 import type { Metrics } from '../../../functions/config-restarter/src/metrics.js';
 import type { WorkloadIndex } from '../../../functions/config-restarter/src/workload-index.js';
@@ -16,26 +17,30 @@ export async function stubApp(
   cluster: FakeCluster,
   options: {
     dryRun?: boolean;
-    authenticator?: Authenticator;
+    /** Sender authentication (`AUTH_AUDIENCE` / `AUTH_ALLOWED_SUBJECTS`) with this TokenReview stub. */
+    auth?: { settings: NonNullable<Config['auth']>; reviewTokens: TokenReviewer };
     logger?: Logger;
-    isReady?: () => boolean;
+    /** False: the app answers as during a drain (readiness 503). */
+    ready?: boolean;
     bodyLimit?: string;
   } = {},
-): Promise<{ app: express.Express; metrics: Metrics; index: WorkloadIndex; stop(): void }> {
-  const logger = options.logger ?? silentLogger;
-  const { restarter, index, metrics } = await startRestarter(
+): Promise<{
+  app: express.Express;
+  metrics: Metrics;
+  index: WorkloadIndex;
+  health: HealthState;
+  stop(): void;
+}> {
+  const { runtime } = await startRestarter(
     cluster,
-    { dryRun: options.dryRun ?? false, patchConcurrency: 2 },
-    { logger },
+    { dryRun: options.dryRun ?? false, patchConcurrency: 2, auth: options.auth?.settings },
+    {
+      logger: options.logger ?? silentLogger,
+      reviewTokens: options.auth?.reviewTokens,
+      ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
+    },
   );
-  const app = createApp({
-    restarter,
-    logger,
-    metrics,
-    isReady: options.isReady ?? (() => true),
-    indexState: () => index.state(),
-    authenticator: options.authenticator,
-    ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
-  });
-  return { app, metrics, index, stop: () => index.stop() };
+  if (options.ready === false) runtime.health.beginShutdown();
+  const { app, metrics, index, health } = runtime;
+  return { app, metrics, index, health, stop: () => runtime.stop() };
 }
