@@ -1,10 +1,14 @@
 /**
  * Runs the built config-restarter (`node functions/config-restarter/dist/index.js`) as its own process,
- * exactly as the image does, with the credentials and settings a test gives it.
+ * exactly as the image does, with the settings a test gives it, and the credentials a pod gets: the
+ * in-cluster contract (service host and port, a ServiceAccount directory with a TokenRequest token of the
+ * ServiceAccount and the CA, see service-account.ts), so tests, demo and bench run the function's production
+ * credential path.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { ProjectedServiceAccount } from './service-account.js';
 import { freePorts, REPO_ROOT, sleep, tailFile } from './util.js';
 
 /** The function's entry point; `npm test` builds it before the tests run. */
@@ -18,6 +22,8 @@ export interface FunctionProcess {
   /** `process.hrtime.bigint()` just before the spawn. */
   spawnedAt: bigint;
   logFile: string;
+  /** Its ServiceAccount directory: `rotate()` or `writeToken()` change the token it reads. */
+  serviceAccount: ProjectedServiceAccount;
   /** Sum of `config_restarter_events_total` over all labels. */
   eventsHandled(): Promise<number>;
   /** Parsed JSON log lines so far. */
@@ -31,7 +37,12 @@ export interface FunctionProcess {
  * returns right after the spawn, for callers that time the start themselves).
  */
 export async function startFunction(options: {
-  kubeconfig: string;
+  /** Admin kubeconfig of the cluster: mints the ServiceAccount's token, gives the API server and its CA. */
+  adminKubeconfig: string;
+  /** Namespace of the ServiceAccount the function runs as (with the project's RBAC applied there). */
+  namespace: string;
+  /** Default `config-restarter`. */
+  serviceAccount?: string;
   logFile: string;
   env?: Record<string, string>;
   waitUntilReady?: boolean;
@@ -42,6 +53,12 @@ export async function startFunction(options: {
   // Never 8080: the ApiServerSource adapter binds it for its probes.
   const [port] = (await freePorts(1)) as [number];
   mkdirSync(path.dirname(options.logFile), { recursive: true });
+  const serviceAccount = await ProjectedServiceAccount.create(
+    options.adminKubeconfig,
+    `${options.logFile.replace(/\.log$/, '')}-serviceaccount`,
+    options.namespace,
+    options.serviceAccount,
+  );
   const fd = openSync(options.logFile, 'w');
   let child: ChildProcess;
   const spawnedAt = process.hrtime.bigint();
@@ -50,7 +67,7 @@ export async function startFunction(options: {
       env: {
         PATH: process.env.PATH,
         PORT: String(port),
-        KUBECONFIG: options.kubeconfig,
+        ...serviceAccount.env(),
         LOG_LEVEL: 'debug',
         ...options.env,
       },
@@ -88,6 +105,7 @@ export async function startFunction(options: {
     pid: child.pid ?? 0,
     spawnedAt,
     logFile: options.logFile,
+    serviceAccount,
     async eventsHandled() {
       const text = await (await fetch(`${url}/metrics`)).text();
       return [...text.matchAll(/^config_restarter_events_total\{[^}]*\} (\d+)$/gm)].reduce(

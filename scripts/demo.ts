@@ -170,8 +170,6 @@ async function main(): Promise<void> {
   show(`deployment.apps/${WORKER.metadata.name} serverside-applied`);
 
   step(3, 'Start config-restarter as its ServiceAccount, and the real ApiServerSource adapter pointed at it');
-  const fnKubeconfig = path.join(demoDir, 'config-restarter.kubeconfig');
-  await writeServiceAccountKubeconfig(cluster.kubeconfig, fnKubeconfig, NS, 'config-restarter');
   const sourceKubeconfig = path.join(demoDir, 'config-restarter-source.kubeconfig');
   await writeServiceAccountKubeconfig(cluster.kubeconfig, sourceKubeconfig, NS, 'config-restarter-source');
   let fn: FunctionProcess | undefined;
@@ -180,7 +178,8 @@ async function main(): Promise<void> {
   const tap = await startTap(() => fn!.url, exchanges);
   try {
     fn = await startFunction({
-      kubeconfig: fnKubeconfig,
+      adminKubeconfig: cluster.kubeconfig,
+      namespace: NS,
       logFile: path.join(demoDir, 'config-restarter.log'),
       env: { LOG_LEVEL: 'info' },
     });

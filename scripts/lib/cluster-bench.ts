@@ -301,7 +301,8 @@ interface Context {
   adminAgent: Agent;
   fnTarget: KubeTarget;
   fnAgent: Agent;
-  fnKubeconfig: string;
+  /** Admin kubeconfig: the function's ServiceAccount directory is made from it. */
+  adminKubeconfig: string;
   sourceKubeconfig: string;
   adapterBinary: string;
   /** The ApiServerSource of knative/ as the adapter's configuration. */
@@ -432,7 +433,8 @@ async function measureColdStarts(ctx: Context, runs: number): Promise<ColdStartR
     await editConfigMap(ctx, CONFIG);
     const seen = ctx.tracker.count(TIED, ctx.keys.restart);
     const fn = await startFunction({
-      kubeconfig: ctx.fnKubeconfig,
+      adminKubeconfig: ctx.adminKubeconfig,
+      namespace: NS,
       logFile: path.join(ctx.dir, `config-restarter-cold-${run}.log`),
       env: ctx.env,
       waitUntilReady: false,
@@ -473,7 +475,8 @@ async function startPipeline(
   resources: AdapterResource[] = ctx.source.resources,
 ): Promise<{ fn: FunctionProcess; adapter: ApiServerSourceAdapter }> {
   const fn = await startFunction({
-    kubeconfig: ctx.fnKubeconfig,
+    adminKubeconfig: ctx.adminKubeconfig,
+    namespace: NS,
     logFile: path.join(ctx.dir, `config-restarter-${label}.log`),
     env: ctx.env,
   });
@@ -757,7 +760,7 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
       adminAgent: keepAliveAgent(admin, 32),
       fnTarget,
       fnAgent: keepAliveAgent(fnTarget, 4),
-      fnKubeconfig,
+      adminKubeconfig: cluster.kubeconfig,
       sourceKubeconfig,
       adapterBinary,
       source: await shippedSource('knative'),

@@ -6,7 +6,7 @@
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
+import { kubeRequest, type KubeTarget } from '../../cluster/kube.js';
 import { REPO_ROOT, sleep } from '../../cluster/util.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
 import { parseHashRecord } from '../../functions/config-restarter/src/decide.js';
@@ -38,7 +38,6 @@ const OPT_IN = { [`${PREFIX}/restartOnTrigger`]: 'true' };
 let admin: KubeTarget;
 let fn: FunctionProcess;
 let dir: string;
-let fnKubeconfig: string;
 
 interface Reply {
   status: number;
@@ -127,10 +126,9 @@ beforeAll(async () => {
   dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), 'beyond');
   // The base plumbing and RBAC plus the Argo Rollouts component.
   await applyKustomization(adminKubeconfigPath(), 'knative/argo-rollouts');
-  fnKubeconfig = path.join(dir, 'config-restarter.kubeconfig');
-  await writeServiceAccountKubeconfig(adminKubeconfigPath(), fnKubeconfig, NS, 'config-restarter');
   fn = await startFunction({
-    kubeconfig: fnKubeconfig,
+    adminKubeconfig: adminKubeconfigPath(),
+    namespace: NS,
     logFile: path.join(dir, 'config-restarter.log'),
     env: { RESTART_ON_DELETE: 'true' },
   });
@@ -495,7 +493,8 @@ describe('restart on delete', () => {
     await kubeRequest(admin, 'DELETE', `${PATHS.configmaps(NS)}/${gone}`);
     const before = await read(PATHS.statefulsets(NS), 'it-delete-default-ref');
     const other = await startFunction({
-      kubeconfig: fnKubeconfig,
+      adminKubeconfig: adminKubeconfigPath(),
+      namespace: NS,
       logFile: path.join(dir, 'config-restarter-default.log'),
     });
     try {

@@ -131,10 +131,9 @@ beforeAll(async () => {
     appsWorkload('Deployment', APP, { labels, optIn: true }),
   );
 
-  const kubeconfig = path.join(dir, 'config-restarter.kubeconfig');
-  await writeServiceAccountKubeconfig(adminKubeconfigPath(), kubeconfig, NS, 'config-restarter');
   fn = await startFunction({
-    kubeconfig,
+    adminKubeconfig: adminKubeconfigPath(),
+    namespace: NS,
     logFile: path.join(dir, 'config-restarter.log'),
     env: { AUTH_AUDIENCE: AUDIENCE },
   });

@@ -12,7 +12,7 @@ import { contractViolation, fuzzRequests } from '../support/http-fuzz.js';
 import { rawExchange } from '../support/raw-http.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
 import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
-import { appsWorkload, optedInConfigMap, PATHS } from '../../cluster/objects.js';
+import { applyKustomizationIn, appsWorkload, optedInConfigMap, PATHS } from '../../cluster/objects.js';
 
 jest.setTimeout(300_000);
 
@@ -72,8 +72,11 @@ beforeAll(async () => {
     appsWorkload('Deployment', 'not-opted-in', { labels, optIn: false }),
   );
   const dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), 'faults');
+  // The function runs as its ServiceAccount in `ns`, with the project's RBAC applied there.
+  await applyKustomizationIn(adminKubeconfigPath(), 'knative', ns);
   fn = await startFunction({
-    kubeconfig: adminKubeconfigPath(),
+    adminKubeconfig: adminKubeconfigPath(),
+    namespace: ns,
     logFile: path.join(dir, 'config-restarter-fuzz.log'),
     env: { WATCH_NAMESPACES: ns, LOG_LEVEL: 'warn' },
   });

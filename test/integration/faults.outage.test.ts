@@ -14,7 +14,7 @@ import { REPO_ROOT, sleep } from '../../cluster/util.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
 import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
-import { appsWorkload, PATHS, readWorkload } from '../../cluster/objects.js';
+import { applyKustomizationIn, appsWorkload, PATHS, readWorkload } from '../../cluster/objects.js';
 
 jest.setTimeout(300_000);
 
@@ -150,8 +150,11 @@ beforeAll(async () => {
     );
   }
   const dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), 'faults');
+  // The function runs as its ServiceAccount in `ns`, with the project's RBAC applied there.
+  await applyKustomizationIn(adminKubeconfigPath(), 'knative', ns);
   fn = await startFunction({
-    kubeconfig: adminKubeconfigPath(),
+    adminKubeconfig: adminKubeconfigPath(),
+    namespace: ns,
     logFile: path.join(dir, 'config-restarter-outage.log'),
     env: { WATCH_NAMESPACES: ns, API_TIMEOUT_MS: String(API_TIMEOUT_MS), LOG_LEVEL: 'info' },
   });

@@ -213,7 +213,11 @@ describe('a Knative Service with a fixed revision name', () => {
     const dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), ns);
     fnKubeconfig = path.join(dir, 'config-restarter.kubeconfig');
     await writeServiceAccountKubeconfig(adminKubeconfigPath(), fnKubeconfig, ns, 'config-restarter');
-    fn = await startFunction({ kubeconfig: fnKubeconfig, logFile: path.join(dir, 'config-restarter.log') });
+    fn = await startFunction({
+      adminKubeconfig: adminKubeconfigPath(),
+      namespace: ns,
+      logFile: path.join(dir, 'config-restarter.log'),
+    });
     await kubeRequest(
       admin,
       'POST',

@@ -1,7 +1,8 @@
 /**
  * The one module that talks to the API server (functions/config-restarter/src/kube.ts), against the real
- * kube-apiserver: credentials from a kubeconfig, discovery, pagination, watches, merge patches with
- * preconditions, dry-run, deadlines, cancellation and error mapping.
+ * kube-apiserver, through the production credential path (the in-cluster contract: service host and port, a
+ * ServiceAccount directory): discovery, pagination, watches, merge patches with preconditions, dry-run,
+ * deadlines, cancellation and error mapping.
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
@@ -13,12 +14,8 @@ import {
 } from '../../functions/config-restarter/src/kube.js';
 import { loadApiAccess } from '../../functions/config-restarter/src/kube-credentials.js';
 import { WORKLOAD_KINDS, type WorkloadKind } from '../../functions/config-restarter/src/workload-kinds.js';
-import {
-  kubeRequest,
-  writeKubeconfig,
-  writeServiceAccountKubeconfig,
-  type KubeTarget,
-} from '../../cluster/kube.js';
+import { createServiceAccountToken, kubeRequest, type KubeTarget } from '../../cluster/kube.js';
+import { inClusterEnv, writeServiceAccountDir } from '../../cluster/service-account.js';
 import { freePorts, REPO_ROOT } from '../../cluster/util.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
 import { appsWorkload, optedInConfigMap, PATHS } from '../../cluster/objects.js';
@@ -30,11 +27,17 @@ const deployment = WORKLOAD_KINDS.find((k) => k.kind === 'Deployment')!;
 let admin: KubeTarget;
 let client: ClusterClient;
 
+let accounts = 0;
+
+/** A client as the function builds it in a pod: the target's token and CA in a ServiceAccount directory. */
 async function clientFor(
-  kubeconfig: string,
+  target: KubeTarget,
   options: { timeoutMs?: number; pageSize?: number } = {},
 ): Promise<ClusterClient> {
-  const access = await loadApiAccess({ KUBECONFIG: kubeconfig });
+  const dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), ns);
+  const serviceAccountDir = path.join(dir, `serviceaccount-${++accounts}`);
+  writeServiceAccountDir(serviceAccountDir, { token: target.token, caData: target.caData, namespace: ns });
+  const access = await loadApiAccess(inClusterEnv(target.server, serviceAccountDir));
   return createKubeClient(access, { timeoutMs: options.timeoutMs ?? 5000, pageSize: options.pageSize ?? 2 });
 }
 
@@ -58,7 +61,7 @@ beforeAll(async () => {
       appsWorkload('Deployment', `d-${i}`, { labels: { app: i < 2 ? 'a' : 'b' }, optIn: true }),
     );
   }
-  client = await clientFor(adminKubeconfigPath());
+  client = await clientFor(admin);
 });
 
 it('pages through lists (page size 2, 5 objects) and filters on the server', async () => {
@@ -159,9 +162,7 @@ it('dry-run validates on the server and persists nothing', async () => {
 });
 
 it('maps an unknown identity to 401 and RBAC denials to forbidden errors that name the request', async () => {
-  const dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), ns);
-  const stranger = path.join(dir, 'stranger.kubeconfig');
-  writeKubeconfig(stranger, { ...admin, token: 'not-a-valid-token' });
+  const stranger = { ...admin, token: 'not-a-valid-token' };
   await expect((await clientFor(stranger)).listConfigs('ConfigMap', ns)).rejects.toMatchObject({
     status: 401,
   });
@@ -169,8 +170,7 @@ it('maps an unknown identity to 401 and RBAC denials to forbidden errors that na
   await kubeRequest(admin, 'POST', `/api/v1/namespaces/${ns}/serviceaccounts`, {
     metadata: { name: 'nobody' },
   });
-  const nobody = path.join(dir, 'nobody.kubeconfig');
-  await writeServiceAccountKubeconfig(adminKubeconfigPath(), nobody, ns, 'nobody');
+  const nobody = { ...admin, token: await createServiceAccountToken(adminKubeconfigPath(), ns, 'nobody') };
   const error = await (
     await clientFor(nobody)
   )
@@ -185,9 +185,7 @@ it('maps an unknown identity to 401 and RBAC denials to forbidden errors that na
 
 it('reports an unreachable API server as a transient error (status 0)', async () => {
   const [port] = (await freePorts(1)) as [number];
-  const dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), ns);
-  const unreachable = path.join(dir, 'unreachable.kubeconfig');
-  writeKubeconfig(unreachable, { ...admin, server: `https://127.0.0.1:${port}` });
+  const unreachable = { ...admin, server: `https://127.0.0.1:${port}` };
   await expect(
     (await clientFor(unreachable, { timeoutMs: 2000 })).listConfigs('ConfigMap', ns),
   ).rejects.toMatchObject({
@@ -208,9 +206,7 @@ it('cancels a call when its event is cancelled, and never waits past the request
   const silent = net.createServer(() => undefined);
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   const { port } = silent.address() as { port: number };
-  const dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), ns);
-  const hanging = path.join(dir, 'hanging.kubeconfig');
-  writeKubeconfig(hanging, { ...admin, server: `https://127.0.0.1:${port}` });
+  const hanging = { ...admin, server: `https://127.0.0.1:${port}` };
   const started = Date.now();
   try {
     await expect(

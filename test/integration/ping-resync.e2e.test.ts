@@ -6,7 +6,7 @@
 import { jest } from '@jest/globals';
 import path from 'node:path';
 import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
-import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
+import { kubeRequest, type KubeTarget } from '../../cluster/kube.js';
 import {
   applyKustomizationIn,
   appsWorkload,
@@ -36,9 +36,11 @@ beforeAll(async () => {
   const dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), NS);
   // The project's plumbing, PingSource config-restarter-resync included, in a namespace of its own.
   await applyKustomizationIn(adminKubeconfigPath(), 'knative', NS);
-  const fnKubeconfig = path.join(dir, 'config-restarter.kubeconfig');
-  await writeServiceAccountKubeconfig(adminKubeconfigPath(), fnKubeconfig, NS, 'config-restarter');
-  fn = await startFunction({ kubeconfig: fnKubeconfig, logFile: path.join(dir, 'config-restarter.log') });
+  fn = await startFunction({
+    adminKubeconfig: adminKubeconfigPath(),
+    namespace: NS,
+    logFile: path.join(dir, 'config-restarter.log'),
+  });
   await kubeRequest(
     admin,
     'POST',

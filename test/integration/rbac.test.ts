@@ -4,7 +4,7 @@
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
+import { kubeRequest, type KubeTarget } from '../../cluster/kube.js';
 import { REPO_ROOT } from '../../cluster/util.js';
 import { apiServerSourceRequest } from '../../cluster/apiserver-event.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
@@ -84,10 +84,9 @@ beforeAll(async () => {
     subjects: [{ kind: 'ServiceAccount', name: 'config-restarter', namespace: NS }],
   });
   const dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), 'rbac');
-  const kubeconfig = path.join(dir, 'config-restarter.kubeconfig');
-  await writeServiceAccountKubeconfig(adminKubeconfigPath(), kubeconfig, NS, 'config-restarter');
   fn = await startFunction({
-    kubeconfig,
+    adminKubeconfig: adminKubeconfigPath(),
+    namespace: NS,
     logFile: path.join(dir, 'config-restarter.log'),
     env: { WATCH_NAMESPACES: `${NS},${DENIED},${READ_ONLY}`, CONFIG_KINDS: 'ConfigMap,Secret' },
   });

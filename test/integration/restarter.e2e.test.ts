@@ -75,12 +75,14 @@ beforeAll(async () => {
   await applyKustomization(adminKubeconfigPath(), 'kustomize/overlays/test');
   await applyKustomization(adminKubeconfigPath(), 'kustomize/overlays/prod');
 
-  const fnKubeconfig = path.join(dir, 'config-restarter.kubeconfig');
-  await writeServiceAccountKubeconfig(adminKubeconfigPath(), fnKubeconfig, NS, 'config-restarter');
   sourceKubeconfig = path.join(dir, 'config-restarter-source.kubeconfig');
   await writeServiceAccountKubeconfig(adminKubeconfigPath(), sourceKubeconfig, NS, 'config-restarter-source');
-  // WATCH_NAMESPACES unset: the function acts in its own namespace (the kubeconfig context's).
-  fn = await startFunction({ kubeconfig: fnKubeconfig, logFile: path.join(dir, 'config-restarter.log') });
+  // WATCH_NAMESPACES unset: the function acts in its own namespace (its ServiceAccount's).
+  fn = await startFunction({
+    adminKubeconfig: adminKubeconfigPath(),
+    namespace: NS,
+    logFile: path.join(dir, 'config-restarter.log'),
+  });
 });
 
 afterAll(async () => {

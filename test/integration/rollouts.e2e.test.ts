@@ -46,11 +46,13 @@ beforeAll(async () => {
   dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), NS);
   // The project's plumbing (Namespace, ServiceAccounts, Roles, RoleBindings, sources) in a namespace of its own.
   await applyKustomizationIn(adminKubeconfigPath(), 'knative', NS);
-  const fnKubeconfig = path.join(dir, 'config-restarter.kubeconfig');
-  await writeServiceAccountKubeconfig(adminKubeconfigPath(), fnKubeconfig, NS, 'config-restarter');
   sourceKubeconfig = path.join(dir, 'config-restarter-source.kubeconfig');
   await writeServiceAccountKubeconfig(adminKubeconfigPath(), sourceKubeconfig, NS, 'config-restarter-source');
-  fn = await startFunction({ kubeconfig: fnKubeconfig, logFile: path.join(dir, 'config-restarter.log') });
+  fn = await startFunction({
+    adminKubeconfig: adminKubeconfigPath(),
+    namespace: NS,
+    logFile: path.join(dir, 'config-restarter.log'),
+  });
 });
 
 afterAll(async () => {

@@ -15,7 +15,7 @@ import { createKubeClient, type WatchHandle } from '../../functions/config-resta
 import { loadApiAccess } from '../../functions/config-restarter/src/kube-credentials.js';
 import { WORKLOAD_KINDS } from '../../functions/config-restarter/src/workload-kinds.js';
 import { apiServerSourceRequest, pingSourceRequest } from '../../cluster/apiserver-event.js';
-import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
+import { kubeRequest, type KubeTarget } from '../../cluster/kube.js';
 import { REPO_ROOT } from '../../cluster/util.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
 import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
@@ -172,12 +172,11 @@ beforeAll(async () => {
     );
   }
 
-  const kubeconfig = path.join(dir, 'config-restarter.kubeconfig');
-  await writeServiceAccountKubeconfig(adminKubeconfigPath(), kubeconfig, 'helloworld', 'config-restarter');
   for (let i = 0; i < INSTANCES; i++) {
     instances.push(
       await startFunction({
-        kubeconfig,
+        adminKubeconfig: adminKubeconfigPath(),
+        namespace: 'helloworld',
         logFile: path.join(dir, `instance-${i}.log`),
         env: { WATCH_NAMESPACES: NS, LOG_LEVEL: 'warn' },
       }),

@@ -6,7 +6,7 @@ import { jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { kubeRequest, writeServiceAccountKubeconfig } from '../../cluster/kube.js';
+import { kubeRequest } from '../../cluster/kube.js';
 import { REPO_ROOT } from '../../cluster/util.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
 import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
@@ -48,9 +48,11 @@ beforeAll(async () => {
     process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'),
     'send-event',
   );
-  const kubeconfig = path.join(dir, 'config-restarter.kubeconfig');
-  await writeServiceAccountKubeconfig(adminKubeconfigPath(), kubeconfig, NS, 'config-restarter');
-  fn = await startFunction({ kubeconfig, logFile: path.join(dir, 'config-restarter.log') });
+  fn = await startFunction({
+    adminKubeconfig: adminKubeconfigPath(),
+    namespace: NS,
+    logFile: path.join(dir, 'config-restarter.log'),
+  });
 });
 
 afterAll(async () => {

@@ -286,7 +286,7 @@ export function createKubeClient(access: ApiAccess, options: KubeClientOptions):
         labelSelector: watch.labelSelector,
       },
       timeoutSeconds: watch.timeoutSeconds,
-      onEvent: watch.onEvent,
+      onEvent: (type, object) => watch.onEvent(type, object),
       failure: (status, detail) => new KubeApiError(status, 'watch', resource, namespace, undefined, detail),
     });
   }
