@@ -37,10 +37,10 @@ async function load(
   env: NodeJS.ProcessEnv,
   exit: (code: number) => void,
 ): Promise<{ config: Config; logger: Logger; access: ApiAccess }> {
-  let logger: Logger = createLogger('info');
+  let logger: Logger = createLogger();
   try {
     const config = loadConfig(env);
-    logger = createLogger(config.logLevel).child({ component: 'config-restarter' });
+    logger = createLogger({ level: config.logLevel, base: { component: 'config-restarter' } });
     return { config, logger, access: await loadApiAccess(env) };
   } catch (error) {
     if (error instanceof ConfigError) {

@@ -20,7 +20,7 @@ async function setup(options: { ready?: boolean; logLines?: string[]; dryRun?: b
   cluster.put('configmaps', configMap('helloworld-config-test', { MESSAGE: 'hi' }, { labels }));
   cluster.put(RESOURCE.Service!, workload('Service', 'helloworld-test', { labels }));
   const logger = options.logLines
-    ? createLogger('info', (line) => options.logLines!.push(line))
+    ? createLogger({ write: (line) => options.logLines!.push(line) })
     : silentLogger;
   // `cluster.calls` then holds what events cause, not the index's own list and watch.
   const { app, index } = await stubApp(cluster, {

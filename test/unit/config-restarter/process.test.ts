@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
+import tls from 'node:tls';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -57,7 +58,8 @@ it('refuses to start with bad settings and names every bad variable', async () =
     PORT: 'x',
     DRY_RUN: 'perhaps',
     WATCH_NAMESPACES: 'Bad_Name',
-    KUBECONFIG: '/nonexistent',
+    KUBERNETES_SERVICE_HOST: '127.0.0.1',
+    SERVICE_ACCOUNT_DIR: '/nonexistent',
   });
   expect(await exit).toBe(1);
   for (const variable of ['PORT', 'DRY_RUN', 'WATCH_NAMESPACES']) expect(output()).toContain(variable);
@@ -68,23 +70,21 @@ it('on SIGTERM: no longer ready, the event in flight is answered, exit 0', async
   const silent = net.createServer(() => undefined);
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   const apiPort = (silent.address() as net.AddressInfo).port;
-  const dir = mkdtempSync(path.join(tmpdir(), 'config-restarter-'));
-  const kubeconfig = path.join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        { name: 'c', cluster: { server: `https://127.0.0.1:${apiPort}`, 'insecure-skip-tls-verify': true } },
-      ],
-      users: [{ name: 'u', user: { token: 'x' } }],
-      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u', namespace: 'helloworld' } }],
-      'current-context': 'x',
-    }),
-  );
+  // The in-cluster contract: service host and port, and a ServiceAccount directory (any CA will do: no TLS
+  // handshake ever completes).
+  const serviceAccountDir = mkdtempSync(path.join(tmpdir(), 'config-restarter-'));
+  writeFileSync(path.join(serviceAccountDir, 'token'), 'x');
+  writeFileSync(path.join(serviceAccountDir, 'ca.crt'), tls.rootCertificates[0]!);
+  writeFileSync(path.join(serviceAccountDir, 'namespace'), 'helloworld');
   const port = await freePort();
-  const fn = start({ PORT: String(port), KUBECONFIG: kubeconfig, API_TIMEOUT_MS: '1500', LOG_LEVEL: 'info' });
+  const fn = start({
+    PORT: String(port),
+    KUBERNETES_SERVICE_HOST: '127.0.0.1',
+    KUBERNETES_SERVICE_PORT: String(apiPort),
+    SERVICE_ACCOUNT_DIR: serviceAccountDir,
+    API_TIMEOUT_MS: '1500',
+    LOG_LEVEL: 'info',
+  });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitFor(async () => ((await fetch(`${url}/health/readiness`)).ok ? true : undefined), 'readiness');
@@ -118,6 +118,46 @@ it('on SIGTERM: no longer ready, the event in flight is answered, exit 0', async
     expect(lines.map((l) => l.msg)).toEqual(
       expect.arrayContaining(['listening', 'shutting down', 'event failed', 'drained']),
     );
+  } finally {
+    fn.child.kill('SIGKILL');
+    silent.close();
+  }
+}, 30_000);
+
+it('refuses to start without its ServiceAccount files, naming the missing file', async () => {
+  const { exit, output } = start({
+    KUBERNETES_SERVICE_HOST: '127.0.0.1',
+    SERVICE_ACCOUNT_DIR: '/nonexistent/serviceaccount',
+  });
+  expect(await exit).toBe(1);
+  expect(output()).toContain('failed to start');
+  expect(output()).toContain('/nonexistent/serviceaccount/ca.crt');
+}, 20_000);
+
+it('with SHUTDOWN_DELAY_MS: readiness answers 503 while the listener is still open, then exit 0', async () => {
+  const silent = net.createServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const serviceAccountDir = mkdtempSync(path.join(tmpdir(), 'config-restarter-'));
+  writeFileSync(path.join(serviceAccountDir, 'token'), 'x');
+  writeFileSync(path.join(serviceAccountDir, 'ca.crt'), tls.rootCertificates[0]!);
+  const port = await freePort();
+  const fn = start({
+    PORT: String(port),
+    KUBERNETES_SERVICE_HOST: '127.0.0.1',
+    KUBERNETES_SERVICE_PORT: String((silent.address() as net.AddressInfo).port),
+    SERVICE_ACCOUNT_DIR: serviceAccountDir,
+    SHUTDOWN_DELAY_MS: '1500',
+  });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor(async () => ((await fetch(`${url}/health/readiness`)).ok ? true : undefined), 'readiness');
+    fn.child.kill('SIGTERM');
+    const during = await waitFor(async () => {
+      const res = await fetch(`${url}/health/readiness`);
+      return res.status === 503 ? ((await res.json()) as { status: string }) : undefined;
+    }, 'readiness 503');
+    expect(during.status).toBe('shutting down');
+    expect(await fn.exit).toBe(0);
   } finally {
     fn.child.kill('SIGKILL');
     silent.close();
