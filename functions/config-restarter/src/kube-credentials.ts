@@ -7,7 +7,7 @@
  * `ca.crt`, `namespace`) at {@link SERVICE_ACCOUNT_DIR} or `SERVICE_ACCOUNT_DIR`. The token is read again
  * whenever the file changes (the kubelet rotates it by swapping the directory's `..data` link). This path
  * loads nothing of `@kubernetes/client-node`: its `KubeConfig` module pulls in the whole generated API
- * model, +52 MB of resident memory (BENCHMARKS.md, "Where the time and the memory go").
+ * model; client-node costs +56 MB of resident memory (BENCHMARKS.md, "Where the time and the memory go").
  *
  * A kubeconfig (`KUBECONFIG` set, or `~/.kube/config` outside a pod: laptop use) goes to client-node's own
  * `KubeConfig`, imported only then. It also builds the agent of every request, so `proxy-url`, TLS
