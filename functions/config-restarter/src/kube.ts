@@ -2,12 +2,12 @@
  * The only module that talks to the Kubernetes API server: the calls the function makes (reads, paged
  * lists, watches, merge patches), each mapped to a {@link KubeApiError} that names the request when it
  * fails. The bytes travel through kube-transport.ts (deadlines, cancellation, socket pools) with the
- * credentials of kube-credentials.ts; watches are read by kube-watch.ts.
+ * credentials of kube-credentials.ts; watches are read by kube-watch.ts; paths come from kube-paths.ts.
  */
 import { startWatch, type WatchEventType, type WatchHandle } from './kube-watch.js';
+import { basePath, configCall, workloadCall, type Target } from './kube-paths.js';
 import { createApiTransport, type ApiAnswer, type Query } from './kube-transport.js';
 import type { ConfigKind } from './config.js';
-import { CONFIG_KIND_SPECS } from './config-kinds.js';
 import type { MergePatch } from './decision-types.js';
 import type { ApiAccess } from './kube-credentials.js';
 import type { ConfigObject, ConfigRef, KubeObject } from './model.js';
@@ -146,13 +146,6 @@ interface ListResponse {
   metadata?: { continue?: string; resourceVersion?: string };
 }
 
-/** The object(s) a request is about, as error messages name them. */
-interface Target {
-  resource: string;
-  namespace: string | undefined;
-  name?: string | undefined;
-}
-
 /** One API request. */
 interface Call extends Target {
   verb: 'get' | 'list' | 'patch';
@@ -162,49 +155,6 @@ interface Call extends Target {
 }
 
 const METHODS = { get: 'GET', list: 'GET', patch: 'PATCH' } as const;
-
-function resourceName(group: string, plural: string): string {
-  return group ? `${plural}.${group}` : plural;
-}
-
-function basePath(group: string, version: string): string {
-  return group ? `/apis/${group}/${version}` : `/api/${version}`;
-}
-
-function namespaced(namespace: string | undefined, plural: string): string {
-  return namespace ? `/namespaces/${encodeURIComponent(namespace)}/${plural}` : `/${plural}`;
-}
-
-/** A workload collection, or one workload when `name` is given. */
-function workloadCall(
-  kind: WorkloadKind,
-  namespace: string | undefined,
-  name?: string,
-): Target & { path: string } {
-  const collection = basePath(kind.group, kind.version) + namespaced(namespace, kind.plural);
-  return {
-    path: name === undefined ? collection : `${collection}/${encodeURIComponent(name)}`,
-    resource: resourceName(kind.group, kind.plural),
-    namespace,
-    name,
-  };
-}
-
-/** ConfigMaps or Secrets of a namespace, or one of them when `name` is given. */
-function configCall(
-  kind: ConfigKind,
-  namespace: string | undefined,
-  name?: string,
-): Target & { path: string } {
-  const plural = CONFIG_KIND_SPECS[kind].plural;
-  const collection = `/api/v1${namespaced(namespace, plural)}`;
-  return {
-    path: name === undefined ? collection : `${collection}/${encodeURIComponent(name)}`,
-    resource: plural,
-    namespace,
-    name,
-  };
-}
 
 /** Creates the API client: one per process. */
 export function createKubeClient(access: ApiAccess, options: KubeClientOptions): ClusterClient {
