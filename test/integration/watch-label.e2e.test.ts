@@ -160,11 +160,13 @@ beforeAll(async () => {
     'watch-label',
   );
   await applyKustomization(adminKubeconfigPath(), 'knative');
-  const fnKubeconfig = path.join(dir, 'config-restarter.kubeconfig');
-  await writeServiceAccountKubeconfig(adminKubeconfigPath(), fnKubeconfig, NS, 'config-restarter');
   const sourceKubeconfig = path.join(dir, 'config-restarter-source.kubeconfig');
   await writeServiceAccountKubeconfig(adminKubeconfigPath(), sourceKubeconfig, NS, 'config-restarter-source');
-  fn = await startFunction({ kubeconfig: fnKubeconfig, logFile: path.join(dir, 'config-restarter.log') });
+  fn = await startFunction({
+    adminKubeconfig: adminKubeconfigPath(),
+    namespace: NS,
+    logFile: path.join(dir, 'config-restarter.log'),
+  });
   relay = await startRelay();
   const source = await shippedSource('knative');
   expect(source.resources).toEqual([
