@@ -5,11 +5,9 @@
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import {
-  decideForWorkload,
-  summarizeWorkload,
-  type ConfigChange,
-} from '../../functions/config-restarter/src/decide.js';
+import { decideForWorkload } from '../../functions/config-restarter/src/decide.js';
+import type { ConfigChange } from '../../functions/config-restarter/src/decision-types.js';
+import { summarizeWorkload } from '../../functions/config-restarter/src/workload-summary.js';
 import type { KubeObject } from '../../functions/config-restarter/src/model.js';
 import { WORKLOAD_KINDS } from '../../functions/config-restarter/src/workload-kinds.js';
 import { apiServerSourceRequest } from '../../cluster/apiserver-event.js';

@@ -1,5 +1,13 @@
 import type { ConfigRef, WorkloadRef } from './model.js';
 
+/** Settings the decisions depend on. */
+export interface DecisionSettings {
+  annotationPrefix: string;
+  matchLabels: string[];
+  /** Default minimum time between two restarts of a workload (`MIN_RESTART_INTERVAL`); 0 or unset = none. */
+  minRestartIntervalMs?: number;
+}
+
 /** What caused a decision: an ApiServerSource action, or a resync. */
 export type Trigger = 'add' | 'update' | 'delete' | 'resync';
 

@@ -10,7 +10,6 @@ import { collectDefaultMetrics } from 'prom-client';
 import { createApp } from './app.js';
 import { createAuthenticator, defaultAllowedSubjects, type Authenticator } from './auth.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { summarizeWorkload } from './decide.js';
 import { createKubeClient } from './kube.js';
 import { loadApiAccess, type ApiAccess } from './kube-credentials.js';
 import { createLogger, type Logger } from './log.js';
@@ -20,6 +19,7 @@ import { createServer } from './server.js';
 import { createKubePost, createTokenReviewer } from './token-review.js';
 import { WorkloadIndex } from './workload-index.js';
 import { WORKLOAD_KINDS } from './workload-kinds.js';
+import { summarizeWorkload } from './workload-summary.js';
 
 /** Something that delivers process signals (`process` in production). */
 export interface SignalSource {

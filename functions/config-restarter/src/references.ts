@@ -7,9 +7,6 @@ import type { ConfigKind } from './config.js';
 import { CONFIG_KIND_LIST, type ConfigUse } from './config-kinds.js';
 import type { ContainerLike, PodSpecLike } from './model.js';
 
-/** Names of the config objects a pod spec uses, per config kind. */
-export type ConfigReferences = Record<ConfigKind, Set<string>>;
-
 /**
  * The keys a pod spec uses of one config object: `'all'` when any use sees every key (envFrom, a
  * whole-volume mount), otherwise the sorted union of the keys named by env `valueFrom` and `items`.
@@ -53,19 +50,6 @@ export function collectUses(podSpec: PodSpecLike | undefined): ConfigUses {
   }
   // imagePullSecrets are deliberately not references: the running containers do not read them.
   return uses;
-}
-
-/** Collects every ConfigMap and Secret name a pod spec references. */
-export function collectReferences(podSpec: PodSpecLike | undefined): ConfigReferences {
-  const uses = collectUses(podSpec);
-  return Object.fromEntries(
-    CONFIG_KIND_LIST.map((spec) => [spec.kind, new Set(uses[spec.kind].keys())]),
-  ) as ConfigReferences;
-}
-
-/** True when the pod spec references the config object `kind`/`name`. */
-export function usesConfig(podSpec: PodSpecLike | undefined, kind: ConfigKind, name: string): boolean {
-  return collectUses(podSpec)[kind].has(name);
 }
 
 function asArray<T>(value: T[] | undefined): T[] {

@@ -5,8 +5,8 @@
  */
 import type { ConfigKind } from './config.js';
 import { KeyedMutex, mapLimit } from './concurrency.js';
-import type { ConfigChange, Decision } from './decide.js';
-import { annotationKeys, isOptedIn } from './decide.js';
+import { annotationKeys, isOptedIn } from './annotations.js';
+import type { ConfigChange, Decision } from './decision-types.js';
 import type { Notice } from './event.js';
 import { EventRun } from './event-run.js';
 import { DELETED_HASH } from './hash.js';

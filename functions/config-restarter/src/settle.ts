@@ -7,8 +7,9 @@
  * - Every patch carries the workload's resourceVersion; a 409 reads the workload and decides again.
  */
 import type { ConfigKind } from './config.js';
-import type { ConfigChange, Decision, DecisionSettings, Trigger, WorkloadSummary } from './decide.js';
-import { annotationKeys, decideForWorkload, isOptedIn, summarizeWorkload, workloadRef } from './decide.js';
+import { annotationKeys, isOptedIn } from './annotations.js';
+import { decideForWorkload } from './decide.js';
+import type { ConfigChange, Decision, DecisionSettings, Trigger } from './decision-types.js';
 import type { EventRun } from './event-run.js';
 import { contentHash, keyDigests } from './hash.js';
 import { KubeApiError, type ClusterClient } from './kube.js';
@@ -17,6 +18,7 @@ import type { ConfigObject, KubeObject } from './model.js';
 import { describeRef } from './model.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import type { WorkloadKind } from './workload-kinds.js';
+import { summarizeWorkload, workloadRef, type WorkloadSummary } from './workload-summary.js';
 
 /** A config change and when its content was read (an index clock value, see `WorkloadIndex.tick`). */
 export interface TimedChange {

@@ -3,19 +3,19 @@
  * decided from memory instead of listing every workload again. Each entry is a {@link WorkloadSummary}
  * (a few fields, not the object), found by the config objects it references and by its `MATCH_LABELS`
  * values. The API server stays the truth: patches carry the entry's resourceVersion as a precondition and
- * a conflict refreshes the entry (see the restarter).
+ * a conflict refreshes the entry (see settle.ts).
  *
  * One shard per (workload kind, namespace) - or per kind for all namespaces - runs list, then watch from
  * the list's resourceVersion; a watch the server closes is resumed from the last version seen, an expired
  * one (410 Gone) relists. Kinds the API server does not serve (discovery) are checked again later.
  */
 import { CONFIG_KIND_LIST } from './config-kinds.js';
-import { labelTuple, type WorkloadSummary } from './decide.js';
 import { KubeApiError, type ClusterClient, type WatchEnd } from './kube.js';
 import type { Logger } from './log.js';
 import type { ConfigRef, KubeObject } from './model.js';
-import { configKey } from './model.js';
+import { configKey } from './records.js';
 import { qualifiedKind, type WorkloadKind } from './workload-kinds.js';
+import { labelTuple, type WorkloadSummary } from './workload-summary.js';
 
 /** An index entry: the summary and when this process observed it (see {@link WorkloadIndex.tick}). */
 export interface Observed {
@@ -205,11 +205,6 @@ export class WorkloadIndex {
       const entry = this.entries.get(id);
       return entry ? [entry] : [];
     });
-  }
-
-  /** Every workload of a namespace. */
-  inNamespace(namespace: string): Observed[] {
-    return [...this.entries.values()].filter((entry) => entry.summary.namespace === namespace);
   }
 
   /** The entry of one workload. */

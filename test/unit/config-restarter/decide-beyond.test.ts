@@ -2,16 +2,15 @@
  * The pure core beyond the first four kinds: CronJobs and Argo Rollouts, per-key ties, the minimum restart
  * interval with pending restarts, and restarts on a confirmed deletion.
  */
-import {
-  annotationKeys,
-  decideForWorkload,
-  parseHashRecord,
-  parsePendingRestart,
-  summarizeWorkload,
-  type ConfigChange,
-  type DecisionSettings,
-  type Trigger,
-} from '../../../functions/config-restarter/src/decide.js';
+import { annotationKeys } from '../../../functions/config-restarter/src/annotations.js';
+import { decideForWorkload } from '../../../functions/config-restarter/src/decide.js';
+import type {
+  ConfigChange,
+  DecisionSettings,
+  Trigger,
+} from '../../../functions/config-restarter/src/decision-types.js';
+import { parseHashRecord, parsePendingRestart } from '../../../functions/config-restarter/src/records.js';
+import { summarizeWorkload } from '../../../functions/config-restarter/src/workload-summary.js';
 import { DELETED_HASH, keyDigests, subsetHash } from '../../../functions/config-restarter/src/hash.js';
 import type { KubeObject } from '../../../functions/config-restarter/src/model.js';
 import { WORKLOAD_KINDS, type WorkloadKind } from '../../../functions/config-restarter/src/workload-kinds.js';

@@ -1,4 +1,5 @@
-import { annotationKeys, parseHashRecord } from '../../../functions/config-restarter/src/decide.js';
+import { annotationKeys } from '../../../functions/config-restarter/src/annotations.js';
+import { parseHashRecord } from '../../../functions/config-restarter/src/records.js';
 import { contentHash } from '../../../functions/config-restarter/src/hash.js';
 import type { Notice } from '../../../functions/config-restarter/src/event.js';
 import type { Outcome, RestarterSettings } from '../../../functions/config-restarter/src/restarter.js';
