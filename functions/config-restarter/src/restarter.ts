@@ -8,18 +8,16 @@ import { KeyedMutex, mapLimit } from './concurrency.js';
 import { annotationKeys, isOptedIn } from './annotations.js';
 import type { ConfigChange, Decision } from './decision-types.js';
 import type { Notice } from './event.js';
-import { EventRun } from './event-run.js';
+import { apiFailure, EventRun } from './event-run.js';
+import { Failure } from './failure.js';
 import { DELETED_HASH } from './hash.js';
-import type { ClusterClient } from './kube.js';
-import { KubeApiError } from './kube.js';
+import { KubeApiError, type ClusterClient } from './kube.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { describeRef } from './model.js';
-import { Settler, toChange, type Failure, type SettleSettings, type TimedChange } from './settle.js';
+import { Settler, toChange, type SettleSettings, type TimedChange, type WorkloadFailure } from './settle.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import { qualifiedKind } from './workload-kinds.js';
-
-export type { Failure } from './settle.js';
 
 /** Namespaces the restarter may act in. */
 export type NamespaceScope = { all: true } | { all: false; namespaces: string[] };
@@ -43,11 +41,17 @@ export type ReportedDecision = Omit<Decision, 'patch' | 'upToDate'> & { dryRun: 
 
 /** The result of handling one notice. */
 export interface Outcome {
-  /** `processed`: decisions were made; `ignored`: nothing to do; `refused`: outside the watched namespaces. */
-  result: 'processed' | 'ignored' | 'refused';
+  /**
+   * `processed`: decisions were made (some workloads may have failed); `ignored`: nothing to do; `refused`:
+   * outside the watched namespaces; `failed`: the event as a whole could not be handled (`failure` says why).
+   */
+  result: 'processed' | 'ignored' | 'refused' | 'failed';
   reason: string;
   decisions: ReportedDecision[];
-  failures: Failure[];
+  /** The workloads whose patch did not go through. */
+  failures: WorkloadFailure[];
+  /** Set with `failed`. */
+  failure?: Failure;
 }
 
 /** Dependencies of {@link createRestarter}. */
@@ -108,7 +112,19 @@ class ConfigRestarter implements Restarter {
     this.triggerKey = annotationKeys(deps.settings.annotationPrefix).triggerRestart;
   }
 
-  handle(notice: Notice): Promise<Outcome> {
+  /** Handles a notice; a failure of the event as a whole becomes a `failed` outcome (see failure.ts). */
+  async handle(notice: Notice): Promise<Outcome> {
+    try {
+      return await this.dispatch(notice);
+    } catch (error) {
+      const failure =
+        error instanceof KubeApiError ? apiFailure(error) : error instanceof Failure ? error : undefined;
+      if (!failure) throw error;
+      return { result: 'failed', reason: failure.message, decisions: [], failures: [], failure };
+    }
+  }
+
+  private dispatch(notice: Notice): Promise<Outcome> {
     switch (notice.type) {
       case 'ignored':
         return Promise.resolve(ignored(notice.reason));
@@ -175,7 +191,7 @@ class ConfigRestarter implements Restarter {
     const byNamespace = await this.optedInConfigs(scopeNamespaces, run);
     const namespaces = scopeNamespaces ?? [...byNamespace.keys()].sort();
     const decisions: ReportedDecision[] = [];
-    const failures: Failure[] = [];
+    const failures: WorkloadFailure[] = [];
     let configCount = 0;
     for (const namespace of namespaces) {
       const changes = byNamespace.get(namespace) ?? [];
@@ -224,14 +240,13 @@ class ConfigRestarter implements Restarter {
         AbortSignal.any([AbortSignal.timeout(syncTimeoutMs), run.signal]),
       );
     } catch (error) {
+      // A list the index tried and the API server failed says more than the wait that ran out.
       if (error instanceof KubeApiError) throw error;
-      throw new KubeApiError(
-        0,
-        'list',
-        'workloads',
-        namespace,
-        undefined,
-        `the workload index did not finish its first list within ${syncTimeoutMs} ms`,
+      const where = namespace === undefined ? '' : ` of namespace "${namespace}"`;
+      throw new Failure(
+        'index-not-listed',
+        `the workload index${where} did not finish its first list within ${syncTimeoutMs} ms`,
+        { cause: error },
       );
     }
   }
@@ -251,7 +266,7 @@ class ConfigRestarter implements Restarter {
         );
       });
     });
-    const failures: Failure[] = [];
+    const failures: WorkloadFailure[] = [];
     const decisions: ReportedDecision[] = [];
     for (const { decision, failure } of results) {
       if (failure) failures.push(failure);
