@@ -136,7 +136,7 @@ async function metricsAnswer(): Promise<Reply> {
   const restarter = { handle: () => Promise.reject(new Error('not used')) };
   const app = createApp({ restarter, logger: silentLogger, metrics: createMetrics(), isReady: () => true });
   const res = await request(app).get('/metrics');
-  return { status: res.status, headers: res.headers as Record<string, string>, body: res.text };
+  return { status: res.status, headers: res.headers, body: res.text };
 }
 
 // The README's example names workload "x" in namespace "y".
