@@ -1,3 +1,7 @@
+/**
+ * The types a decision is made of and speaks in: made by decide.ts, applied by settle.ts, sent by kube.ts
+ * (the merge patch). Types only, so the API module needs nothing of the pure core.
+ */
 import type { ConfigRef, WorkloadRef } from './model.js';
 
 /** Settings the decisions depend on. */
@@ -48,7 +52,7 @@ export interface Decision {
   reason: string;
   /** The config objects (`Kind ns/name`) this decision is about. */
   configs: string[];
-  /** The patch to apply for `restart` and `record`. */
+  /** The patch of a `restart`, `record` or `defer`, which settle.ts sends. */
   patch?: MergePatch;
   /**
    * Set on a `skip` because every tied config object's record already equals its current content: the
