@@ -9,7 +9,8 @@ import { DecodeError, readCloudEvent, RESYNC_EVENT_TYPE, toNotice, type Notice }
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { livenessReply, readinessReply, toReply, type Refusal, type Reply } from './reply.js';
-import type { Outcome, Restarter } from './restarter.js';
+import type { Outcome } from './outcome.js';
+import type { Restarter } from './restarter.js';
 import type { IndexState } from './workload-index.js';
 
 /** Dependencies of {@link createApp}. */

@@ -2,6 +2,7 @@
  * Entry point: `node dist/index.js`. Reads the settings, connects to the API server, starts the warm
  * workload index, serves HTTP, and on SIGTERM stops readiness, drains in-flight events and exits.
  */
+/* eslint-disable max-lines-per-function, complexity -- main assembles every part in one function: load, wire, listen, drain */
 import { realpathSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

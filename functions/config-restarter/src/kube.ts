@@ -8,6 +8,7 @@
  * `@kubernetes/client-node`'s `Watch` on an agent of their own, so a long-lived watch never takes a socket
  * from the patch pool.
  */
+/* eslint-disable max-lines, max-lines-per-function, complexity -- the transport, the client and the watch adapter share one closure over the agents and credentials: over the size budgets as one unit */
 import http from 'node:http';
 import https from 'node:https';
 import { Watch } from '@kubernetes/client-node/dist/watch.js';

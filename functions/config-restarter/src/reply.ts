@@ -6,7 +6,7 @@
 import { CloudEvent, HTTP } from 'cloudevents';
 import type { Notice } from './event.js';
 import type { Failure } from './failure.js';
-import type { Outcome } from './restarter.js';
+import type { Outcome } from './outcome.js';
 import type { IndexState } from './workload-index.js';
 
 /** Type of the reply CloudEvent. */

@@ -6,7 +6,7 @@
 import type { ConfigKind } from './config.js';
 import { KeyedMutex, mapLimit } from './concurrency.js';
 import { annotationKeys, isOptedIn } from './annotations.js';
-import type { ConfigChange, Decision } from './decision-types.js';
+import type { ConfigChange } from './decision-types.js';
 import type { Notice } from './event.js';
 import { apiFailure, EventRun } from './event-run.js';
 import { Failure } from './failure.js';
@@ -14,10 +14,14 @@ import { DELETED_HASH } from './hash.js';
 import { KubeApiError, type ClusterClient } from './kube.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
-import { describeRef } from './model.js';
-import { Settler, toChange, type SettleSettings, type TimedChange, type WorkloadFailure } from './settle.js';
+import { describeRef, type ConfigObject } from './model.js';
+import { ignored, report, type Outcome, type ReportedDecision, type WorkloadFailure } from './outcome.js';
+import { Settler, toChange, type SettleSettings, type TimedChange } from './settle.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import { qualifiedKind } from './workload-kinds.js';
+
+/** An event about one config object. */
+type ChangeNotice = Extract<Notice, { type: 'change' }>;
 
 /** Namespaces the restarter may act in. */
 export type NamespaceScope = { all: true } | { all: false; namespaces: string[] };
@@ -34,24 +38,6 @@ export interface RestarterSettings extends SettleSettings {
    * (`RESTART_ON_DELETE`); otherwise a delete restarts nothing.
    */
   restartOnDelete?: boolean;
-}
-
-/** A decision as reported: no patch body, plus whether it was a dry run. */
-export type ReportedDecision = Omit<Decision, 'patch' | 'upToDate'> & { dryRun: boolean };
-
-/** The result of handling one notice. */
-export interface Outcome {
-  /**
-   * `processed`: decisions were made (some workloads may have failed); `ignored`: nothing to do; `refused`:
-   * outside the watched namespaces; `failed`: the event as a whole could not be handled (`failure` says why).
-   */
-  result: 'processed' | 'ignored' | 'refused' | 'failed';
-  reason: string;
-  decisions: ReportedDecision[];
-  /** The workloads whose patch did not go through. */
-  failures: WorkloadFailure[];
-  /** Set with `failed`. */
-  failure?: Failure;
 }
 
 /** Dependencies of {@link createRestarter}. */
@@ -77,10 +63,6 @@ export function inScope(scope: NamespaceScope, namespace: string): boolean {
 /** Human-readable scope, for messages. */
 export function describeScope(scope: NamespaceScope): string {
   return scope.all ? '*' : scope.namespaces.join(',');
-}
-
-function ignored(reason: string): Outcome {
-  return { result: 'ignored', reason, decisions: [], failures: [] };
 }
 
 /** A deletion confirmed by a 404: its labels are gone, so only references tie workloads to it. */
@@ -135,10 +117,9 @@ class ConfigRestarter implements Restarter {
     }
   }
 
-  /** An ApiServerSource event about one config object. */
-  private async change(notice: Extract<Notice, { type: 'change' }>): Promise<Outcome> {
-    const { settings, client, index, metrics } = this.deps;
-    const { ref, action } = notice;
+  /** Why an event about `ref` is not acted on before anything is read, or undefined. */
+  private precheck({ ref, action }: ChangeNotice): Outcome | undefined {
+    const { settings } = this.deps;
     if (!settings.configKinds.includes(ref.kind)) {
       return ignored(`${ref.kind} changes are not enabled (CONFIG_KINDS=${settings.configKinds.join(',')})`);
     }
@@ -153,33 +134,40 @@ class ConfigRestarter implements Restarter {
     if (action === 'delete' && !settings.restartOnDelete) {
       return ignored(`${describeRef(ref)} was deleted; a delete restarts nothing (RESTART_ON_DELETE is off)`);
     }
-    const run = new EventRun(metrics);
-    await this.awaitIndex(ref.namespace, run);
-    // Taken before the read: workload state observed after this moment makes the content read stale.
-    const readAt = index.tick();
-    const object = await run.call((call) => client.getConfig(ref, call));
-    let change: ConfigChange;
+    return undefined;
+  }
+
+  /** The change the object just read amounts to, or why there is none. */
+  private changeOf({ ref, action }: ChangeNotice, object: ConfigObject | undefined): ConfigChange | Outcome {
     if (action === 'delete') {
       // The event is only a hint: a delete counts once the API server confirms the object is gone.
       if (object)
         return ignored(`${describeRef(ref)} still exists; a delete of an existing object restarts nothing`);
-      change = tombstone(ref);
-    } else {
-      if (!object) return ignored(`${describeRef(ref)} no longer exists`);
-      if (!isOptedIn(object.metadata?.annotations, this.triggerKey)) {
-        return ignored(`${describeRef(ref)} is not opted in (annotation ${this.triggerKey} is not "true")`);
-      }
-      change = toChange(ref.kind, object, action);
+      return tombstone(ref);
     }
-    const changes = [{ change, readAt }];
-    const acted = await this.act(changes, run);
-    return {
-      result: 'processed',
-      reason: change.deleted
-        ? `delete of ${describeRef(ref)}, confirmed gone`
-        : `${action} of ${describeRef(ref)}, content ${change.hash}`,
-      ...acted,
-    };
+    if (!object) return ignored(`${describeRef(ref)} no longer exists`);
+    if (!isOptedIn(object.metadata?.annotations, this.triggerKey)) {
+      return ignored(`${describeRef(ref)} is not opted in (annotation ${this.triggerKey} is not "true")`);
+    }
+    return toChange(ref.kind, object, action);
+  }
+
+  /** An ApiServerSource event about one config object. */
+  private async change(notice: ChangeNotice): Promise<Outcome> {
+    const early = this.precheck(notice);
+    if (early) return early;
+    const run = new EventRun(this.deps.metrics);
+    await this.awaitIndex(notice.ref.namespace, run);
+    // Taken before the read: workload state observed after this moment makes the content read stale.
+    const readAt = this.deps.index.tick();
+    const object = await run.call((call) => this.deps.client.getConfig(notice.ref, call));
+    const change = this.changeOf(notice, object);
+    if ('result' in change) return change;
+    const acted = await this.act([{ change, readAt }], run);
+    const reason = change.deleted
+      ? `delete of ${describeRef(notice.ref)}, confirmed gone`
+      : `${notice.action} of ${describeRef(notice.ref)}, content ${change.hash}`;
+    return { result: 'processed', reason, ...acted };
   }
 
   /** A resync: every opted-in config object of the watched namespaces, against its workloads. */
@@ -216,16 +204,18 @@ class ConfigRestarter implements Restarter {
   ): Promise<Map<string, TimedChange[]>> {
     const { client, index, settings } = this.deps;
     const byNamespace = new Map<string, TimedChange[]>();
+    const add = (kind: ConfigKind, object: ConfigObject, readAt: number): void => {
+      const namespace = object.metadata?.namespace;
+      if (!namespace || !isOptedIn(object.metadata?.annotations, this.triggerKey)) return;
+      const list = byNamespace.get(namespace) ?? [];
+      list.push({ change: toChange(kind, object, 'resync'), readAt });
+      byNamespace.set(namespace, list);
+    };
     for (const kind of settings.configKinds) {
       for (const namespace of namespaces ?? [undefined]) {
         const readAt = index.tick();
-        for (const object of await run.call((call) => client.listConfigs(kind, namespace, call))) {
-          const objectNamespace = object.metadata?.namespace;
-          if (!objectNamespace || !isOptedIn(object.metadata?.annotations, this.triggerKey)) continue;
-          const list = byNamespace.get(objectNamespace) ?? [];
-          list.push({ change: toChange(kind, object, 'resync'), readAt });
-          byNamespace.set(objectNamespace, list);
-        }
+        const objects = await run.call((call) => client.listConfigs(kind, namespace, call));
+        for (const object of objects) add(kind, object, readAt);
       }
     }
     return byNamespace;
@@ -288,12 +278,4 @@ class ConfigRestarter implements Restarter {
       `${a.summary.kind.kind}/${a.summary.name}`.localeCompare(`${b.summary.kind.kind}/${b.summary.name}`),
     );
   }
-}
-
-/** A decision as reported: without its patch, saying whether it was a dry run. */
-function report(decision: Decision, dryRun: boolean): ReportedDecision {
-  const { patch: _patch, upToDate: _upToDate, ...rest } = decision;
-  const reason =
-    dryRun && decision.action !== 'skip' ? `dry run, nothing persisted: ${decision.reason}` : decision.reason;
-  return { ...rest, reason, dryRun };
 }

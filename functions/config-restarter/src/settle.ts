@@ -18,6 +18,7 @@ import { KubeApiError, type ClusterClient } from './kube.js';
 import type { Metrics } from './metrics.js';
 import type { ConfigObject, KubeObject } from './model.js';
 import { describeRef } from './model.js';
+import type { WorkloadFailure } from './outcome.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import type { WorkloadKind } from './workload-kinds.js';
 import { summarizeWorkload, workloadRef, type WorkloadSummary } from './workload-summary.js';
@@ -26,12 +27,6 @@ import { summarizeWorkload, workloadRef, type WorkloadSummary } from './workload
 export interface TimedChange {
   change: ConfigChange;
   readAt: number;
-}
-
-/** A workload whose patch did not go through, and why. */
-export interface WorkloadFailure {
-  workload: Decision['workload'];
-  error: Failure;
 }
 
 /** The decision that held, and the failure if the patch did not go through. */

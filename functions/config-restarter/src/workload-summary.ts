@@ -3,7 +3,7 @@
  * stores per workload (not the object). A freshly read object is summarised the same way, so both paths
  * decide alike.
  */
-import { annotationKeys, isOptedIn } from './annotations.js';
+import { annotationKeys, isOptedIn, type AnnotationKeys } from './annotations.js';
 import type { ConfigKind } from './config.js';
 import { CONFIG_KIND_LIST } from './config-kinds.js';
 import type { DecisionSettings } from './decision-types.js';
@@ -100,6 +100,31 @@ function intervalOf(
   };
 }
 
+/** Who the workload is, and the version every patch is conditioned on. */
+function identityOf(
+  kind: WorkloadKind,
+  object: KubeObject,
+): Pick<WorkloadSummary, 'kind' | 'namespace' | 'name' | 'resourceVersion'> {
+  const { namespace = '', name = '', resourceVersion = '' } = object.metadata ?? {};
+  return { kind, namespace, name, resourceVersion };
+}
+
+/** What the workload's own annotations say: opt-in, hash record, minimum interval, pending restart. */
+function annotated(
+  keys: AnnotationKeys,
+  annotations: Record<string, string> | undefined,
+): Pick<
+  WorkloadSummary,
+  'optedIn' | 'records' | 'minRestartIntervalMs' | 'badMinRestartInterval' | 'pending'
+> {
+  return {
+    optedIn: isOptedIn(annotations, keys.restartOnTrigger),
+    records: parseHashRecord(annotations?.[keys.configHashes]),
+    ...intervalOf(annotations?.[keys.minRestartInterval]),
+    pending: parsePendingRestart(annotations?.[keys.pendingRestart]),
+  };
+}
+
 /** Summarises a workload object for the decisions. */
 export function summarizeWorkload(
   settings: DecisionSettings,
@@ -108,23 +133,16 @@ export function summarizeWorkload(
 ): WorkloadSummary {
   const keys = annotationKeys(settings.annotationPrefix);
   const template = podTemplate(kind, object);
-  const annotations = object.metadata?.annotations;
   const restart = restartMethodOf(kind, object);
   return {
-    kind,
-    namespace: object.metadata?.namespace ?? '',
-    name: object.metadata?.name ?? '',
-    resourceVersion: object.metadata?.resourceVersion ?? '',
+    ...identityOf(kind, object),
     labelTuple: labelTuple(settings.matchLabels, object.metadata?.labels),
-    optedIn: isOptedIn(annotations, keys.restartOnTrigger),
     unpatchable: kind.unpatchableReason(object),
     hasTemplate: template !== undefined || restart.via === 'field',
     ...referencesOf(collectUses(template?.spec)),
-    records: parseHashRecord(annotations?.[keys.configHashes]),
     restart,
     lastRestart: lastRestartOf(kind, restart, object, keys.restartTimestamp),
-    ...intervalOf(annotations?.[keys.minRestartInterval]),
-    pending: parsePendingRestart(annotations?.[keys.pendingRestart]),
+    ...annotated(keys, object.metadata?.annotations),
   };
 }
 

@@ -19,7 +19,7 @@ import {
   type Refusal,
   type Reply,
 } from '../../../functions/config-restarter/src/reply.js';
-import type { Outcome, ReportedDecision } from '../../../functions/config-restarter/src/restarter.js';
+import type { Outcome, ReportedDecision } from '../../../functions/config-restarter/src/outcome.js';
 import { clientErrorResponse, clientErrorStatus } from '../../../functions/config-restarter/src/server.js';
 
 /** The rows of the README's "HTTP contract" table: request -> answer. */

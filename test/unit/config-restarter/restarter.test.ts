@@ -2,7 +2,8 @@ import { annotationKeys } from '../../../functions/config-restarter/src/annotati
 import { parseHashRecord } from '../../../functions/config-restarter/src/records.js';
 import { contentHash } from '../../../functions/config-restarter/src/hash.js';
 import type { Notice } from '../../../functions/config-restarter/src/event.js';
-import type { Outcome, RestarterSettings } from '../../../functions/config-restarter/src/restarter.js';
+import type { Outcome } from '../../../functions/config-restarter/src/outcome.js';
+import type { RestarterSettings } from '../../../functions/config-restarter/src/restarter.js';
 import { silentLogger } from '../../../functions/config-restarter/src/log.js';
 import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
 import { createRestarter } from '../../../functions/config-restarter/src/restarter.js';
