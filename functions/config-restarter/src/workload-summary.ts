@@ -3,7 +3,7 @@
  * stores per workload (not the object). A freshly read object is summarised the same way, so both paths
  * decide alike.
  */
-import { annotationKeys, isOptedIn, type AnnotationKeys } from './annotations.js';
+import { annotationKeys, isOptedIn } from './annotations.js';
 import type { ConfigKind } from './config.js';
 import { CONFIG_KIND_LIST } from './config-kinds.js';
 import type { DecisionSettings } from './decision-types.js';
@@ -100,32 +100,28 @@ function intervalOf(
   };
 }
 
-/** Who the workload is, and the version every patch is conditioned on. */
-function identityOf(
-  kind: WorkloadKind,
-  object: KubeObject,
-): Pick<WorkloadSummary, 'kind' | 'namespace' | 'name' | 'resourceVersion'> {
-  const { namespace = '', name = '', resourceVersion = '' } = object.metadata ?? {};
-  return { kind, namespace, name, resourceVersion };
-}
-
-/** What the workload's own annotations say: opt-in, hash record, minimum interval, pending restart. */
-function annotated(
-  keys: AnnotationKeys,
-  annotations: Record<string, string> | undefined,
-): Pick<
-  WorkloadSummary,
-  'optedIn' | 'records' | 'minRestartIntervalMs' | 'badMinRestartInterval' | 'pending'
-> {
+/** The metadata a summary reads, with the identity fields defaulted to `''`. */
+function metadataOf(object: KubeObject): {
+  namespace: string;
+  name: string;
+  resourceVersion: string;
+  labels: Record<string, string> | undefined;
+  annotations: Record<string, string> | undefined;
+} {
+  const meta = object.metadata;
   return {
-    optedIn: isOptedIn(annotations, keys.restartOnTrigger),
-    records: parseHashRecord(annotations?.[keys.configHashes]),
-    ...intervalOf(annotations?.[keys.minRestartInterval]),
-    pending: parsePendingRestart(annotations?.[keys.pendingRestart]),
+    namespace: meta?.namespace ?? '',
+    name: meta?.name ?? '',
+    resourceVersion: meta?.resourceVersion ?? '',
+    labels: meta?.labels,
+    annotations: meta?.annotations,
   };
 }
 
-/** Summarises a workload object for the decisions. */
+/**
+ * Summarises a workload object for the decisions. One object literal with every field (no spreads), so
+ * every summary has the same shape: the decisions read these fields for every workload of every event.
+ */
 export function summarizeWorkload(
   settings: DecisionSettings,
   kind: WorkloadKind,
@@ -134,15 +130,27 @@ export function summarizeWorkload(
   const keys = annotationKeys(settings.annotationPrefix);
   const template = podTemplate(kind, object);
   const restart = restartMethodOf(kind, object);
+  const meta = metadataOf(object);
+  const annotations = meta.annotations;
+  const { references, keySets } = referencesOf(collectUses(template?.spec));
+  const interval = intervalOf(annotations?.[keys.minRestartInterval]);
   return {
-    ...identityOf(kind, object),
-    labelTuple: labelTuple(settings.matchLabels, object.metadata?.labels),
+    kind,
+    namespace: meta.namespace,
+    name: meta.name,
+    resourceVersion: meta.resourceVersion,
+    labelTuple: labelTuple(settings.matchLabels, meta.labels),
+    optedIn: isOptedIn(annotations, keys.restartOnTrigger),
     unpatchable: kind.unpatchableReason(object),
     hasTemplate: template !== undefined || restart.via === 'field',
-    ...referencesOf(collectUses(template?.spec)),
+    references,
+    keySets,
+    records: parseHashRecord(annotations?.[keys.configHashes]),
     restart,
     lastRestart: lastRestartOf(kind, restart, object, keys.restartTimestamp),
-    ...annotated(keys, object.metadata?.annotations),
+    minRestartIntervalMs: interval.minRestartIntervalMs,
+    badMinRestartInterval: interval.badMinRestartInterval,
+    pending: parsePendingRestart(annotations?.[keys.pendingRestart]),
   };
 }
 
