@@ -4,7 +4,7 @@
  * request is answered with is reply.ts's table; this module routes, logs and counts.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { Authenticator } from './auth.js';
+import type { AuthCheck, Authenticator } from './auth.js';
 import { DecodeError, readCloudEvent, RESYNC_EVENT_TYPE, toNotice, type Notice } from './event.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -151,10 +151,29 @@ function decodeNotice(deps: AppDeps, req: Request, res: Response): Notice | unde
   }
 }
 
+/** The `category` and `result` labels of `config_restarter_events_total` for each refusal. */
+const REFUSAL_LABELS = {
+  401: { category: 'unauthenticated', result: 'unauthenticated' },
+  403: { category: 'unauthorized', result: 'sender_not_allowed' },
+  503: { category: 'unauthenticated', result: 'unavailable' },
+} as const;
+
+/** What a failed sender check is answered as. */
+function refusalOfCheck(check: Exclude<AuthCheck, { ok: true }>): Refusal {
+  switch (check.status) {
+    case 401:
+      return { result: 'unauthenticated', detail: check.reason };
+    case 403:
+      return { result: 'sender-not-allowed', detail: check.reason };
+    case 503:
+      return { result: 'review-failed', detail: check.reason };
+  }
+}
+
 /**
  * Middleware in front of `POST /`: checks the bearer token before the body is read or any other API
- * call is made. 401 (not retried by Knative senders) for a missing or refused token, 503 when the
- * review itself could not be done.
+ * call is made. 401 for a missing or refused token, 403 for a valid token of a sender that is not allowed
+ * (neither is retried by Knative senders), 503 when the review itself could not be done.
  */
 function authenticate(
   authenticator: Authenticator,
@@ -167,15 +186,12 @@ function authenticate(
       next();
       return;
     }
-    metrics.events.inc({
-      category: 'unauthenticated',
-      result: check.status === 401 ? 'unauthenticated' : 'unavailable',
+    metrics.events.inc(REFUSAL_LABELS[check.status]);
+    logger.warn('refused sender', {
+      reason: check.reason,
+      status: check.status,
+      ...(check.status === 403 ? { subject: check.subject } : {}),
     });
-    logger.warn('refused sender', { reason: check.reason, status: check.status });
-    const refusal: Refusal =
-      check.status === 401
-        ? { result: 'unauthenticated', detail: check.reason }
-        : { result: 'review-failed', detail: check.reason };
-    send(res, toReply(undefined, refusal));
+    send(res, toReply(undefined, refusalOfCheck(check)));
   };
 }

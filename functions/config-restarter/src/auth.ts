@@ -21,10 +21,15 @@ export interface TokenReviewResult {
 /** Reviews a bearer token for one audience (the real one posts a TokenReview to the API server). */
 export type TokenReviewer = (token: string, audience: string) => Promise<TokenReviewResult>;
 
-/** Outcome of {@link Authenticator.check}. */
+/**
+ * Outcome of {@link Authenticator.check}: 401 when the sender is not authenticated (no token, or one the API
+ * server does not accept for the audience), 403 when it is, but is not an allowed sender (as Knative
+ * Eventing's own receivers answer, knative.dev/eventing pkg/auth/verifier.go).
+ */
 export type AuthCheck =
   | { ok: true; subject: string }
   | { ok: false; status: 401; reason: string }
+  | { ok: false; status: 403; subject: string; reason: string }
   /** The review itself failed (API server unreachable): the sender should retry. */
   | { ok: false; status: 503; reason: string };
 
@@ -62,7 +67,8 @@ function jwtExpiry(token: string): number | undefined {
   }
 }
 
-type Refused = Extract<AuthCheck, { ok: false }>;
+type Refused = Extract<AuthCheck, { ok: false; status: 401 }>;
+type NotAdmitted = Extract<AuthCheck, { ok: false; status: 401 | 403 }>;
 
 const refused = (reason: string): Refused => ({ ok: false, status: 401, reason });
 
@@ -74,19 +80,26 @@ function bearerToken(authorization: string | undefined): string | Refused {
   return token.length > MAX_TOKEN_LENGTH ? refused('token too long') : token;
 }
 
-/** Why a review does not admit the sender, or undefined when it does. */
+/** Why a review does not admit the sender (401: not authenticated; 403: not allowed), or undefined. */
 function reviewProblem(
   result: TokenReviewResult,
   audience: string,
   allowed: ReadonlySet<string>,
-): Refused | undefined {
+): NotAdmitted | undefined {
   if (!result.authenticated || !result.username) {
     return refused(`token not valid: ${result.error ?? 'not authenticated'}`);
   }
   // A client that asks for audiences must check the API server found the token valid for one.
   if (!(result.audiences ?? []).includes(audience))
     return refused(`token not issued for audience "${audience}"`);
-  if (!allowed.has(result.username)) return refused(`sender "${result.username}" is not allowed`);
+  if (!allowed.has(result.username)) {
+    return {
+      ok: false,
+      status: 403,
+      subject: result.username,
+      reason: `sender "${result.username}" is authenticated but not allowed (AUTH_ALLOWED_SUBJECTS)`,
+    };
+  }
   return undefined;
 }
 

@@ -2,6 +2,7 @@
  * The types a decision is made of and speaks in: made by decide.ts, applied by settle.ts, sent by kube.ts
  * (the merge patch). Types only, so the API module needs nothing of the pure core.
  */
+import type { LastWrite } from './last-write.js';
 import type { ConfigRef, WorkloadRef } from './model.js';
 
 /** Settings the decisions depend on. */
@@ -26,6 +27,8 @@ export interface ConfigChange {
   keyDigests?: Readonly<Record<string, string>>;
   /** The object is confirmed gone (a `delete` with `RESTART_ON_DELETE`): every key set hashes to `deleted`. */
   deleted?: true;
+  /** Its latest managedFields entry: the field manager that changed it last (see last-write.ts). */
+  lastWrite?: LastWrite;
 }
 
 /**

@@ -4,6 +4,14 @@
  */
 import type { ConfigKind } from './config.js';
 
+/** One `metadata.managedFields` entry, as far as it is read (see last-write.ts). */
+export interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: string;
+  time?: string;
+  subresource?: string;
+}
+
 /** Object metadata fields the function uses. */
 export interface ObjectMeta {
   name?: string;
@@ -14,6 +22,8 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   ownerReferences?: { apiVersion?: string; kind?: string; name?: string; controller?: boolean }[];
+  /** Who wrote which fields (see last-write.ts). */
+  managedFields?: ManagedFieldsEntry[];
 }
 
 /** Any Kubernetes object, as JSON. */

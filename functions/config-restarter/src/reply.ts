@@ -28,6 +28,7 @@ export interface Reply {
 export type ErrorCode =
   | 'bad_request'
   | 'unauthenticated'
+  | 'sender_not_allowed'
   | 'namespace_not_watched'
   | 'forbidden'
   | 'unavailable'
@@ -44,8 +45,10 @@ export type Refusal =
   | { result: 'unsupported-encoding'; detail: string }
   /** Another path or method. */
   | { result: 'not-found' }
-  /** Authentication on, and no accepted token. */
+  /** Authentication on, and no token, or one the API server does not accept for the audience. */
   | { result: 'unauthenticated'; detail: string }
+  /** Authentication on, and a valid token of a sender that is not allowed. */
+  | { result: 'sender-not-allowed'; detail: string }
   /** Authentication on, and the TokenReview could not be done. */
   | { result: 'review-failed'; detail: string }
   /** A bug. */
@@ -71,6 +74,8 @@ const REFUSALS: { [R in Refusal['result']]: (refusal: Extract<Refusal, { result:
   'not-found': () => errorReply(404, 'bad_request', 'not found: CloudEvents go to POST /'),
   // Knative senders do not retry a 401; the challenge names the scheme.
   unauthenticated: (r) => errorReply(401, 'unauthenticated', r.detail, { 'WWW-Authenticate': 'Bearer' }),
+  // As Knative Eventing's own receivers answer an authenticated sender that is not allowed.
+  'sender-not-allowed': (r) => errorReply(403, 'sender_not_allowed', r.detail),
   'review-failed': (r) => errorReply(503, 'unavailable', r.detail, RETRY_LATER),
   internal: () => errorReply(500, 'internal', 'internal error; see the function logs'),
 };

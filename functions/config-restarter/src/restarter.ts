@@ -5,17 +5,25 @@
  */
 import type { ConfigKind } from './config.js';
 import { KeyedMutex, mapLimit } from './concurrency.js';
-import { annotationKeys, isOptedIn } from './annotations.js';
 import type { ConfigChange } from './decision-types.js';
 import type { Notice } from './event.js';
 import { apiFailure, EventRun } from './event-run.js';
 import { Failure } from './failure.js';
 import { DELETED_HASH } from './hash.js';
 import { KubeApiError, type ClusterClient } from './kube.js';
+import { describeLastWrite } from './last-write.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { describeRef, type ConfigObject } from './model.js';
-import { ignored, report, type Outcome, type ReportedDecision, type WorkloadFailure } from './outcome.js';
+import { configOptIn, isConfigOptedIn, notOptedInReason, type ConfigOptIn } from './opt-in.js';
+import {
+  ignored,
+  lastWrites,
+  report,
+  type Outcome,
+  type ReportedDecision,
+  type WorkloadFailure,
+} from './outcome.js';
 import { Settler, toChange, type SettleSettings, type TimedChange } from './settle.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import { qualifiedKind } from './workload-kinds.js';
@@ -78,7 +86,7 @@ export function createRestarter(deps: RestarterDeps): Restarter {
 /** The restarter: one per process. */
 class ConfigRestarter implements Restarter {
   private readonly settler: Settler;
-  private readonly triggerKey: string;
+  private readonly optIn: ConfigOptIn;
   // Within this process one workload is settled by one event at a time; across processes the
   // resourceVersion preconditions do the same job.
   private readonly workloadLock = new KeyedMutex();
@@ -91,7 +99,7 @@ class ConfigRestarter implements Restarter {
       deps.metrics,
       deps.now ?? (() => new Date()),
     );
-    this.triggerKey = annotationKeys(deps.settings.annotationPrefix).triggerRestart;
+    this.optIn = configOptIn(deps.settings.annotationPrefix);
   }
 
   /** Handles a notice; a failure of the event as a whole becomes a `failed` outcome (see failure.ts). */
@@ -146,8 +154,8 @@ class ConfigRestarter implements Restarter {
       return tombstone(ref);
     }
     if (!object) return ignored(`${describeRef(ref)} no longer exists`);
-    if (!isOptedIn(object.metadata?.annotations, this.triggerKey)) {
-      return ignored(`${describeRef(ref)} is not opted in (annotation ${this.triggerKey} is not "true")`);
+    if (!isConfigOptedIn(object.metadata, this.optIn)) {
+      return ignored(`${describeRef(ref)} is not opted in (${notOptedInReason(this.optIn)})`);
     }
     return toChange(ref.kind, object, action);
   }
@@ -166,7 +174,8 @@ class ConfigRestarter implements Restarter {
     const acted = await this.act([{ change, readAt }], run);
     const reason = change.deleted
       ? `delete of ${describeRef(notice.ref)}, confirmed gone`
-      : `${notice.action} of ${describeRef(notice.ref)}, content ${change.hash}`;
+      : `${notice.action} of ${describeRef(notice.ref)}, content ${change.hash}` +
+        (change.lastWrite ? `, last changed by ${describeLastWrite(change.lastWrite)}` : '');
     return { result: 'processed', reason, ...acted };
   }
 
@@ -206,7 +215,7 @@ class ConfigRestarter implements Restarter {
     const byNamespace = new Map<string, TimedChange[]>();
     const add = (kind: ConfigKind, object: ConfigObject, readAt: number): void => {
       const namespace = object.metadata?.namespace;
-      if (!namespace || !isOptedIn(object.metadata?.annotations, this.triggerKey)) return;
+      if (!namespace || !isConfigOptedIn(object.metadata, this.optIn)) return;
       const list = byNamespace.get(namespace) ?? [];
       list.push({ change: toChange(kind, object, 'resync'), readAt });
       byNamespace.set(namespace, list);
@@ -258,9 +267,10 @@ class ConfigRestarter implements Restarter {
     });
     const failures: WorkloadFailure[] = [];
     const decisions: ReportedDecision[] = [];
+    const writes = lastWrites(changes);
     for (const { decision, failure } of results) {
       if (failure) failures.push(failure);
-      decisions.push(report(decision, settings.dryRun));
+      decisions.push(report(decision, settings.dryRun, writes));
     }
     return { decisions, failures };
   }

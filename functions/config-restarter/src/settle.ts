@@ -7,7 +7,6 @@
  * - Every patch carries the workload's resourceVersion; a 409 reads the workload and decides again, at most
  *   `maxConflictAttempts` patches; then the workload fails with a `conflicts` failure (retry later).
  */
-import { annotationKeys, isOptedIn } from './annotations.js';
 import type { ConfigKind } from './config.js';
 import { decideForWorkload } from './decide.js';
 import type { ConfigChange, Decision, DecisionSettings, Trigger } from './decision-types.js';
@@ -15,10 +14,12 @@ import { apiFailure, type EventRun } from './event-run.js';
 import { Failure } from './failure.js';
 import { contentHash, keyDigests } from './hash.js';
 import { KubeApiError, type ClusterClient } from './kube.js';
+import { lastWriteOf } from './last-write.js';
 import type { Metrics } from './metrics.js';
 import type { ConfigObject, KubeObject } from './model.js';
 import { describeRef } from './model.js';
 import type { WorkloadFailure } from './outcome.js';
+import { configOptIn, isConfigOptedIn, type ConfigOptIn } from './opt-in.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import type { WorkloadKind } from './workload-kinds.js';
 import { summarizeWorkload, workloadRef, type WorkloadSummary } from './workload-summary.js';
@@ -47,7 +48,14 @@ export function toChange(kind: ConfigKind, object: ConfigObject, trigger: Trigge
     labels: object.metadata?.labels ?? {},
     trigger,
     keyDigests: keyDigests(kind, object),
+    ...withLastWrite(object),
   };
+}
+
+/** The change's last write, when the object's managedFields name one. */
+function withLastWrite(object: ConfigObject): Pick<ConfigChange, 'lastWrite'> {
+  const lastWrite = lastWriteOf(object.metadata);
+  return lastWrite ? { lastWrite } : {};
 }
 
 /** What one workload's settling has seen so far. */
@@ -70,7 +78,7 @@ type Round = Settled | 'again' | 'conflict';
 
 /** Settles workloads against the API server; one per process. */
 export class Settler {
-  private readonly triggerKey: string;
+  private readonly optIn: ConfigOptIn;
   private readonly maxAttempts: number;
 
   constructor(
@@ -80,7 +88,7 @@ export class Settler {
     private readonly metrics: Metrics,
     private readonly now: () => Date,
   ) {
-    this.triggerKey = annotationKeys(settings.annotationPrefix).triggerRestart;
+    this.optIn = configOptIn(settings.annotationPrefix);
     this.maxAttempts = settings.maxConflictAttempts ?? 5;
   }
 
@@ -224,7 +232,7 @@ export class Settler {
     const readAt = this.index.tick();
     const object = await run.call((call) => this.client.getConfig(timed.change.ref, call));
     if (timed.change.deleted) return object ? undefined : { change: timed.change, readAt };
-    if (!object || !isOptedIn(object.metadata?.annotations, this.triggerKey)) return undefined;
+    if (!object || !isConfigOptedIn(object.metadata, this.optIn)) return undefined;
     return { change: toChange(timed.change.ref.kind, object, timed.change.trigger), readAt };
   }
 

@@ -95,6 +95,14 @@ const restarted: ReportedDecision = {
   reason: 'ConfigMap helloworld/cm (labels app=helloworld,env=test): content changed',
   configs: ['ConfigMap helloworld/cm'],
   dryRun: false,
+  lastWrite: [
+    {
+      config: 'ConfigMap helloworld/cm',
+      fieldManager: 'kubectl-edit',
+      operation: 'Update',
+      time: '2026-01-01T00:00:00Z',
+    },
+  ],
 };
 
 /** Which results and failure kinds the cases below reach (checked for completeness at the end). */
@@ -156,8 +164,14 @@ const CASES: Record<string, () => Reply[] | Promise<Reply[]>> = {
   ],
   'malformed HTTP (NUL or CR in a header, broken framing) / request head over 1 MiB / head not received in time':
     () => ['HPE_INVALID_HEADER_TOKEN', 'HPE_HEADER_OVERFLOW', 'HPE_HEADER_TIMEOUT'].map(serverAnswer),
-  '`POST /` with authentication on and no accepted token': () => [
-    refused({ result: 'unauthenticated', detail: 'no bearer token' }),
+  '`POST /` with authentication on and no token, or one the API server does not accept for `AUTH_AUDIENCE`':
+    () => [refused({ result: 'unauthenticated', detail: 'no bearer token' })],
+  '`POST /` with authentication on and a valid token of a sender not in `AUTH_ALLOWED_SUBJECTS`': () => [
+    refused({
+      result: 'sender-not-allowed',
+      detail:
+        'sender "system:serviceaccount:helloworld:other" is authenticated but not allowed (AUTH_ALLOWED_SUBJECTS)',
+    }),
   ],
   '`POST /` with authentication on and the TokenReview could not be done': () => [
     refused({ result: 'review-failed', detail: 'create tokenreviews failed: no answer within 2000 ms' }),
@@ -275,6 +289,7 @@ it('every outcome, refusal and failure kind appears in some row', async () => {
     'unsupported-encoding': true,
     'not-found': true,
     unauthenticated: true,
+    'sender-not-allowed': true,
     'review-failed': true,
     internal: true,
   };
