@@ -15,11 +15,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../functions/config-restarter/src/config.js';
-import {
-  planRestarts,
-  summarizeWorkload,
-  type ConfigChange,
-} from '../functions/config-restarter/src/decide.js';
+import { planRestarts } from '../functions/config-restarter/src/decide.js';
+import type { ConfigChange } from '../functions/config-restarter/src/decision-types.js';
+import { summarizeWorkload } from '../functions/config-restarter/src/workload-summary.js';
 import { silentLogger } from '../functions/config-restarter/src/log.js';
 import { createRuntime } from '../functions/config-restarter/src/runtime.js';
 import { WORKLOAD_KINDS } from '../functions/config-restarter/src/workload-kinds.js';

@@ -11,7 +11,7 @@ import type { Query } from './kube-transport.js';
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
 
 /** Why a watch ended: closed by the server (rewatch), expired (410 Gone: relist), or failed. */
-export type WatchEnd = { reason: 'closed' } | { reason: 'expired' } | { reason: 'failed'; error: Error };
+type WatchEnd = { reason: 'closed' } | { reason: 'expired' } | { reason: 'failed'; error: Error };
 
 /** A running watch. */
 export interface WatchHandle {
@@ -58,88 +58,108 @@ async function statusOf(res: http.IncomingMessage): Promise<ApiStatus> {
   }
 }
 
-/** Starts one watch request. */
-export function startWatch(request: WatchRequest): WatchHandle {
-  const stopper = new AbortController();
-  const signal = AbortSignal.any([
-    stopper.signal,
-    AbortSignal.timeout(request.timeoutSeconds * 1000 + OVERDUE_MS),
-  ]);
-  let resolveEnded: (end: WatchEnd) => void = () => undefined;
-  const ended = new Promise<WatchEnd>((resolve) => {
-    resolveEnded = resolve;
+/** Splits a stream into lines, calling `onLine` for each non-empty one while `more()` holds. */
+function eachLine(res: http.IncomingMessage, onLine: (line: string) => void, more: () => boolean): void {
+  let pending = '';
+  res.setEncoding('utf8');
+  res.on('data', (chunk: string) => {
+    pending += chunk;
+    let start = 0;
+    for (
+      let newline = pending.indexOf('\n');
+      newline >= 0 && more();
+      newline = pending.indexOf('\n', start)
+    ) {
+      const line = pending.slice(start, newline).trim();
+      start = newline + 1;
+      if (line) onLine(line);
+    }
+    pending = pending.slice(start);
   });
-  let done = false;
-  let stopped = false;
-  const end = (outcome: WatchEnd): void => {
-    if (done) return;
-    done = true;
-    stopper.abort();
-    resolveEnded(outcome);
-  };
-  const failed = (detail: string): void => {
-    if (stopped) return end({ reason: 'closed' });
-    const overdue = signal.aborted && !stopper.signal.aborted;
-    const why = overdue ? `the server kept the watch open past its ${request.timeoutSeconds} s` : detail;
-    end({ reason: 'failed', error: request.failure(0, why) });
-  };
+}
+
+/** One watch request from start to end. */
+class WatchRun {
+  private readonly stopper = new AbortController();
+  /** Aborted by `stop()`, or when the server keeps the watch open well past its `timeoutSeconds`. */
+  private readonly signal: AbortSignal;
+  private resolveEnded: (end: WatchEnd) => void = () => undefined;
+  readonly ended = new Promise<WatchEnd>((resolve) => {
+    this.resolveEnded = resolve;
+  });
+  private done = false;
+  private stopped = false;
+
+  constructor(private readonly request: WatchRequest) {
+    const overdue = AbortSignal.timeout(request.timeoutSeconds * 1000 + OVERDUE_MS);
+    this.signal = AbortSignal.any([this.stopper.signal, overdue]);
+    request.open(request.query, this.signal).then(
+      (res) => this.onResponse(res),
+      (error: Error) => this.failed(error.message),
+    );
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.end({ reason: 'closed' });
+  }
+
+  private end(outcome: WatchEnd): void {
+    if (this.done) return;
+    this.done = true;
+    this.stopper.abort();
+    this.resolveEnded(outcome);
+  }
+
+  private failed(detail: string): void {
+    if (this.stopped) return this.end({ reason: 'closed' });
+    const overdue = this.signal.aborted && !this.stopper.signal.aborted;
+    const why = overdue ? `the server kept the watch open past its ${this.request.timeoutSeconds} s` : detail;
+    this.end({ reason: 'failed', error: this.request.failure(0, why) });
+  }
+
+  private async onResponse(res: http.IncomingMessage): Promise<void> {
+    if (res.statusCode !== 200) {
+      const status = await statusOf(res).catch((): ApiStatus => ({ message: 'no detail' }));
+      if (res.statusCode === 410 || isExpired(status)) return this.end({ reason: 'expired' });
+      const error = this.request.failure(res.statusCode ?? 0, status.message ?? 'no detail');
+      return this.end({ reason: 'failed', error });
+    }
+    eachLine(
+      res,
+      (line) => this.onLine(line),
+      () => !this.done,
+    );
+    res.on('end', () => this.end({ reason: 'closed' }));
+    res.on('error', (error) => this.failed(error.message));
+    res.on('close', () => {
+      if (!res.complete) this.failed('watch connection closed mid-stream');
+    });
+  }
 
   /** One line of the stream: an event, or an ERROR that ends the watch. */
-  const onLine = (line: string): void => {
+  private onLine(line: string): void {
     let event: { type?: string; object?: unknown };
     try {
       event = JSON.parse(line) as typeof event;
     } catch {
-      return failed(`unreadable watch event: ${line.slice(0, 100)}`);
+      return this.failed(`unreadable watch event: ${line.slice(0, 100)}`);
     }
-    if (event.type === 'ERROR') {
-      const status = (event.object ?? {}) as ApiStatus;
-      if (isExpired(status)) return end({ reason: 'expired' });
-      return end({
-        reason: 'failed',
-        error: request.failure(status.code ?? 0, status.message ?? 'watch error'),
-      });
-    }
+    if (event.type === 'ERROR') return this.onError(event.object ?? {});
     if (event.type && EVENT_TYPES.has(event.type)) {
-      request.onEvent(event.type as WatchEventType, event.object as KubeObject);
+      this.request.onEvent(event.type as WatchEventType, event.object as KubeObject);
     }
-  };
+  }
 
-  request.open(request.query, signal).then(
-    async (res) => {
-      if (res.statusCode !== 200) {
-        const status = await statusOf(res).catch((): ApiStatus => ({ message: 'no detail' }));
-        if (res.statusCode === 410 || isExpired(status)) return end({ reason: 'expired' });
-        return end({
-          reason: 'failed',
-          error: request.failure(res.statusCode ?? 0, status.message ?? 'no detail'),
-        });
-      }
-      let pending = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        pending += chunk;
-        for (let newline = pending.indexOf('\n'); newline >= 0; newline = pending.indexOf('\n')) {
-          const line = pending.slice(0, newline).trim();
-          pending = pending.slice(newline + 1);
-          if (line) onLine(line);
-          if (done) return;
-        }
-      });
-      res.on('end', () => end({ reason: 'closed' }));
-      res.on('error', (error) => failed(error.message));
-      res.on('close', () => {
-        if (!res.complete) failed('watch connection closed mid-stream');
-      });
-    },
-    (error: Error) => failed(error.message),
-  );
+  private onError(status: ApiStatus): void {
+    if (isExpired(status)) return this.end({ reason: 'expired' });
+    const error = this.request.failure(status.code ?? 0, status.message ?? 'watch error');
+    this.end({ reason: 'failed', error });
+  }
+}
 
-  return {
-    ended,
-    stop() {
-      stopped = true;
-      end({ reason: 'closed' });
-    },
-  };
+/** Starts one watch request. */
+export function startWatch(request: WatchRequest): WatchHandle {
+  const run = new WatchRun(request);
+  return { ended: run.ended, stop: () => run.stop() };
 }

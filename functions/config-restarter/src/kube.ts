@@ -5,8 +5,9 @@
  * credentials of kube-credentials.ts; watches are read by kube-watch.ts; paths come from kube-paths.ts.
  */
 import { startWatch, type WatchEventType, type WatchHandle } from './kube-watch.js';
+import { listAll, type Page } from './kube-list.js';
 import { basePath, configCall, workloadCall, type Target } from './kube-paths.js';
-import { createApiTransport, type ApiAnswer, type Query } from './kube-transport.js';
+import { createApiTransport, type ApiAnswer, type ApiTransport, type Query } from './kube-transport.js';
 import type { ConfigKind } from './config.js';
 import type { MergePatch } from './decision-types.js';
 import type { ApiAccess } from './kube-credentials.js';
@@ -33,7 +34,7 @@ export interface ListResult<T> {
   resourceVersion: string;
 }
 
-export type { WatchEnd, WatchEventType, WatchHandle } from './kube-watch.js';
+export type { WatchEventType, WatchHandle } from './kube-watch.js';
 
 /** Options of a workload watch. */
 export interface WatchOptions {
@@ -141,11 +142,6 @@ interface ApiStatus {
   message?: string;
 }
 
-interface ListResponse {
-  items?: KubeObject[];
-  metadata?: { continue?: string; resourceVersion?: string };
-}
-
 /** One API request. */
 interface Call extends Target {
   verb: 'get' | 'list' | 'patch';
@@ -156,78 +152,51 @@ interface Call extends Target {
 
 const METHODS = { get: 'GET', list: 'GET', patch: 'PATCH' } as const;
 
-/** Creates the API client: one per process. */
-export function createKubeClient(access: ApiAccess, options: KubeClientOptions): ClusterClient {
-  const pageSize = options.pageSize ?? 250;
-  const fieldManager = options.fieldManager ?? FIELD_MANAGER;
-  const transport = createApiTransport(access, options);
+/** The API client over one {@link ApiAccess}. */
+class KubeClient implements ClusterClient {
+  private readonly transport: ApiTransport;
+  private readonly pageSize: number;
+  private readonly fieldManager: string;
 
-  /** One request; a non-2xx answer or no answer becomes a {@link KubeApiError} naming the request. */
-  async function send(call: Call, options: CallOptions): Promise<unknown> {
-    const fail = (status: number, detail: string): KubeApiError =>
-      new KubeApiError(status, call.verb, call.resource, call.namespace, call.name, detail);
-    let answer: ApiAnswer;
-    try {
-      answer = await transport.request(METHODS[call.verb], call.path, {
-        query: call.query,
-        body: call.body,
-        signal: options.signal,
-      });
-    } catch (error) {
-      throw fail(0, (error as Error).message);
-    }
-    if (answer.status >= 200 && answer.status < 300) return answer.json;
-    throw fail(
-      answer.status,
-      (answer.json as ApiStatus | undefined)?.message ?? (answer.text || 'no detail'),
+  constructor(access: ApiAccess, options: KubeClientOptions) {
+    this.transport = createApiTransport(access, options);
+    this.pageSize = options.pageSize ?? 250;
+    this.fieldManager = options.fieldManager ?? FIELD_MANAGER;
+  }
+
+  getConfig(ref: ConfigRef, options: CallOptions = {}): Promise<ConfigObject | undefined> {
+    return this.getOrUndefined<ConfigObject>(configCall(ref.kind, ref.namespace, ref.name), options);
+  }
+
+  async listConfigs(
+    kind: ConfigKind,
+    namespace: string | undefined,
+    options: CallOptions = {},
+  ): Promise<ConfigObject[]> {
+    return (await this.list(configCall(kind, namespace), undefined, (o) => o as ConfigObject, options)).items;
+  }
+
+  async serves(kind: WorkloadKind, options: CallOptions = {}): Promise<boolean> {
+    const resource = `discovery of ${kind.group || 'core'}/${kind.version}`;
+    const discovery = await this.getOrUndefined<{ resources?: { name?: string }[] }>(
+      { path: basePath(kind.group, kind.version), resource, namespace: '' },
+      options,
     );
+    return (discovery?.resources ?? []).some((entry) => entry.name === kind.plural);
   }
 
-  /** A paged list; an expired continue token (410) starts it again once, from a fresh snapshot. */
-  async function list<T>(
-    collection: Target & { path: string },
-    labelSelector: string | undefined,
-    map: (object: KubeObject) => T,
-    options: CallOptions,
-  ): Promise<ListResult<T>> {
-    const items: T[] = [];
-    let resourceVersion = '';
-    let token: string | undefined;
-    let restarted = false;
-    for (;;) {
-      try {
-        const query = { limit: String(pageSize), continue: token, labelSelector };
-        const page = ((await send({ ...collection, verb: 'list', query }, options)) ?? {}) as ListResponse;
-        for (const object of page.items ?? []) items.push(map(object));
-        resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
-        token = page.metadata?.continue || undefined;
-        if (!token) return { items, resourceVersion };
-      } catch (error) {
-        if (!(error instanceof KubeApiError && error.status === 410 && token && !restarted)) throw error;
-        restarted = true;
-        token = undefined;
-        items.length = 0;
-      }
-    }
-  }
-
-  async function getOrUndefined<T>(call: Omit<Call, 'verb'>, options: CallOptions): Promise<T | undefined> {
-    try {
-      return (await send({ ...call, verb: 'get' }, options)) as T;
-    } catch (error) {
-      if (error instanceof KubeApiError && error.status === 404) return undefined;
-      throw error;
-    }
-  }
-
-  function watchWorkloads(
+  listWorkloads<T>(
     kind: WorkloadKind,
     namespace: string | undefined,
-    watch: WatchOptions,
-  ): WatchHandle {
+    options: ListOptions<T>,
+  ): Promise<ListResult<T>> {
+    return this.list(workloadCall(kind, namespace), options.labelSelector, options.map, options);
+  }
+
+  watchWorkloads(kind: WorkloadKind, namespace: string | undefined, watch: WatchOptions): WatchHandle {
     const { path, resource } = workloadCall(kind, namespace);
     return startWatch({
-      open: (query, signal) => transport.stream(path, query, signal),
+      open: (query, signal) => this.transport.stream(path, query, signal),
       query: {
         watch: '1',
         resourceVersion: watch.resourceVersion,
@@ -241,35 +210,76 @@ export function createKubeClient(access: ApiAccess, options: KubeClientOptions):
     });
   }
 
-  return {
-    getConfig: (ref, options = {}) =>
-      getOrUndefined<ConfigObject>(configCall(ref.kind, ref.namespace, ref.name), options),
-    async listConfigs(kind, namespace, options = {}) {
-      return (await list(configCall(kind, namespace), undefined, (o) => o as ConfigObject, options)).items;
-    },
-    async serves(kind, options = {}) {
-      const discovery = await getOrUndefined<{ resources?: { name?: string }[] }>(
-        {
-          path: basePath(kind.group, kind.version),
-          resource: `discovery of ${kind.group || 'core'}/${kind.version}`,
-          namespace: '',
-        },
-        options,
-      );
-      return (discovery?.resources ?? []).some((resource) => resource.name === kind.plural);
-    },
-    listWorkloads: (kind, namespace, options) =>
-      list(workloadCall(kind, namespace), options.labelSelector, options.map, options),
-    watchWorkloads,
-    getWorkload: (kind, namespace, name, options = {}) =>
-      getOrUndefined<KubeObject>(workloadCall(kind, namespace, name), options),
-    async patchWorkload(kind, namespace, name, patch, options) {
-      const query = { fieldManager, dryRun: options.dryRun ? 'All' : undefined };
-      const body = { contentType: 'application/merge-patch+json', payload: patch };
-      return (await send(
-        { ...workloadCall(kind, namespace, name), verb: 'patch', query, body },
-        options,
-      )) as KubeObject;
-    },
-  };
+  getWorkload(
+    kind: WorkloadKind,
+    namespace: string,
+    name: string,
+    options: CallOptions = {},
+  ): Promise<KubeObject | undefined> {
+    return this.getOrUndefined<KubeObject>(workloadCall(kind, namespace, name), options);
+  }
+
+  async patchWorkload(
+    kind: WorkloadKind,
+    namespace: string,
+    name: string,
+    patch: MergePatch,
+    options: CallOptions & { dryRun: boolean },
+  ): Promise<KubeObject> {
+    const query = { fieldManager: this.fieldManager, dryRun: options.dryRun ? 'All' : undefined };
+    const body = { contentType: 'application/merge-patch+json', payload: patch };
+    const call: Call = { ...workloadCall(kind, namespace, name), verb: 'patch', query, body };
+    return (await this.send(call, options)) as KubeObject;
+  }
+
+  /** One request; a non-2xx answer or no answer becomes a {@link KubeApiError} naming the request. */
+  private async send(call: Call, options: CallOptions): Promise<unknown> {
+    const fail = (status: number, detail: string): KubeApiError =>
+      new KubeApiError(status, call.verb, call.resource, call.namespace, call.name, detail);
+    let answer: ApiAnswer;
+    try {
+      const { query, body } = call;
+      answer = await this.transport.request(METHODS[call.verb], call.path, {
+        query,
+        body,
+        signal: options.signal,
+      });
+    } catch (error) {
+      throw fail(0, (error as Error).message);
+    }
+    if (answer.status >= 200 && answer.status < 300) return answer.json;
+    throw fail(
+      answer.status,
+      (answer.json as ApiStatus | undefined)?.message ?? (answer.text || 'no detail'),
+    );
+  }
+
+  private async getOrUndefined<T>(call: Omit<Call, 'verb'>, options: CallOptions): Promise<T | undefined> {
+    try {
+      return (await this.send({ ...call, verb: 'get' }, options)) as T;
+    } catch (error) {
+      if (error instanceof KubeApiError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** A paged list (kube-list.ts); a 410 on a continue token starts it again once. */
+  private list<T>(
+    collection: Target & { path: string },
+    labelSelector: string | undefined,
+    map: (object: KubeObject) => T,
+    options: CallOptions,
+  ): Promise<ListResult<T>> {
+    const fetchPage = async (token: string | undefined): Promise<Page> => {
+      const query = { limit: String(this.pageSize), continue: token, labelSelector };
+      return (await this.send({ ...collection, verb: 'list', query }, options)) ?? {};
+    };
+    const expired = (error: unknown): boolean => error instanceof KubeApiError && error.status === 410;
+    return listAll(fetchPage, map, expired);
+  }
+}
+
+/** Creates the API client: one per process. */
+export function createKubeClient(access: ApiAccess, options: KubeClientOptions): ClusterClient {
+  return new KubeClient(access, options);
 }

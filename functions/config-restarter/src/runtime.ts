@@ -13,7 +13,8 @@ import {
   type TokenReviewer,
 } from './auth.js';
 import type { Config } from './config.js';
-import { summarizeWorkload } from './decide.js';
+import type { DecisionSettings } from './decision-types.js';
+import { summarizeWorkload } from './workload-summary.js';
 import { HealthState } from './health.js';
 import { createKubeClient, type ClusterClient } from './kube.js';
 import type { ApiAccess } from './kube-credentials.js';
@@ -53,6 +54,8 @@ export interface RuntimeOptions {
   indexBackoffMs?: { initial: number; max: number };
   /** Largest accepted request body (default `1mb`). */
   bodyLimit?: string;
+  /** Patches of one workload before a conflict storm fails it (default 5). */
+  maxConflictAttempts?: number;
 }
 
 /** A built function, not yet started. */
@@ -99,6 +102,81 @@ function senderAuthentication(
   };
 }
 
+/** What the index and the restarter both derive from the settings, computed once so they agree. */
+interface Shared {
+  config: Config;
+  access: ClusterAccess;
+  logger: Logger;
+  metrics: Metrics;
+  scope: NamespaceScope;
+  decisionSettings: DecisionSettings;
+  options: RuntimeOptions;
+}
+
+function buildIndex({
+  config,
+  access,
+  logger,
+  metrics,
+  scope,
+  decisionSettings,
+  options,
+}: Shared): WorkloadIndex {
+  const index = new WorkloadIndex({
+    client: access.client,
+    kinds: WORKLOAD_KINDS,
+    namespaces: scope.all ? undefined : scope.namespaces,
+    labelSelector: config.workloadSelector,
+    matchLabels: config.matchLabels,
+    summarize: (kind, object) => summarizeWorkload(decisionSettings, kind, object),
+    logger,
+    onRelist: (reason) => metrics.indexRelists.inc({ reason }),
+    ...(options.indexBackoffMs ? { backoffMs: options.indexBackoffMs } : {}),
+  });
+  metrics.observeIndex(() => index.state());
+  return index;
+}
+
+function buildRestarter(shared: Shared, index: WorkloadIndex): Restarter {
+  const { config, access, logger, metrics, scope, decisionSettings, options } = shared;
+  return createRestarter({
+    client: access.client,
+    index,
+    logger,
+    metrics,
+    settings: {
+      ...decisionSettings,
+      dryRun: config.dryRun,
+      configKinds: config.configKinds,
+      patchConcurrency: config.patchConcurrency,
+      syncTimeoutMs: config.apiTimeoutMs,
+      restartOnDelete: config.restartOnDelete,
+      scope,
+      ...(options.maxConflictAttempts ? { maxConflictAttempts: options.maxConflictAttempts } : {}),
+    },
+    ...(options.now ? { now: options.now } : {}),
+  });
+}
+
+/** The settings in effect, for the start-up log line. */
+function describeSettings(
+  config: Config,
+  scope: NamespaceScope,
+  allowedSubjects: string[] | undefined,
+): LogFields {
+  return {
+    watchNamespaces: describeScope(scope),
+    annotationPrefix: config.annotationPrefix,
+    matchLabels: config.matchLabels,
+    configKinds: config.configKinds,
+    dryRun: config.dryRun,
+    workloadSelector: config.workloadSelector,
+    senderAuthentication: config.auth ? { audience: config.auth.audience, allowedSubjects } : 'off',
+    minRestartIntervalMs: config.minRestartIntervalMs,
+    restartOnDelete: config.restartOnDelete,
+  };
+}
+
 /** Builds the function: index, restarter and app over one set of settings. */
 export function createRuntime(
   config: Config,
@@ -112,41 +190,15 @@ export function createRuntime(
     matchLabels: config.matchLabels,
     minRestartIntervalMs: config.minRestartIntervalMs,
   };
-  const metrics = createMetrics();
-  const index = new WorkloadIndex({
-    client: access.client,
-    kinds: WORKLOAD_KINDS,
-    namespaces: scope.all ? undefined : scope.namespaces,
-    labelSelector: config.workloadSelector,
-    matchLabels: config.matchLabels,
-    summarize: (kind, object) => summarizeWorkload(decisionSettings, kind, object),
-    logger,
-    onRelist: (reason) => metrics.indexRelists.inc({ reason }),
-    ...(options.indexBackoffMs ? { backoffMs: options.indexBackoffMs } : {}),
-  });
-  metrics.observeIndex(() => index.state());
-  const restarter = createRestarter({
-    client: access.client,
-    index,
-    logger,
-    metrics,
-    settings: {
-      ...decisionSettings,
-      dryRun: config.dryRun,
-      configKinds: config.configKinds,
-      patchConcurrency: config.patchConcurrency,
-      syncTimeoutMs: config.apiTimeoutMs,
-      restartOnDelete: config.restartOnDelete,
-      scope,
-    },
-    ...(options.now ? { now: options.now } : {}),
-  });
+  const shared = { config, access, logger, metrics: createMetrics(), scope, decisionSettings, options };
+  const index = buildIndex(shared);
+  const restarter = buildRestarter(shared, index);
   const health = new HealthState();
   const auth = senderAuthentication(config, access);
   const app = createApp({
     restarter,
     logger,
-    metrics,
+    metrics: shared.metrics,
     isReady: () => health.ready,
     indexState: () => index.state(),
     authenticator: auth?.authenticator,
@@ -155,22 +207,10 @@ export function createRuntime(
   return {
     app,
     health,
-    metrics,
+    metrics: shared.metrics,
     index,
     restarter,
-    settings: {
-      watchNamespaces: describeScope(scope),
-      annotationPrefix: config.annotationPrefix,
-      matchLabels: config.matchLabels,
-      configKinds: config.configKinds,
-      dryRun: config.dryRun,
-      workloadSelector: config.workloadSelector,
-      senderAuthentication: auth
-        ? { audience: config.auth?.audience, allowedSubjects: auth.allowedSubjects }
-        : 'off',
-      minRestartIntervalMs: config.minRestartIntervalMs,
-      restartOnDelete: config.restartOnDelete,
-    },
+    settings: describeSettings(config, scope, auth?.allowedSubjects),
     start: () => index.start(),
     stop: () => index.stop(),
   };

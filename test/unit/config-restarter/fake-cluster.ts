@@ -8,17 +8,13 @@ import {
   type ClusterClient,
   type ListOptions,
   type ListResult,
-  type WatchEnd,
   type WatchEventType,
   type WatchHandle,
   type WatchOptions,
 } from '../../../functions/config-restarter/src/kube.js';
 import { CONFIG_KIND_SPECS } from '../../../functions/config-restarter/src/config-kinds.js';
-import {
-  summarizeWorkload,
-  type DecisionSettings,
-  type MergePatch,
-} from '../../../functions/config-restarter/src/decide.js';
+import type { DecisionSettings, MergePatch } from '../../../functions/config-restarter/src/decision-types.js';
+import { summarizeWorkload } from '../../../functions/config-restarter/src/workload-summary.js';
 import type { TokenReviewer } from '../../../functions/config-restarter/src/auth.js';
 import { loadConfig, type Config, type ConfigKind } from '../../../functions/config-restarter/src/config.js';
 import { silentLogger, type Logger } from '../../../functions/config-restarter/src/log.js';
@@ -33,6 +29,9 @@ import { WorkloadIndex } from '../../../functions/config-restarter/src/workload-
 import { WORKLOAD_KINDS } from '../../../functions/config-restarter/src/workload-kinds.js';
 import type { ConfigObject, KubeObject } from '../../../functions/config-restarter/src/model.js';
 import type { WorkloadKind } from '../../../functions/config-restarter/src/workload-kinds.js';
+
+/** Why a watch ended, as the real client reports it. */
+type WatchEnd = Awaited<WatchHandle['ended']>;
 
 type Verb = 'get' | 'list' | 'patch' | 'watch';
 
