@@ -49,8 +49,11 @@ export type ControlPlaneComponent =
   | 'pingAdapter'
   | 'eventingWebhook';
 
-/** Component keys: the control plane ({@link ensureBinaries}) and the delivery tools (helm, actionlint). */
-export type Component = ControlPlaneComponent | 'helm' | 'actionlint';
+/** Binaries that go into container images (cluster/images.ts) rather than run on the host. */
+export type ImageComponent = 'queueProxy';
+
+/** Component keys: the control plane ({@link ensureBinaries}), the delivery tools (helm, actionlint), image parts. */
+export type Component = ControlPlaneComponent | 'helm' | 'actionlint' | ImageComponent;
 
 const KUBERNETES_VERSION = 'v1.34.4';
 const [, kubeMajor, kubeMinor] = /^v(\d+)\.(\d+)\./.exec(KUBERNETES_VERSION) ?? [];
@@ -128,6 +131,17 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
     kubebuilderAssets: false,
     ldflags: '',
   },
+  queueProxy: {
+    binary: 'knative-queue-proxy',
+    version: KNATIVE_SERVING_VERSION,
+    upstreamModule: 'knative.dev/serving',
+    // cmd/queue needs nothing outside the controller's module graph.
+    wrapperDir: 'knative-serving',
+    goPackage: 'knative.dev/serving/cmd/queue',
+    envVar: 'TEST_ASSET_KNATIVE_QUEUE_PROXY',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
   pingAdapter: {
     binary: 'mtping',
     version: KNATIVE_EVENTING_VERSION,
@@ -193,6 +207,8 @@ const ALL_COMPONENTS: readonly ControlPlaneComponent[] = [
 ];
 /** The delivery tools: built on demand by the tests that use them (chart and workflow checks). */
 export const TOOL_COMPONENTS: readonly Component[] = ['helm', 'actionlint'];
+/** Built on demand by the image builder (cluster/images.ts). */
+export const IMAGE_COMPONENTS: readonly Component[] = ['queueProxy'];
 const PROGRESS_INTERVAL_MS = 30_000;
 
 /** `${XDG_CACHE_HOME:-~/.cache}/config-restarter/bin`: outside the repository, shared by all checkouts. */
@@ -410,7 +426,7 @@ async function ensureComponents(
 
 /** Human-readable description of where each binary comes from, for `cluster:build` and `status`. */
 export function describeBinarySources(): string[] {
-  return [...ALL_COMPONENTS, ...TOOL_COMPONENTS].map((component) => {
+  return [...ALL_COMPONENTS, ...TOOL_COMPONENTS, ...IMAGE_COMPONENTS].map((component) => {
     const spec = COMPONENTS[component];
     const provided = userProvidedBinary(spec);
     if (provided) return `${spec.binary}: ${provided.path} (from ${provided.from})`;
