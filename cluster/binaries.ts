@@ -52,8 +52,14 @@ export type ControlPlaneComponent =
 /** The node's components, as returned by {@link ensureNodeBinaries}. */
 export type NodeComponent = 'kubelet' | 'kubeScheduler' | 'kubeProxy' | 'autoscaler' | 'activator';
 
-/** Component keys: the control plane ({@link ensureBinaries}) and the delivery tools (helm, actionlint). */
-export type Component = ControlPlaneComponent | NodeComponent | 'helm' | 'actionlint';
+/** Binaries that go into container images (cluster/images.ts) rather than run on the host. */
+export type ImageComponent = 'queueProxy';
+
+/**
+ * Component keys: the control plane ({@link ensureBinaries}), the node ({@link ensureNodeBinaries}), the delivery
+ * tools (helm, actionlint), image parts.
+ */
+export type Component = ControlPlaneComponent | NodeComponent | 'helm' | 'actionlint' | ImageComponent;
 
 const KUBERNETES_VERSION = 'v1.34.4';
 const [, kubeMajor, kubeMinor] = /^v(\d+)\.(\d+)\./.exec(KUBERNETES_VERSION) ?? [];
@@ -128,6 +134,17 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
     wrapperDir: 'knative-serving',
     goPackage: 'knative.dev/serving/cmd/webhook',
     envVar: 'TEST_ASSET_KNATIVE_SERVING_WEBHOOK',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  queueProxy: {
+    binary: 'knative-queue-proxy',
+    version: KNATIVE_SERVING_VERSION,
+    upstreamModule: 'knative.dev/serving',
+    // cmd/queue needs nothing outside the controller's module graph.
+    wrapperDir: 'knative-serving',
+    goPackage: 'knative.dev/serving/cmd/queue',
+    envVar: 'TEST_ASSET_KNATIVE_QUEUE_PROXY',
     kubebuilderAssets: false,
     ldflags: '',
   },
@@ -255,6 +272,8 @@ export const NODE_COMPONENTS: readonly NodeComponent[] = [
 ];
 /** The delivery tools: built on demand by the tests that use them (chart and workflow checks). */
 export const TOOL_COMPONENTS: readonly Component[] = ['helm', 'actionlint'];
+/** Built on demand by the image builder (cluster/images.ts). */
+export const IMAGE_COMPONENTS: readonly Component[] = ['queueProxy'];
 const PROGRESS_INTERVAL_MS = 30_000;
 
 /** `${XDG_CACHE_HOME:-~/.cache}/config-restarter/bin`: outside the repository, shared by all checkouts. */
@@ -480,7 +499,7 @@ async function ensureComponents(
 
 /** Human-readable description of where each binary comes from, for `cluster:build` and `status`. */
 export function describeBinarySources(): string[] {
-  return [...ALL_COMPONENTS, ...NODE_COMPONENTS, ...TOOL_COMPONENTS].map((component) => {
+  return [...ALL_COMPONENTS, ...NODE_COMPONENTS, ...TOOL_COMPONENTS, ...IMAGE_COMPONENTS].map((component) => {
     const spec = COMPONENTS[component];
     const provided = userProvidedBinary(spec);
     if (provided) return `${spec.binary}: ${provided.path} (from ${provided.from})`;

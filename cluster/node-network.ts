@@ -65,8 +65,8 @@ export function runCommand(
       options.timeoutMs === undefined
         ? undefined
         : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     child.once('error', (err) => {
       clearTimeout(timer);
       reject(err);

@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools pins the Knative Serving main packages (controller, webhook, autoscaler, activator)
+// Package tools pins the Knative Serving main packages (controller, webhook, autoscaler, activator, queue-proxy)
 // into this module.
 package tools
 
@@ -8,5 +8,6 @@ import (
 	_ "knative.dev/serving/cmd/activator"
 	_ "knative.dev/serving/cmd/autoscaler"
 	_ "knative.dev/serving/cmd/controller"
+	_ "knative.dev/serving/cmd/queue"
 	_ "knative.dev/serving/cmd/webhook"
 )
