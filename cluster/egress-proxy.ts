@@ -45,6 +45,9 @@ function dial(target: ConnectTarget, netnsPath: string, onReady: () => void, onF
   );
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  // socat exits when either side closes: writes racing with that must not take the proxy down.
+  child.stdin.on('error', () => child.kill('SIGTERM'));
+  child.stdout.on('error', () => child.kill('SIGTERM'));
   child.once('spawn', onReady);
   child.once('error', (err) => onFail(err.message));
   child.once('exit', (code) => {
@@ -88,6 +91,7 @@ function handle(client: Socket, netnsPath: string): void {
       },
     );
     far.readable.once('end', () => client.end());
+    far.writable.on('error', () => client.destroy());
     client.once('close', () => far.close());
     client.once('error', () => far.close());
   };

@@ -237,6 +237,14 @@ export const KUBELET_KERNEL_TUNABLES: Readonly<Record<string, number>> = {
 };
 
 /**
+ * `/etc/resolv.conf` of the node's processes: no nameserver, so a name nobody maps (an image registry, say) fails at
+ * once instead of sending a query anywhere.
+ */
+export function nodeResolvConf(): string {
+  return '# No nameserver: the node resolves only what its /etc/hosts lists.\n';
+}
+
+/**
  * `/etc/hosts` of the node's processes: the activator dials the autoscaler by its Service name and there is no
  * cluster DNS; the name points at the autoscaler on the node IP.
  */

@@ -29,6 +29,7 @@ import {
   kubeletConfig,
   kubeProxyConfig,
   nodeHostsFile,
+  nodeResolvConf,
   nodePaths,
   type NodeLayout,
 } from './node-config.js';
@@ -478,6 +479,9 @@ async function createMountNamespace(layout: NodeLayout): Promise<void> {
   const hosts = path.join(p.overlayDir, 'hosts');
   writeFileSync(hosts, nodeHostsFile());
   binds.push([hosts, '/etc/hosts']);
+  const resolvConf = path.join(p.overlayDir, 'resolv.conf');
+  writeFileSync(resolvConf, nodeResolvConf());
+  binds.push([resolvConf, '/etc/resolv.conf']);
   const script = binds.map(([from, to]) => `mount --bind ${from} ${to}`).join(' && ');
   await mustRun('nsenter', [`--mount=${p.mountNamespace}`, '--', 'sh', '-c', script]);
 }
@@ -714,7 +718,7 @@ function ctr(address: string, ...args: string[]): Promise<{ code: number | null;
 }
 
 /** The network namespace files of containerd's pod sandboxes (`/var/run/netns/cni-…`), from their specs. */
-async function sandboxNetnsFiles(address: string): Promise<string[]> {
+export async function sandboxNetnsFiles(address: string): Promise<string[]> {
   const files = new Set<string>();
   const list = await ctr(address, 'containers', 'list', '--quiet');
   if (list.code !== 0) return [];
