@@ -499,12 +499,16 @@ function createCgroupRoot(cgroupRoot: string): void {
   }
 }
 
-/** The cgroup v1 hierarchies mounted under /sys/fs/cgroup (the cgroup2 `unified` one is not used by kubelet). */
-function cgroupHierarchies(): string[] {
+/**
+ * The cgroup hierarchies mounted under /sys/fs/cgroup: the v1 ones, and with `withUnified` also the hybrid layout's
+ * cgroup2 `unified` one (kubelet does not need the root there, but runc mirrors the pods' cgroups into it).
+ */
+function cgroupHierarchies(withUnified = false): string[] {
+  const types = withUnified ? ['cgroup', 'cgroup2'] : ['cgroup'];
   return readFileSync('/proc/mounts', 'utf8')
     .split('\n')
     .map((line) => line.split(' '))
-    .filter((f) => f[2] === 'cgroup' && f[1]?.startsWith(`${CGROUP_ROOT}/`))
+    .filter((f) => types.includes(f[2] ?? '') && f[1]?.startsWith(`${CGROUP_ROOT}/`))
     .map((f) => path.relative(CGROUP_ROOT, f[1] as string));
 }
 
@@ -783,7 +787,7 @@ function removeCgroupRoot(cgroupRoot: string): void {
       // Still busy (a process survived): reported by the caller's checks.
     }
   };
-  for (const hierarchy of cgroupHierarchies()) remove(path.join(CGROUP_ROOT, hierarchy, cgroupRoot));
+  for (const hierarchy of cgroupHierarchies(true)) remove(path.join(CGROUP_ROOT, hierarchy, cgroupRoot));
 }
 
 function killAll(pids: readonly number[]): void {
