@@ -49,8 +49,17 @@ export type ControlPlaneComponent =
   | 'pingAdapter'
   | 'eventingWebhook';
 
-/** Component keys: the control plane ({@link ensureBinaries}) and the delivery tools (helm, actionlint). */
-export type Component = ControlPlaneComponent | 'helm' | 'actionlint';
+/** The node's components, as returned by {@link ensureNodeBinaries}. */
+export type NodeComponent = 'kubelet' | 'kubeScheduler' | 'kubeProxy' | 'autoscaler' | 'activator';
+
+/** Binaries that go into container images (cluster/images.ts) rather than run on the host. */
+export type ImageComponent = 'queueProxy';
+
+/**
+ * Component keys: the control plane ({@link ensureBinaries}), the node ({@link ensureNodeBinaries}), the delivery
+ * tools (helm, actionlint), image parts.
+ */
+export type Component = ControlPlaneComponent | NodeComponent | 'helm' | 'actionlint' | ImageComponent;
 
 const KUBERNETES_VERSION = 'v1.34.4';
 const [, kubeMajor, kubeMinor] = /^v(\d+)\.(\d+)\./.exec(KUBERNETES_VERSION) ?? [];
@@ -128,6 +137,17 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
     kubebuilderAssets: false,
     ldflags: '',
   },
+  queueProxy: {
+    binary: 'knative-queue-proxy',
+    version: KNATIVE_SERVING_VERSION,
+    upstreamModule: 'knative.dev/serving',
+    // cmd/queue needs nothing outside the controller's module graph.
+    wrapperDir: 'knative-serving',
+    goPackage: 'knative.dev/serving/cmd/queue',
+    envVar: 'TEST_ASSET_KNATIVE_QUEUE_PROXY',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
   pingAdapter: {
     binary: 'mtping',
     version: KNATIVE_EVENTING_VERSION,
@@ -146,6 +166,57 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
     wrapperDir: 'knative-eventing',
     goPackage: 'knative.dev/eventing/cmd/webhook',
     envVar: 'TEST_ASSET_KNATIVE_EVENTING_WEBHOOK',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  kubelet: {
+    binary: 'kubelet',
+    version: KUBERNETES_VERSION,
+    upstreamModule: 'k8s.io/kubernetes',
+    wrapperDir: 'kube-node',
+    goPackage: 'k8s.io/kubernetes/cmd/kubelet',
+    envVar: 'TEST_ASSET_KUBELET',
+    kubebuilderAssets: false,
+    ldflags: KUBERNETES_LDFLAGS,
+  },
+  kubeScheduler: {
+    binary: 'kube-scheduler',
+    version: KUBERNETES_VERSION,
+    upstreamModule: 'k8s.io/kubernetes',
+    wrapperDir: 'kube-node',
+    goPackage: 'k8s.io/kubernetes/cmd/kube-scheduler',
+    envVar: 'TEST_ASSET_KUBE_SCHEDULER',
+    kubebuilderAssets: false,
+    ldflags: KUBERNETES_LDFLAGS,
+  },
+  kubeProxy: {
+    binary: 'kube-proxy',
+    version: KUBERNETES_VERSION,
+    upstreamModule: 'k8s.io/kubernetes',
+    wrapperDir: 'kube-node',
+    goPackage: 'k8s.io/kubernetes/cmd/kube-proxy',
+    envVar: 'TEST_ASSET_KUBE_PROXY',
+    kubebuilderAssets: false,
+    ldflags: KUBERNETES_LDFLAGS,
+  },
+  autoscaler: {
+    binary: 'knative-autoscaler',
+    version: KNATIVE_SERVING_VERSION,
+    upstreamModule: 'knative.dev/serving',
+    // Same module graph as the Serving controller: its packages are already in the Go build cache.
+    wrapperDir: 'knative-serving',
+    goPackage: 'knative.dev/serving/cmd/autoscaler',
+    envVar: 'TEST_ASSET_KNATIVE_AUTOSCALER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  activator: {
+    binary: 'knative-activator',
+    version: KNATIVE_SERVING_VERSION,
+    upstreamModule: 'knative.dev/serving',
+    wrapperDir: 'knative-serving',
+    goPackage: 'knative.dev/serving/cmd/activator',
+    envVar: 'TEST_ASSET_KNATIVE_ACTIVATOR',
     kubebuilderAssets: false,
     ldflags: '',
   },
@@ -191,8 +262,18 @@ const ALL_COMPONENTS: readonly ControlPlaneComponent[] = [
   'pingAdapter',
   'eventingWebhook',
 ];
+/** The node (kubelet, scheduler, kube-proxy, Knative autoscaler and activator): built unless `--no-node`. */
+export const NODE_COMPONENTS: readonly NodeComponent[] = [
+  'kubelet',
+  'kubeScheduler',
+  'kubeProxy',
+  'autoscaler',
+  'activator',
+];
 /** The delivery tools: built on demand by the tests that use them (chart and workflow checks). */
 export const TOOL_COMPONENTS: readonly Component[] = ['helm', 'actionlint'];
+/** Built on demand by the image builder (cluster/images.ts). */
+export const IMAGE_COMPONENTS: readonly Component[] = ['queueProxy'];
 const PROGRESS_INTERVAL_MS = 30_000;
 
 /** `${XDG_CACHE_HOME:-~/.cache}/config-restarter/bin`: outside the repository, shared by all checkouts. */
@@ -373,6 +454,14 @@ export async function ensureBinaries(log: Log): Promise<Binaries> {
   return (await ensureComponents(ALL_COMPONENTS, log)) as Binaries;
 }
 
+/** Absolute paths of the node's binaries. */
+export type NodeBinaries = Record<NodeComponent, string>;
+
+/** Returns the paths of the node's binaries, building the missing ones like {@link ensureBinaries}. */
+export async function ensureNodeBinaries(log: Log): Promise<NodeBinaries> {
+  return (await ensureComponents(NODE_COMPONENTS, log)) as NodeBinaries;
+}
+
 /** Absolute paths of the delivery tools. */
 export interface Tools {
   helm: string;
@@ -410,7 +499,7 @@ async function ensureComponents(
 
 /** Human-readable description of where each binary comes from, for `cluster:build` and `status`. */
 export function describeBinarySources(): string[] {
-  return [...ALL_COMPONENTS, ...TOOL_COMPONENTS].map((component) => {
+  return [...ALL_COMPONENTS, ...NODE_COMPONENTS, ...TOOL_COMPONENTS, ...IMAGE_COMPONENTS].map((component) => {
     const spec = COMPONENTS[component];
     const provided = userProvidedBinary(spec);
     if (provided) return `${spec.binary}: ${provided.path} (from ${provided.from})`;

@@ -258,7 +258,8 @@ export const CONTROLLERS: Readonly<Record<ControllerName, ControllerSpec>> = {
 /** Start order does not matter; listed for logs and status output. */
 export const CONTROLLER_NAMES = Object.keys(CONTROLLERS) as ControllerName[];
 
-interface Manifest {
+/** An object of `cluster/system/`, as far as the installer reads it. */
+export interface Manifest {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace?: string };
@@ -272,6 +273,7 @@ function objectPath(m: Manifest): string {
     ConfigMap: 'configmaps',
     Secret: 'secrets',
     Service: 'services',
+    Endpoints: 'endpoints',
     MutatingWebhookConfiguration: 'mutatingwebhookconfigurations',
     ValidatingWebhookConfiguration: 'validatingwebhookconfigurations',
   };
@@ -283,27 +285,16 @@ function objectPath(m: Manifest): string {
 }
 
 /**
- * Server-side applies every file of `cluster/system/` (namespaces, config-* ConfigMaps, webhook Service and
- * configurations) with the webhook's port filled in. Must happen before the controllers start: the Serving
- * controller reads config-deployment for the first Revision.
+ * Server-side applies every object of `files`, after `edit` had its say on each (e.g. filling in a port).
  */
-export async function installSystemObjects(
+export async function installObjects(
   target: KubeTarget,
-  webhookPorts: Readonly<Record<WebhookService, number>>,
+  files: readonly string[],
+  edit: (manifest: Manifest) => void = () => undefined,
 ): Promise<void> {
-  const manifests = readdirSync(SYSTEM_DIR)
-    .filter((file) => file.endsWith('.yaml'))
-    .sort()
-    .flatMap((file) => yaml.loadAll(readFileSync(path.join(SYSTEM_DIR, file), 'utf8')) as Manifest[]);
+  const manifests = files.flatMap((file) => yaml.loadAll(readFileSync(file, 'utf8')) as Manifest[]);
   for (const manifest of manifests) {
-    for (const webhook of manifest.webhooks ?? []) {
-      const service = webhook.clientConfig.service;
-      if (!service) continue;
-      const port = webhookPorts[`${service.namespace}/${service.name}` as WebhookService];
-      if (!port)
-        throw new Error(`cluster/system: no webhook process serves ${service.namespace}/${service.name}`);
-      service.port = port;
-    }
+    edit(manifest);
     await kubeRequest(
       target,
       'PATCH',
@@ -314,6 +305,31 @@ export async function installSystemObjects(
       },
     );
   }
+}
+
+/**
+ * Server-side applies every file of `cluster/system/` (namespaces, config-* ConfigMaps, webhook Service and
+ * configurations) with the webhook's port filled in. Must happen before the controllers start: the Serving
+ * controller reads config-deployment for the first Revision.
+ */
+export async function installSystemObjects(
+  target: KubeTarget,
+  webhookPorts: Readonly<Record<WebhookService, number>>,
+): Promise<void> {
+  const files = readdirSync(SYSTEM_DIR)
+    .filter((file) => file.endsWith('.yaml'))
+    .sort()
+    .map((file) => path.join(SYSTEM_DIR, file));
+  await installObjects(target, files, (manifest) => {
+    for (const webhook of manifest.webhooks ?? []) {
+      const service = webhook.clientConfig.service;
+      if (!service) continue;
+      const port = webhookPorts[`${service.namespace}/${service.name}` as WebhookService];
+      if (!port)
+        throw new Error(`cluster/system: no webhook process serves ${service.namespace}/${service.name}`);
+      service.port = port;
+    }
+  });
 }
 
 /**

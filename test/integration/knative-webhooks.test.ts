@@ -33,7 +33,7 @@ import {
 } from '../../cluster/objects.js';
 import { REPO_ROOT } from '../../cluster/util.js';
 import { adminKubeconfigPath, adminTarget, uniqueName } from './cluster-env.js';
-import { funcDeployService } from './func-service.js';
+import { funcDeployService } from '../../cluster/func-service.js';
 
 jest.setTimeout(60_000);
 

@@ -8,13 +8,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { REPO_ROOT } from '../../cluster/util.js';
+import { REPO_ROOT } from './util.js';
 
 interface FuncYaml {
   name: string;
   runtime: string;
   run?: { envs?: { name: string; value: string }[] };
   deploy: {
+    namespace?: string;
     serviceAccountName?: string;
     labels?: { key: string; value: string }[];
     annotations?: Record<string, string>;
@@ -29,6 +30,19 @@ interface FuncYaml {
   };
 }
 
+function readFuncYaml(): FuncYaml {
+  return yaml.load(
+    readFileSync(path.join(REPO_ROOT, 'functions', 'config-restarter', 'func.yaml'), 'utf8'),
+  ) as FuncYaml;
+}
+
+/** The namespace `func deploy` deploys the function to (func.yaml `deploy.namespace`). */
+export function funcDeployNamespace(): string {
+  const namespace = readFuncYaml().deploy.namespace;
+  if (!namespace) throw new Error('functions/config-restarter/func.yaml has no deploy.namespace');
+  return namespace;
+}
+
 /** `20060102T150405`, the deployer's BUILT stamp. */
 function builtStamp(now: Date): string {
   return now.toISOString().replace(/[-:]/g, '').slice(0, 15);
@@ -36,9 +50,7 @@ function builtStamp(now: Date): string {
 
 /** The Knative Service of the function as `func deploy` would create it, with `image` (by digest, as deployed). */
 export function funcDeployService(image: string, now = new Date()): Record<string, unknown> {
-  const f = yaml.load(
-    readFileSync(path.join(REPO_ROOT, 'functions', 'config-restarter', 'func.yaml'), 'utf8'),
-  ) as FuncYaml;
+  const f = readFuncYaml();
   const labels: Record<string, string> = {
     'function.knative.dev': 'true',
     'function.knative.dev/name': f.name,

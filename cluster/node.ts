@@ -1,0 +1,913 @@
+/**
+ * The real node next to the local control plane: containerd + runc + the CNI plugins, kubelet, kube-proxy and
+ * kube-scheduler v1.34.4, and the Knative Serving autoscaler and activator. Everything that needs pod networking
+ * runs inside the node's network namespace (`node-network.ts`) and one mount namespace of its own (pod mounts never
+ * show up in the machine's mount table, and vanish with the last node process). See docs/cluster.md, "The node".
+ */
+import { createHash } from 'node:crypto';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NodeBinaries } from './binaries.js';
+import { installObjects } from './controllers.js';
+import { KubeRequestError, kubeRequest, writeKubeconfig, type KubeTarget } from './kube.js';
+import {
+  KUBELET_KERNEL_TUNABLES,
+  containerdConfig,
+  cniConfig,
+  egressSelectorConfig,
+  kubeletConfig,
+  kubeProxyConfig,
+  nodeHostsFile,
+  nodeResolvConf,
+  nodePaths,
+  type NodeLayout,
+} from './node-config.js';
+import {
+  NODE_NETWORK,
+  createNodeNetns,
+  fetchInNode,
+  mountsUnder,
+  mustRun,
+  netnsExists,
+  netnsPath,
+  nodeNetnsName,
+  processesInNetns,
+  removeNodeNetns,
+  runCommand,
+} from './node-network.js';
+import {
+  REPO_ROOT,
+  elapsed,
+  freePorts,
+  isProcessAlive,
+  sleep,
+  spawnLogged,
+  terminateProcess,
+  waitFor,
+  type Log,
+} from './util.js';
+
+/** Names of the node's processes, also their log file names (`<dir>/<name>.log`). */
+export type NodeProcessName =
+  | 'apiserver-bridge'
+  | 'apiserver-bridge-node'
+  | 'egress-proxy'
+  | 'containerd'
+  | 'kubelet'
+  | 'kube-proxy'
+  | 'kube-scheduler'
+  | 'knative-autoscaler'
+  | 'knative-activator';
+
+/** A running node process, as recorded in the cluster's state file. */
+export interface NodeProcess {
+  name: NodeProcessName;
+  pid: number;
+  binary: string;
+  log: string;
+}
+
+/** What a running node exposes to tests, the demo and `status`. */
+export interface NodeInfo {
+  /** `<cluster dir>/node` */
+  root: string;
+  /** The node's network namespace (`ip netns` name); `nsenter --net=/var/run/netns/<netns>` enters it. */
+  netns: string;
+  nodeName: string;
+  nodeIp: string;
+  podCidr: string;
+  serviceCidr: string;
+  cgroupRoot: string;
+  /** containerd's socket: `ctr --address <it> -n k8s.io ...`, or `importImages`. */
+  containerdAddress: string;
+  sandboxImage: string;
+  /** Port of the kube-scheduler's health endpoint on 127.0.0.1. */
+  schedulerPort: number;
+  processes: NodeProcess[];
+}
+
+/** The identities the node's components authenticate as (token file rows, see control-plane.ts). */
+export const NODE_IDENTITIES = {
+  kubelet: { user: (nodeName: string) => `system:node:${nodeName}`, groups: ['system:nodes'] },
+  'kube-proxy': { user: () => 'system:kube-proxy', groups: [] as string[] },
+  'kube-scheduler': { user: () => 'system:kube-scheduler', groups: [] as string[] },
+} as const;
+/** A component that authenticates with its own token. */
+export type NodeIdentity = keyof typeof NODE_IDENTITIES;
+
+/** Everything a node process needs to know to start. */
+interface NodeContext {
+  dir: string;
+  layout: NodeLayout;
+  binaries: NodeBinaries;
+  apiserverPort: number;
+  /** Admin target (the Knative processes run as admin, like the Serving controller). */
+  target: KubeTarget;
+  kubeconfigs: Record<NodeIdentity | 'admin', string>;
+  schedulerPort: number;
+  profilingPorts: { autoscaler: number; activator: number };
+}
+
+type Where = 'host' | 'node';
+
+interface NodeProcessSpec {
+  /** `node`: inside the node's network and mount namespaces; `host`: next to the API server. */
+  where: Where;
+  command(ctx: NodeContext): { binary: string; args: string[]; env?: Record<string, string> };
+  ready(ctx: NodeContext): Promise<boolean>;
+  stopGraceMs: number;
+}
+
+const SERVING_NAMESPACE = 'knative-serving';
+const NODE_SYSTEM_FILE = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  'system',
+  'node',
+  'knative-serving.yaml',
+);
+const NODE_DIR = 'node';
+const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const CGROUP_ROOT = '/sys/fs/cgroup';
+const ACTIVATOR_PORT = 8012;
+
+/** The node's cgroup root in every cgroup v1 hierarchy: a name of its own per cluster directory. */
+export function nodeCgroupRoot(clusterDir: string): string {
+  return `/config-restarter-${createHash('sha256').update(clusterDir).digest('hex').slice(0, 10)}`;
+}
+
+/** The node's layout for a cluster directory (names derived from the directory, no state needed). */
+export function nodeLayout(clusterDir: string, sandboxImage: string): NodeLayout {
+  return {
+    root: path.join(clusterDir, NODE_DIR),
+    netns: nodeNetnsName(clusterDir),
+    nodeName: 'local-node',
+    cgroupRoot: nodeCgroupRoot(clusterDir),
+    sandboxImage,
+  };
+}
+
+async function socketAnswers(command: string, args: string[]): Promise<boolean> {
+  try {
+    return (await runCommand(command, args, { timeoutMs: 5_000 })).code === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Any HTTP answer counts: the port is served. */
+async function servedInNode(
+  netns: string,
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<boolean> {
+  try {
+    await fetchInNode(netns, url, { headers, timeoutMs: 2_000, insecureTls: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function okInNode(netns: string, url: string, headers: Record<string, string> = {}): Promise<boolean> {
+  try {
+    return (await fetchInNode(netns, url, { headers, timeoutMs: 2_000, insecureTls: true })).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+interface NodeCondition {
+  type: string;
+  status: string;
+}
+
+/** Whether the Node object reports Ready=True. */
+export async function nodeReady(target: KubeTarget, nodeName: string): Promise<boolean> {
+  try {
+    const { body } = await kubeRequest<{ status?: { conditions?: NodeCondition[] } }>(
+      target,
+      'GET',
+      `/api/v1/nodes/${nodeName}`,
+    );
+    return body.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+  } catch (err) {
+    if (err instanceof KubeRequestError) return false;
+    throw err;
+  }
+}
+
+async function leaseHeld(target: KubeTarget, namespace: string, prefix: string): Promise<boolean> {
+  const { body } = await kubeRequest<{
+    items: { metadata: { name: string }; spec?: { holderIdentity?: string } }[];
+  }>(target, 'GET', `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`);
+  return body.items.some((l) => l.metadata.name.startsWith(prefix) && l.spec?.holderIdentity);
+}
+
+/** kube-scheduler's /healthz on 127.0.0.1 (self-signed serving certificate). */
+async function schedulerHealthy(port: number): Promise<boolean> {
+  try {
+    const result = await runCommand(
+      process.execPath,
+      [
+        '-e',
+        `fetch('https://127.0.0.1:${port}/healthz').then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))`,
+      ],
+      { timeoutMs: 5_000, env: { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: '0', NODE_NO_WARNINGS: '1' } },
+    );
+    return result.code === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** The per-process table: how each node process is started, where, and when it counts as ready. */
+export const NODE_PROCESSES: Readonly<Record<NodeProcessName, NodeProcessSpec>> = {
+  // The API server's port inside the node namespace (127.0.0.1 and the node IP): a Unix socket on the shared
+  // filesystem carries the connections to 127.0.0.1 of the API server's namespace.
+  'apiserver-bridge': {
+    where: 'host',
+    command: (ctx) => ({
+      binary: 'socat',
+      args: [
+        `UNIX-LISTEN:${nodePaths(ctx.layout.root).apiserverSocket},fork,unlink-early,mode=600`,
+        `TCP:127.0.0.1:${ctx.apiserverPort}`,
+      ],
+    }),
+    ready: async (ctx) => existsSync(nodePaths(ctx.layout.root).apiserverSocket),
+    stopGraceMs: 2_000,
+  },
+  'apiserver-bridge-node': {
+    where: 'node',
+    command: (ctx) => ({
+      binary: 'socat',
+      args: [
+        `TCP-LISTEN:${ctx.apiserverPort},fork,reuseaddr`,
+        `UNIX-CONNECT:${nodePaths(ctx.layout.root).apiserverSocket}`,
+      ],
+    }),
+    ready: (ctx) =>
+      servedInNode(ctx.layout.netns, `https://${NODE_NETWORK.nodeIp}:${ctx.apiserverPort}/readyz`),
+    stopGraceMs: 2_000,
+  },
+  'egress-proxy': {
+    where: 'host',
+    command: (ctx) => ({
+      binary: path.join(REPO_ROOT, 'cluster', 'egress-proxy.ts'),
+      args: [nodePaths(ctx.layout.root).egressSocket, netnsPath(ctx.layout.netns)],
+    }),
+    ready: async (ctx) => existsSync(nodePaths(ctx.layout.root).egressSocket),
+    stopGraceMs: 2_000,
+  },
+  containerd: {
+    where: 'node',
+    command: (ctx) => ({
+      binary: 'containerd',
+      args: ['--config', nodePaths(ctx.layout.root).containerdConfig],
+    }),
+    ready: (ctx) =>
+      socketAnswers('ctr', ['--address', nodePaths(ctx.layout.root).containerdSocket, 'version']),
+    stopGraceMs: 10_000,
+  },
+  kubelet: {
+    where: 'node',
+    command: (ctx) => ({
+      binary: ctx.binaries.kubelet,
+      args: [
+        `--config=${nodePaths(ctx.layout.root).kubeletConfig}`,
+        `--kubeconfig=${ctx.kubeconfigs.kubelet}`,
+        `--root-dir=${nodePaths(ctx.layout.root).kubeletRoot}`,
+        `--hostname-override=${ctx.layout.nodeName}`,
+        `--node-ip=${NODE_NETWORK.nodeIp}`,
+      ],
+    }),
+    ready: (ctx) => nodeReady(ctx.target, ctx.layout.nodeName),
+    stopGraceMs: 10_000,
+  },
+  'kube-proxy': {
+    where: 'node',
+    command: (ctx) => ({
+      binary: ctx.binaries.kubeProxy,
+      args: [`--config=${nodePaths(ctx.layout.root).kubeProxyConfig}`],
+    }),
+    ready: (ctx) => okInNode(ctx.layout.netns, 'http://127.0.0.1:10256/healthz'),
+    stopGraceMs: 5_000,
+  },
+  'kube-scheduler': {
+    where: 'host',
+    command: (ctx) => ({
+      binary: ctx.binaries.kubeScheduler,
+      args: [
+        `--kubeconfig=${ctx.kubeconfigs['kube-scheduler']}`,
+        `--authentication-kubeconfig=${ctx.kubeconfigs['kube-scheduler']}`,
+        `--authorization-kubeconfig=${ctx.kubeconfigs['kube-scheduler']}`,
+        '--leader-elect=false',
+        '--bind-address=127.0.0.1',
+        `--secure-port=${ctx.schedulerPort}`,
+      ],
+    }),
+    ready: (ctx) => schedulerHealthy(ctx.schedulerPort),
+    stopGraceMs: 5_000,
+  },
+  'knative-autoscaler': {
+    where: 'node',
+    command: (ctx) => ({
+      binary: ctx.binaries.autoscaler,
+      args: [`--kubeconfig=${ctx.kubeconfigs.admin}`],
+      env: {
+        SYSTEM_NAMESPACE: SERVING_NAMESPACE,
+        POD_NAME: 'autoscaler-local',
+        // The bucket leases carry this address; the activator dials it (see nodeHostsFile).
+        POD_IP: NODE_NETWORK.nodeIp,
+        PROFILING_PORT: String(ctx.profilingPorts.autoscaler),
+      },
+    }),
+    // One autoscaler owns every bucket once it holds their leases.
+    ready: (ctx) => leaseHeld(ctx.target, SERVING_NAMESPACE, 'autoscaler-bucket-'),
+    stopGraceMs: 5_000,
+  },
+  'knative-activator': {
+    where: 'node',
+    command: (ctx) => ({
+      binary: ctx.binaries.activator,
+      args: [`--kubeconfig=${ctx.kubeconfigs.admin}`],
+      env: {
+        SYSTEM_NAMESPACE: SERVING_NAMESPACE,
+        POD_NAME: 'activator-local',
+        POD_IP: NODE_NETWORK.nodeIp,
+        PROFILING_PORT: String(ctx.profilingPorts.activator),
+      },
+    }),
+    // Its health check (a kubelet-style probe) passes once its stats connection to the autoscaler is up.
+    ready: (ctx) =>
+      okInNode(ctx.layout.netns, `http://${NODE_NETWORK.nodeIp}:${ACTIVATOR_PORT}/`, {
+        'K-Kubelet-Probe': 'activator',
+      }),
+    // It drains for up to a minute; nothing is in flight once the cluster goes down.
+    stopGraceMs: 0,
+  },
+};
+
+/** Every node process, for logs and status output. */
+export const NODE_PROCESS_NAMES = Object.keys(NODE_PROCESSES) as NodeProcessName[];
+
+/** Start phases: the bridges before the controllers (webhook calls use the egress), the rest after them. */
+export const BRIDGE_PROCESSES: readonly NodeProcessName[] = [
+  'apiserver-bridge',
+  'apiserver-bridge-node',
+  'egress-proxy',
+];
+const RUNTIME_PROCESSES: readonly NodeProcessName[] = ['containerd'];
+const AGENT_PROCESSES: readonly NodeProcessName[] = [
+  'kubelet',
+  'kube-proxy',
+  'kube-scheduler',
+  'knative-autoscaler',
+  'knative-activator',
+];
+/** Stop order: the agents first, so nothing restarts a pod while containerd goes away; the bridges last. */
+const STOP_ORDER: readonly NodeProcessName[] = [
+  'kube-scheduler',
+  'knative-activator',
+  'knative-autoscaler',
+  'kubelet',
+  'kube-proxy',
+  'containerd',
+  'egress-proxy',
+  'apiserver-bridge-node',
+  'apiserver-bridge',
+];
+
+/** The PEM files of the API server's client identity towards the kubelet. */
+export interface KubeletClientCert {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** A CA and a client certificate (`system:masters`) the API server presents to the kubelet (logs, exec). */
+async function writeKubeletClientCert(pki: string): Promise<KubeletClientCert> {
+  mkdirSync(pki, { recursive: true, mode: 0o700 });
+  const files = {
+    ca: path.join(pki, 'kubelet-client-ca.crt'),
+    caKey: path.join(pki, 'kubelet-client-ca.key'),
+    cert: path.join(pki, 'apiserver-kubelet-client.crt'),
+    key: path.join(pki, 'apiserver-kubelet-client.key'),
+    csr: path.join(pki, 'apiserver-kubelet-client.csr'),
+    ext: path.join(pki, 'client.ext'),
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await mustRun('openssl', [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    files.caKey,
+    '-out',
+    files.ca,
+    '-days',
+    '3650',
+    '-subj',
+    '/CN=config-restarter-kubelet-client-ca',
+  ]);
+  await mustRun('openssl', [
+    'req',
+    ...ec,
+    '-keyout',
+    files.key,
+    '-out',
+    files.csr,
+    '-subj',
+    '/O=system:masters/CN=kube-apiserver-kubelet-client',
+  ]);
+  writeFileSync(files.ext, 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n');
+  await mustRun('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    files.csr,
+    '-CA',
+    files.ca,
+    '-CAkey',
+    files.caKey,
+    '-CAcreateserial',
+    '-out',
+    files.cert,
+    '-days',
+    '3650',
+    '-extfile',
+    files.ext,
+  ]);
+  return { ca: files.ca, cert: files.cert, key: files.key };
+}
+
+/** The flags kube-apiserver needs next to a node (see {@link prepareNode}). */
+export function apiserverNodeArgs(layout: NodeLayout, client: KubeletClientCert): string[] {
+  return [
+    // The `kubernetes` Service's endpoint: pods reach the API server through it (node IP, bridged to loopback).
+    `--advertise-address=${NODE_NETWORK.nodeIp}`,
+    // Never resolve node names through the machine's resolver.
+    '--kubelet-preferred-address-types=InternalIP',
+    `--kubelet-client-certificate=${client.cert}`,
+    `--kubelet-client-key=${client.key}`,
+    `--egress-selector-config-file=${nodePaths(layout.root).egressConfig}`,
+  ];
+}
+
+/** Creates the persistent mount namespace of the node's processes and the files bind-mounted inside it. */
+async function createMountNamespace(layout: NodeLayout): Promise<void> {
+  const p = nodePaths(layout.root);
+  mkdirSync(p.overlayDir, { recursive: true });
+  writeFileSync(p.mountNamespace, '');
+  await mustRun('unshare', [`--mount=${p.mountNamespace}`, '--propagation', 'private', 'true']);
+  const binds: [string, string][] = [];
+  for (const [key, value] of Object.entries(KUBELET_KERNEL_TUNABLES)) {
+    const file = path.join(p.overlayDir, key.replaceAll('/', '.'));
+    writeFileSync(file, `${value}\n`);
+    binds.push([file, `/proc/sys/${key}`]);
+  }
+  const hosts = path.join(p.overlayDir, 'hosts');
+  writeFileSync(hosts, nodeHostsFile());
+  binds.push([hosts, '/etc/hosts']);
+  const resolvConf = path.join(p.overlayDir, 'resolv.conf');
+  writeFileSync(resolvConf, nodeResolvConf());
+  binds.push([resolvConf, '/etc/resolv.conf']);
+  const script = binds.map(([from, to]) => `mount --bind ${from} ${to}`).join(' && ');
+  await mustRun('nsenter', [`--mount=${p.mountNamespace}`, '--', 'sh', '-c', script]);
+}
+
+/** Creates the node's cgroup root in every cgroup v1 hierarchy (cpuset needs its cpus and mems filled in). */
+function createCgroupRoot(cgroupRoot: string): void {
+  for (const hierarchy of cgroupHierarchies()) {
+    const dir = path.join(CGROUP_ROOT, hierarchy, cgroupRoot);
+    mkdirSync(dir, { recursive: true });
+    if (hierarchy === 'cpuset') {
+      for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+        copyFileSync(path.join(CGROUP_ROOT, hierarchy, file), path.join(dir, file));
+      }
+    }
+  }
+}
+
+/**
+ * The cgroup hierarchies mounted under /sys/fs/cgroup: the v1 ones, and with `withUnified` also the hybrid layout's
+ * cgroup2 `unified` one (kubelet does not need the root there, but runc mirrors the pods' cgroups into it).
+ */
+function cgroupHierarchies(withUnified = false): string[] {
+  const types = withUnified ? ['cgroup', 'cgroup2'] : ['cgroup'];
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((f) => types.includes(f[2] ?? '') && f[1]?.startsWith(`${CGROUP_ROOT}/`))
+    .map((f) => path.relative(CGROUP_ROOT, f[1] as string));
+}
+
+/** What {@link prepareNode} returns: the layout and the API server's client identity towards the kubelet. */
+export interface PreparedNode {
+  layout: NodeLayout;
+  kubeletClient: KubeletClientCert;
+}
+
+/**
+ * Everything the node needs before the API server starts: the network and mount namespaces, the cgroup root, the
+ * kubelet client certificate and the configuration files.
+ */
+export async function prepareNode(clusterDir: string, sandboxImage: string): Promise<PreparedNode> {
+  const layout = nodeLayout(clusterDir, sandboxImage);
+  const p = nodePaths(layout.root);
+  await removeNodeLeftovers(clusterDir, () => undefined);
+  for (const dir of [
+    p.containerdRoot,
+    p.containerdState,
+    p.runcRoot,
+    p.cniConfDir,
+    p.cniDataDir,
+    p.kubeletRoot,
+    p.podLogs,
+  ]) {
+    mkdirSync(dir, { recursive: true });
+  }
+  await createNodeNetns(layout.netns);
+  await createMountNamespace(layout);
+  createCgroupRoot(layout.cgroupRoot);
+  const kubeletClient = await writeKubeletClientCert(p.pki);
+  writeFileSync(p.containerdConfig, containerdConfig(layout));
+  writeFileSync(path.join(p.cniConfDir, '10-config-restarter.conflist'), cniConfig(layout));
+  writeFileSync(p.kubeletConfig, kubeletConfig(layout));
+  writeFileSync(p.egressConfig, egressSelectorConfig(layout));
+  return { layout, kubeletClient };
+}
+
+/** Spawns one node process; returns once its PID runs the real binary (nsenter has exec'd it). */
+async function spawnNodeProcess(
+  name: NodeProcessName,
+  ctx: NodeContext,
+  detached: boolean,
+): Promise<NodeProcess> {
+  const spec = NODE_PROCESSES[name];
+  const { binary, args, env } = spec.command(ctx);
+  const log = path.join(ctx.dir, `${name}.log`);
+  const baseEnv: NodeJS.ProcessEnv = { PATH, HOME: process.env.HOME, ...env };
+  let pid: number;
+  if (name === 'egress-proxy') {
+    // A TypeScript module: run by this Node.js with tsx's loader.
+    pid = spawnLogged(process.execPath, [binary, ...args], log, REPO_ROOT, detached, {
+      ...baseEnv,
+      NODE_OPTIONS: '--import tsx',
+    });
+  } else if (spec.where === 'node') {
+    const p = nodePaths(ctx.layout.root);
+    const wrapped = [
+      `--net=${netnsPath(ctx.layout.netns)}`,
+      `--mount=${p.mountNamespace}`,
+      '--',
+      binary,
+      ...args,
+    ];
+    pid = spawnLogged('nsenter', wrapped, log, ctx.dir, detached, baseEnv);
+  } else {
+    pid = spawnLogged(binary, args, log, ctx.dir, detached, baseEnv);
+  }
+  const deadline = Date.now() + 5_000;
+  while (!isProcessAlive(pid, binary) && Date.now() < deadline) await sleep(20);
+  return { name, pid, binary, log };
+}
+
+/** Starts a group of node processes at once and waits until each is ready. */
+async function startGroup(
+  names: readonly NodeProcessName[],
+  ctx: NodeContext,
+  detached: boolean,
+  timeoutMs: number,
+  log: Log,
+  onSpawned: (p: NodeProcess) => void,
+): Promise<void> {
+  const start = Date.now();
+  const processes: NodeProcess[] = [];
+  for (const name of names) {
+    const p = await spawnNodeProcess(name, ctx, detached);
+    processes.push(p);
+    onSpawned(p);
+  }
+  await Promise.all(
+    processes.map(async (p) => {
+      await waitFor(
+        p.name,
+        () => NODE_PROCESSES[p.name].ready(ctx),
+        () => isProcessAlive(p.pid, p.binary),
+        p.log,
+        timeoutMs,
+      );
+      log(`${p.name} ready (${elapsed(start)} s, pid ${p.pid})`);
+    }),
+  );
+}
+
+/** Options of {@link startNode}. */
+export interface StartNodeOptions {
+  dir: string;
+  prepared: PreparedNode;
+  binaries: NodeBinaries;
+  apiserverPort: number;
+  target: KubeTarget;
+  /** Kubeconfigs: the admin one and one per {@link NodeIdentity}. */
+  kubeconfigs: Record<NodeIdentity | 'admin', string>;
+  detached: boolean;
+  timeoutMs: number;
+  log: Log;
+  /** Called whenever the recorded state changes, so a failed start can still be stopped. */
+  onChange: (info: NodeInfo) => void;
+}
+
+/** The node as far as it got: started in phases by {@link startNodeBridges} and {@link startNodeAgents}. */
+export interface NodeHandle {
+  info: NodeInfo;
+  ctx: NodeContext;
+}
+
+/** Phase 1, right after the API server: the bridges into the node namespace and the API server's egress proxy. */
+export async function startNodeBridges(options: StartNodeOptions): Promise<NodeHandle> {
+  const { layout } = options.prepared;
+  const p = nodePaths(layout.root);
+  const [schedulerPort, autoscalerProfiling, activatorProfiling] = (await freePorts(3)) as [
+    number,
+    number,
+    number,
+  ];
+  const ctx: NodeContext = {
+    dir: options.dir,
+    layout,
+    binaries: options.binaries,
+    apiserverPort: options.apiserverPort,
+    target: options.target,
+    kubeconfigs: options.kubeconfigs,
+    schedulerPort,
+    profilingPorts: { autoscaler: autoscalerProfiling, activator: activatorProfiling },
+  };
+  writeFileSync(p.kubeProxyConfig, kubeProxyConfig(layout, options.kubeconfigs['kube-proxy']));
+  const info: NodeInfo = {
+    root: layout.root,
+    netns: layout.netns,
+    nodeName: layout.nodeName,
+    nodeIp: NODE_NETWORK.nodeIp,
+    podCidr: NODE_NETWORK.podCidr,
+    serviceCidr: NODE_NETWORK.serviceCidr,
+    cgroupRoot: layout.cgroupRoot,
+    containerdAddress: p.containerdSocket,
+    sandboxImage: layout.sandboxImage,
+    schedulerPort,
+    processes: [],
+  };
+  const record = (proc: NodeProcess): void => {
+    info.processes.push(proc);
+    options.onChange(info);
+  };
+  await startGroup(BRIDGE_PROCESSES, ctx, options.detached, options.timeoutMs, options.log, record);
+  await startGroup(RUNTIME_PROCESSES, ctx, options.detached, options.timeoutMs, options.log, record);
+  return { info, ctx };
+}
+
+/**
+ * Phase 2, once the controllers run: the node's objects in `knative-serving` (activator Service and Endpoints),
+ * then kubelet, kube-proxy, kube-scheduler and the Knative autoscaler and activator; returns once the Node is Ready
+ * and each is serving.
+ */
+export async function startNodeAgents(
+  handle: NodeHandle,
+  options: Pick<StartNodeOptions, 'detached' | 'timeoutMs' | 'log' | 'onChange'>,
+): Promise<NodeInfo> {
+  const { info, ctx } = handle;
+  await installObjects(ctx.target, [NODE_SYSTEM_FILE], (manifest) => {
+    for (const subset of (manifest as { subsets?: { addresses?: { ip: string }[] }[] }).subsets ?? []) {
+      for (const address of subset.addresses ?? []) address.ip = NODE_NETWORK.nodeIp;
+    }
+  });
+  await startGroup(AGENT_PROCESSES, ctx, options.detached, options.timeoutMs, options.log, (proc) => {
+    info.processes.push(proc);
+    options.onChange(info);
+  });
+  return info;
+}
+
+/** Writes the kubeconfig of each node identity (server: the API server's loopback port, valid in both namespaces). */
+export function writeNodeKubeconfigs(
+  dir: string,
+  server: string,
+  caData: string,
+  tokens: Record<NodeIdentity, string>,
+  adminKubeconfig: string,
+): Record<NodeIdentity | 'admin', string> {
+  const result = { admin: adminKubeconfig } as Record<NodeIdentity | 'admin', string>;
+  for (const identity of Object.keys(NODE_IDENTITIES) as NodeIdentity[]) {
+    const file = path.join(dir, NODE_DIR, `${identity}.kubeconfig`);
+    writeKubeconfig(file, { server, caData, token: tokens[identity], name: identity });
+    result[identity] = file;
+  }
+  return result;
+}
+
+/** Runs `ctr` against the node's containerd in the CRI's namespace. */
+function ctr(address: string, ...args: string[]): Promise<{ code: number | null; stdout: string }> {
+  return runCommand('ctr', ['--address', address, '--namespace', 'k8s.io', ...args], { timeoutMs: 30_000 });
+}
+
+/** The network namespace files of containerd's pod sandboxes (`/var/run/netns/cni-…`), from their specs. */
+export async function sandboxNetnsFiles(address: string): Promise<string[]> {
+  const files = new Set<string>();
+  const list = await ctr(address, 'containers', 'list', '--quiet');
+  if (list.code !== 0) return [];
+  for (const id of list.stdout.split('\n').filter(Boolean)) {
+    const info = await ctr(address, 'containers', 'info', id);
+    if (info.code !== 0) continue;
+    try {
+      const spec = (
+        JSON.parse(info.stdout) as { Spec?: { linux?: { namespaces?: { type: string; path?: string }[] } } }
+      ).Spec;
+      for (const ns of spec?.linux?.namespaces ?? []) {
+        if (ns.type === 'network' && ns.path?.startsWith('/var/run/netns/')) files.add(ns.path);
+      }
+    } catch {
+      // Not JSON: an older ctr; the sweep below still catches the processes.
+    }
+  }
+  return [...files];
+}
+
+/** PIDs of the processes in the node's cgroup tree (containers and their shims' children). */
+function processesInCgroupRoot(cgroupRoot: string): number[] {
+  const pids = new Set<number>();
+  const walk = (dir: string): void => {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      return;
+    }
+    try {
+      for (const pid of readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+        pids.add(Number(pid));
+      }
+    } catch {
+      // Gone meanwhile.
+    }
+    for (const entry of entries) {
+      if (!entry.includes('.')) walk(path.join(dir, entry));
+    }
+  };
+  for (const hierarchy of ['pids', 'memory', 'cpu', 'freezer'])
+    walk(path.join(CGROUP_ROOT, hierarchy, cgroupRoot));
+  return [...pids];
+}
+
+/** Removes the node's cgroup directories, deepest first (they must be empty of processes). */
+function removeCgroupRoot(cgroupRoot: string): void {
+  const remove = (dir: string): void => {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
+    } catch {
+      return;
+    }
+    for (const entry of entries) remove(path.join(dir, entry));
+    try {
+      rmdirSync(dir);
+    } catch {
+      // Still busy (a process survived): reported by the caller's checks.
+    }
+  };
+  for (const hierarchy of cgroupHierarchies(true)) remove(path.join(CGROUP_ROOT, hierarchy, cgroupRoot));
+}
+
+function killAll(pids: readonly number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Removes `/var/log/containers` links kubelet made into this node's pod log directory. */
+function removeContainerLogLinks(podLogs: string): void {
+  const dir = '/var/log/containers';
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const link = path.join(dir, entry);
+    try {
+      if (readlinkSync(link).startsWith(`${podLogs}/`)) rmSync(link, { force: true });
+    } catch {
+      // Not a link.
+    }
+  }
+}
+
+/**
+ * Stops the node recorded in the state: the agents first (scheduler, Knative, kubelet, kube-proxy), every pod's
+ * containers through containerd, containerd, the bridges; then sweeps whatever is left (processes in the node's
+ * namespaces or cgroups, pod network namespaces, mounts) and removes the namespaces and cgroups. Returns the names
+ * of the processes that were still running.
+ */
+export async function stopNode(clusterDir: string, info: NodeInfo | undefined, log: Log): Promise<string[]> {
+  const running: string[] = [];
+  const processes = info?.processes ?? [];
+  const byName = new Map(processes.map((p) => [p.name, p]));
+  const containerd = byName.get('containerd');
+  const address = info?.containerdAddress;
+  let podNetns: string[] = [];
+  for (const name of STOP_ORDER) {
+    const p = byName.get(name);
+    if (name === 'containerd' && address && containerd && isProcessAlive(containerd.pid, containerd.binary)) {
+      // Every container's task goes first: the shims then exit and the pods' network namespaces are released.
+      podNetns = await sandboxNetnsFiles(address);
+      await stopAllTasks(address);
+    }
+    if (!p || !isProcessAlive(p.pid, p.binary)) continue;
+    running.push(name);
+    await terminateProcess(p.pid, p.binary, NODE_PROCESSES[name].stopGraceMs);
+    // socat forks one child per connection.
+    if (p.binary === 'socat') killProcessGroup(p.pid);
+    log(`stopped ${name} (pid ${p.pid})`);
+  }
+  await removeNodeLeftovers(clusterDir, log, podNetns);
+  return running;
+}
+
+function killProcessGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // No such group (not detached) or already gone.
+  }
+}
+
+/** Kills and deletes every task of the CRI's namespace (the shims exit with them). */
+async function stopAllTasks(address: string): Promise<void> {
+  const tasks = await ctr(address, 'tasks', 'list', '--quiet');
+  if (tasks.code !== 0) return;
+  for (const id of tasks.stdout.split('\n').filter(Boolean)) {
+    await ctr(address, 'tasks', 'kill', '--signal', 'SIGKILL', id);
+  }
+  for (const id of tasks.stdout.split('\n').filter(Boolean)) {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      if ((await ctr(address, 'tasks', 'delete', id)).code === 0) break;
+      await sleep(100);
+    }
+  }
+}
+
+/**
+ * Removes whatever a node of this cluster directory may have left: processes in its network namespace or cgroup
+ * tree, pod network namespaces, mounts below the node directory, the mount namespace, the cgroup tree and the
+ * network namespace. Safe to call when nothing is left.
+ */
+export async function removeNodeLeftovers(
+  clusterDir: string,
+  log: Log,
+  podNetns: string[] = [],
+): Promise<void> {
+  const layout = nodeLayout(clusterDir, '');
+  const p = nodePaths(layout.root);
+  for (let round = 0; round < 20; round++) {
+    const pids = [...processesInNetns(layout.netns), ...processesInCgroupRoot(layout.cgroupRoot)];
+    if (pids.length === 0) break;
+    if (round === 0) log(`killing ${pids.length} leftover node process(es): ${pids.join(', ')}`);
+    killAll(pids);
+    await sleep(100);
+  }
+  for (const file of podNetns) {
+    if (!existsSync(file)) continue;
+    await runCommand('umount', [file]);
+    rmSync(file, { force: true });
+  }
+  for (const mount of mountsUnder(layout.root)) await runCommand('umount', ['-l', mount]);
+  removeCgroupRoot(layout.cgroupRoot);
+  if (netnsExists(layout.netns)) await removeNodeNetns(layout.netns);
+  removeContainerLogLinks(p.podLogs);
+}
+
+/** Runs `command` inside the node's network namespace and returns its exit code and output (for tests). */
+export function runInNode(
+  netns: string,
+  command: string,
+  args: readonly string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runCommand('nsenter', [`--net=${netnsPath(netns)}`, '--', command, ...args], { timeoutMs: 30_000 });
+}
