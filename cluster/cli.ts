@@ -4,13 +4,18 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { describeBinarySources, ensureBinaries, ensureNodeBinaries } from './binaries.js';
+import {
+  describeBinarySources,
+  ensureBinaries,
+  ensureKnativePathBinaries,
+  ensureNodeBinaries,
+} from './binaries.js';
 import { clusterStatus, defaultClusterDir, startCluster, stopCluster } from './control-plane.js';
 import type { ControllerProcess } from './controllers.js';
 import type { NodeInfo } from './node.js';
 import { elapsed, stderrLog } from './util.js';
 
-const USAGE = `usage: tsx cluster/cli.ts <build|up|down|status> [--dir <cluster dir>] [--no-node] [--no-controllers]
+const USAGE = `usage: tsx cluster/cli.ts <build|up|down|status> [--dir <cluster dir>] [--knative] [--no-node] [--no-controllers]
 
   build   build (or locate) etcd, kube-apiserver, the ApiServerSource receive adapter, kube-controller-manager,
           the Knative Serving controller and webhook, and the node's kubelet, kube-scheduler, kube-proxy and
@@ -23,6 +28,8 @@ const USAGE = `usage: tsx cluster/cli.ts <build|up|down|status> [--dir <cluster 
 
 Options:
   --dir <dir>        cluster directory (default: $CLUSTER_DIR or .cluster/ at the repository root)
+  --knative          up: also the Knative path on the node: CoreDNS, the Kourier ingress (control plane + Envoy
+                     gateway) and the Knative Eventing controller
   --no-node          up: no node (pods stay Pending; no root, packages or images needed; quicker)
   --no-controllers   up: etcd + kube-apiserver only (nothing reconciles; implies --no-node)
   -h, --help         this text
@@ -53,6 +60,7 @@ interface CliArgs {
   dir: string;
   controllers: boolean;
   node: boolean;
+  knative: boolean;
   help: boolean;
 }
 
@@ -64,6 +72,7 @@ function parseCli(argv: string[]): CliArgs {
       dir: { type: 'string' },
       'no-controllers': { type: 'boolean', default: false },
       'no-node': { type: 'boolean', default: false },
+      knative: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -74,6 +83,7 @@ function parseCli(argv: string[]): CliArgs {
     dir: values.dir ? path.resolve(values.dir) : defaultClusterDir(),
     controllers: !values['no-controllers'],
     node: !values['no-node'] && !values['no-controllers'],
+    knative: values.knative,
     help: values.help,
   };
 }
@@ -86,7 +96,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
-  const { command, dir, controllers, node } = parsed;
+  const { command, dir, controllers, node, knative } = parsed;
   if (parsed.help) {
     console.log(USAGE);
     return 0;
@@ -96,12 +106,13 @@ async function main(argv: string[]): Promise<number> {
     case 'build': {
       await ensureBinaries(stderrLog);
       await ensureNodeBinaries(stderrLog);
+      await ensureKnativePathBinaries(stderrLog);
       console.log(`binaries ready (${elapsed(start)} s):`);
       for (const line of describeBinarySources()) console.log(`  ${line}`);
       return 0;
     }
     case 'up': {
-      const info = await startCluster({ dir, log: stderrLog, controllers, node });
+      const info = await startCluster({ dir, log: stderrLog, controllers, node, knative });
       const kubeconfig = display(info.kubeconfig);
       if (info.alreadyRunning) {
         console.log(`cluster already running in ${display(info.dir)} (since ${info.startedAt})`);

@@ -12,6 +12,7 @@ import {
   type ControllerProcess,
 } from './controllers.js';
 import { installCrds } from './crds.js';
+import { startKnativePath } from './knative-path.js';
 import { buildImages, importImages, type ImageName } from './images.js';
 import { KubeRequestError, kubeRequest, writeKubeconfig, type KubeTarget } from './kube.js';
 import {
@@ -60,6 +61,11 @@ export interface StartClusterOptions {
    * packages of {@link ensureHostPackages} (installed when missing) and the local images.
    */
   node?: boolean;
+  /**
+   * Also run the Knative path on the node (default false; needs the node): CoreDNS, the Kourier ingress (control
+   * plane + Envoy gateway) and the Knative Eventing controller. See cluster/knative-path.ts.
+   */
+  knative?: boolean;
   /** Progress output. Default: stderr. */
   log?: Log;
   /** Time allowed for each of etcd, kube-apiserver, the CRDs and the controllers to become ready. Default 90 s. */
@@ -262,6 +268,8 @@ function writeAuthFiles(dataDir: string, nodeName: string | undefined): AuthToke
 interface NodeInputs {
   binaries: NodeBinaries;
   images: Awaited<ReturnType<typeof buildImages>>;
+  /** Whether the Knative path (cluster/knative-path.ts) runs on the node. */
+  knative: boolean;
 }
 
 /** Images the node imports at start: the sandbox (pause) image and Knative's queue-proxy. */
@@ -427,6 +435,22 @@ async function launch(
       },
     });
     log(`node ${state.node.nodeName} ready (${elapsed(start)} s, network namespace ${state.node.netns})`);
+    if (nodeInputs.knative) {
+      const node = state.node;
+      await startKnativePath({
+        dir,
+        node,
+        kubeconfig: state.kubeconfig,
+        target: target(state),
+        detached,
+        timeoutMs,
+        log,
+        onSpawned: (proc) => {
+          node.processes.push(proc);
+          writeState(dir, state);
+        },
+      });
+    }
   }
   state.ready = true;
   writeState(dir, state);
@@ -490,7 +514,10 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
   const withControllers = options.controllers ?? true;
   const controllerBinaries = withControllers ? await resolveControllerBinaries(given, log) : undefined;
   // The node needs the controllers: nothing would make its pods otherwise.
-  const nodeInputs = withControllers && (options.node ?? true) ? await resolveNodeInputs(log) : undefined;
+  const nodeInputs =
+    withControllers && (options.node ?? true)
+      ? { ...(await resolveNodeInputs(log)), knative: options.knative ?? false }
+      : undefined;
   const detached = options.detached ?? true;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -506,7 +533,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
 }
 
 /** The node's host packages, binaries and images (installed, built or taken from the caches). */
-async function resolveNodeInputs(log: Log): Promise<NodeInputs> {
+async function resolveNodeInputs(log: Log): Promise<Omit<NodeInputs, 'knative'>> {
   await ensureHostPackages(log);
   const binaries = await ensureNodeBinaries(log);
   const images = await buildImages(NODE_IMAGES, { log });

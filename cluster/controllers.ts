@@ -274,6 +274,7 @@ function objectPath(m: Manifest): string {
     Secret: 'secrets',
     Service: 'services',
     Endpoints: 'endpoints',
+    Deployment: 'deployments',
     MutatingWebhookConfiguration: 'mutatingwebhookconfigurations',
     ValidatingWebhookConfiguration: 'validatingwebhookconfigurations',
   };

@@ -160,8 +160,10 @@ export function kubeletConfig(layout: NodeLayout): string {
     // Root lacks CAP_SYS_RESOURCE: kubelet must not lower its own oom_score_adj.
     oomScoreAdj: 0,
     podLogsDirectory: p.podLogs,
-    // No cluster DNS: pods get an empty resolv.conf, so no query leaves the namespace.
+    // Pods resolve through the cluster's CoreDNS only (it serves cluster.local and forwards nothing); no upstream
+    // resolver from the machine, so no query leaves the namespace.
     resolvConf: '',
+    clusterDNS: [NODE_NETWORK.dnsServiceIp],
     clusterDomain: 'cluster.local',
     // Imported images cannot be pulled again: never garbage-collect them.
     imageGCHighThresholdPercent: 100,

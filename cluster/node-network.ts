@@ -20,6 +20,8 @@ export const NODE_NETWORK = {
   /** kube-apiserver's `--service-cluster-ip-range`; the `kubernetes` Service takes the first address. */
   serviceCidr: '10.213.0.0/20',
   kubernetesServiceIp: '10.213.0.1',
+  /** The `kube-dns` Service (CoreDNS, cluster/knative-path.ts): kubelet's `clusterDNS`. */
+  dnsServiceIp: '10.213.0.10',
   /** Link names inside the namespace (they never exist in the host namespace). */
   nodeLink: 'node0',
   nodePeerLink: 'node0-peer',

@@ -19,6 +19,7 @@ import {
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NodeBinaries } from './binaries.js';
+import type { KnativePathProcessName } from './knative-path.js';
 import { installObjects } from './controllers.js';
 import { KubeRequestError, kubeRequest, writeKubeconfig, type KubeTarget } from './kube.js';
 import {
@@ -70,9 +71,9 @@ export type NodeProcessName =
   | 'knative-autoscaler'
   | 'knative-activator';
 
-/** A running node process, as recorded in the cluster's state file. */
+/** A running node process, as recorded in the cluster's state file (the Knative path's processes included). */
 export interface NodeProcess {
-  name: NodeProcessName;
+  name: NodeProcessName | KnativePathProcessName;
   pid: number;
   binary: string;
   log: string;
@@ -603,7 +604,7 @@ async function startGroup(
     processes.map(async (p) => {
       await waitFor(
         p.name,
-        () => NODE_PROCESSES[p.name].ready(ctx),
+        () => NODE_PROCESSES[p.name as NodeProcessName].ready(ctx),
         () => isProcessAlive(p.pid, p.binary),
         p.log,
         timeoutMs,
