@@ -335,6 +335,9 @@ function wrapperHash(spec: ComponentSpec): string {
   const dir = path.join(GO_DIR, spec.wrapperDir);
   const hash = createHash('sha256');
   for (const file of ['go.mod', 'go.sum']) hash.update(readFileSync(path.join(dir, file)));
+  // A wrapper with its own main package (CoreDNS's plugin list): its source is part of the binary.
+  const main = path.join(dir, 'main.go');
+  if (existsSync(main)) hash.update(readFileSync(main));
   hash.update(`${spec.goPackage}\n${spec.ldflags}\nCGO_ENABLED=0 -trimpath`);
   return hash.digest('hex').slice(0, 12);
 }

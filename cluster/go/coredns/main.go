@@ -8,6 +8,7 @@ import (
 	"github.com/coredns/coredns/coremain"
 
 	// The plugins of the cluster's Corefile, in no particular order (the server orders them by its directives).
+	_ "github.com/coredns/coredns/plugin/bind"
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/errors"
 	_ "github.com/coredns/coredns/plugin/health"

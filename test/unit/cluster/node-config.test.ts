@@ -80,6 +80,8 @@ describe('node configuration files', () => {
       oomScoreAdj: 0,
       readOnlyPort: 0,
       resolvConf: '',
+      clusterDNS: [NODE_NETWORK.dnsServiceIp],
+      clusterDomain: 'cluster.local',
       authentication: { anonymous: { enabled: false }, webhook: { enabled: true } },
       authorization: { mode: 'Webhook' },
       containerRuntimeEndpoint: 'unix:///tmp/c/node/ctrd.sock',
