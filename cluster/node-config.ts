@@ -98,8 +98,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 }
 
 /**
- * The pod network: a bridge whose address is the pods' gateway, host-local IPAM, routes to the service CIDR only
- * (the pod CIDR is on-link), no masquerading: nothing is routed beyond the namespace.
+ * The pod network: a bridge whose address is the pods' gateway, host-local IPAM, routes to the service CIDR and the
+ * node subnet only (the pod CIDR is on-link), no masquerading: nothing is routed beyond the namespace.
  */
 export function cniConfig(layout: NodeLayout): string {
   const n = NODE_NETWORK;
@@ -119,7 +119,9 @@ export function cniConfig(layout: NodeLayout): string {
             type: 'host-local',
             dataDir: nodePaths(layout.root).cniDataDir,
             ranges: [[{ subnet: n.podCidr, gateway: n.podGateway }]],
-            routes: [{ dst: n.serviceCidr }],
+            // The node subnet too: the Knative activator and the path's processes serve on the node IP, and the
+            // Kourier gateway dials the activator's endpoint directly (not through a Service IP).
+            routes: [{ dst: n.serviceCidr }, { dst: n.nodeSubnet }],
           },
         },
       ],

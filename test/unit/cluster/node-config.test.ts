@@ -55,7 +55,7 @@ describe('node configuration files', () => {
     expect(toml).toContain('SystemdCgroup = false');
   });
 
-  it('routes pods to the service CIDR only, through the bridge, without masquerading', () => {
+  it('routes pods to the service CIDR and the node subnet only, through the bridge, without masquerading', () => {
     const conf = JSON.parse(cniConfig(layout)) as {
       plugins: {
         type: string;
@@ -67,7 +67,10 @@ describe('node configuration files', () => {
     const [bridge] = conf.plugins;
     expect(conf.plugins).toHaveLength(1);
     expect(bridge).toMatchObject({ type: 'bridge', isGateway: true, ipMasq: false });
-    expect(bridge?.ipam?.routes).toEqual([{ dst: NODE_NETWORK.serviceCidr }]);
+    expect(bridge?.ipam?.routes).toEqual([
+      { dst: NODE_NETWORK.serviceCidr },
+      { dst: NODE_NETWORK.nodeSubnet },
+    ]);
   });
 
   it('configures kubelet for this machine: cgroupfs, cgroup v1, no oom_score_adj change, webhook auth', () => {
