@@ -20,11 +20,10 @@ import {
   eventingControllerEnv,
   fillPlaceholders,
   kourierEnv,
-  type PathManifest,
 } from './knative-path-config.js';
 import { KubeRequestError, kubeRequest, type KubeTarget } from './kube.js';
 import { nodePaths } from './node-config.js';
-import { fetchInNode, netnsPath } from './node-network.js';
+import { NODE_NETWORK, fetchInNode, netnsPath, runCommand } from './node-network.js';
 import type { NodeInfo, NodeProcess } from './node.js';
 import {
   elapsed,
@@ -141,9 +140,7 @@ async function installPathObjects(target: KubeTarget, envoyImage: string): Promi
     .filter((file) => file.endsWith('.yaml'))
     .sort()
     .map((file) => path.join(SYSTEM_DIR, file));
-  await installObjects(target, files, (manifest) =>
-    fillPlaceholders(manifest as unknown as PathManifest, envoyImage),
-  );
+  await installObjects(target, files, (manifest) => fillPlaceholders(manifest, envoyImage));
 }
 
 /** Makes Kourier the ingress of every Knative Route (the Serving controller resyncs on the change). */
@@ -254,4 +251,66 @@ export async function stopKnativePath(processes: readonly NodeProcess[], log: Lo
     log(`stopped ${p.name} (pid ${p.pid})`);
   }
   return running.map((p) => p.name);
+}
+
+/** What {@link requestThroughClusterDns} got back. */
+export interface ClusterDnsAnswer {
+  /** The addresses CoreDNS gave for the URL's host (after following CNAMEs). */
+  addresses: string[];
+  /** The CNAME chain's first target, when the name is an alias (a Knative Service's is the ingress Service). */
+  cname?: string;
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Resolves the URL's host with the cluster DNS, then sends the request to that address with the original Host. */
+const CLUSTER_DNS_REQUEST = `
+const [url, dnsServer, timeoutMs] = JSON.parse(process.argv[1]);
+const dns = require('node:dns').promises;
+const http = require('node:http');
+const resolver = new dns.Resolver({ timeout: timeoutMs, tries: 1 });
+resolver.setServers([dnsServer]);
+const target = new URL(url);
+(async () => {
+  const cname = await resolver.resolveCname(target.hostname).then((c) => c[0], () => undefined);
+  const addresses = await resolver.resolve4(target.hostname);
+  const req = http.get(
+    { host: addresses[0], port: target.port || 80, path: target.pathname + target.search,
+      headers: { host: target.host }, timeout: timeoutMs },
+    (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => process.stdout.write(JSON.stringify({ addresses, cname, status: res.statusCode, headers: res.headers, body })));
+    },
+  );
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', (err) => { process.stderr.write(String(err.message)); process.exitCode = 1; });
+})().catch((err) => { process.stderr.write(String(err.code || err.message)); process.exitCode = 1; });
+`;
+
+/**
+ * A request as a pod sends it: from inside the node's network namespace, the host name resolved by the cluster's
+ * CoreDNS (through the `kube-dns` Service), then HTTP to the address it gave with the original `Host`.
+ */
+export async function requestThroughClusterDns(
+  netns: string,
+  url: string,
+  timeoutMs = 5_000,
+): Promise<ClusterDnsAnswer> {
+  const result = await runCommand(
+    'nsenter',
+    [
+      `--net=${netnsPath(netns)}`,
+      '--',
+      process.execPath,
+      '-e',
+      CLUSTER_DNS_REQUEST,
+      JSON.stringify([url, NODE_NETWORK.dnsServiceIp, timeoutMs]),
+    ],
+    { timeoutMs: timeoutMs * 3 + 5_000, env: { ...process.env, NODE_NO_WARNINGS: '1' } },
+  );
+  if (result.code !== 0) throw new Error(`GET ${url} in ${netns}: ${result.stderr.trim()}`);
+  return JSON.parse(result.stdout) as ClusterDnsAnswer;
 }
