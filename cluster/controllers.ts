@@ -276,6 +276,8 @@ function objectPath(m: Manifest): string {
     Endpoints: 'endpoints',
     MutatingWebhookConfiguration: 'mutatingwebhookconfigurations',
     ValidatingWebhookConfiguration: 'validatingwebhookconfigurations',
+    ValidatingAdmissionPolicy: 'validatingadmissionpolicies',
+    ValidatingAdmissionPolicyBinding: 'validatingadmissionpolicybindings',
   };
   const plural = plurals[m.kind];
   if (!plural) throw new Error(`cluster/system: unexpected kind ${m.kind}`);

@@ -130,11 +130,10 @@ interface NodeProcessSpec {
 }
 
 const SERVING_NAMESPACE = 'knative-serving';
-const NODE_SYSTEM_FILE = path.join(
-  path.dirname(fileURLToPath(import.meta.url)),
-  'system',
-  'node',
-  'knative-serving.yaml',
+const NODE_SYSTEM_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'system', 'node');
+/** The node's objects: the activator's Service and Endpoints, the local-images admission policy. */
+const NODE_SYSTEM_FILES = ['knative-serving.yaml', 'local-images.yaml'].map((f) =>
+  path.join(NODE_SYSTEM_DIR, f),
 );
 const NODE_DIR = 'node';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -678,8 +677,8 @@ export async function startNodeBridges(options: StartNodeOptions): Promise<NodeH
 }
 
 /**
- * Phase 2, once the controllers run: the node's objects in `knative-serving` (activator Service and Endpoints),
- * then kubelet, kube-proxy, kube-scheduler and the Knative autoscaler and activator; returns once the Node is Ready
+ * Phase 2, once the controllers run: the node's objects (`system/node/`: the activator's Service and Endpoints, the
+ * local-images admission policy), then kubelet, kube-proxy, kube-scheduler and the Knative autoscaler and activator; returns once the Node is Ready
  * and each is serving.
  */
 export async function startNodeAgents(
@@ -687,7 +686,7 @@ export async function startNodeAgents(
   options: Pick<StartNodeOptions, 'detached' | 'timeoutMs' | 'log' | 'onChange'>,
 ): Promise<NodeInfo> {
   const { info, ctx } = handle;
-  await installObjects(ctx.target, [NODE_SYSTEM_FILE], (manifest) => {
+  await installObjects(ctx.target, NODE_SYSTEM_FILES, (manifest) => {
     for (const subset of (manifest as { subsets?: { addresses?: { ip: string }[] }[] }).subsets ?? []) {
       for (const address of subset.addresses ?? []) address.ip = NODE_NETWORK.nodeIp;
     }

@@ -94,6 +94,23 @@ describe('the node', () => {
     expect(body.status.addresses).toContainEqual({ type: 'InternalIP', address: NODE_NETWORK.nodeIp });
   });
 
+  it('refuses a pod whose image is not a local one, saying why', async () => {
+    const refused = await kubeRequest(
+      target,
+      'POST',
+      `/api/v1/namespaces/${namespace}/pods`,
+      {
+        metadata: { name: 'remote' },
+        spec: { containers: [{ name: 'app', image: 'registry.example/app:1' }] },
+      },
+      { allowStatus: [422] },
+    );
+    expect(refused.status).toBe(422);
+    expect(JSON.stringify(refused.body)).toContain(
+      'the local node runs only images imported into its containerd (localhost/...), not: registry.example/app:1',
+    );
+  });
+
   it('rolls a Deployment: the old pods go, new pods run Ready and serve the new message', async () => {
     const name = 'hello';
     const apps = `/apis/apps/v1/namespaces/${namespace}/deployments`;
