@@ -289,16 +289,29 @@ export function knativeService(
   };
 }
 
-/** An opted-in ConfigMap manifest. */
+/** The label that opts a config object in and that the shipped ApiServerSource selects on (default prefix). */
+export const WATCH_LABEL = 'rolling.restart.controller/watch';
+/** The annotation that opts a config object in (the original contract; alone it leaves the object to the resync). */
+export const TRIGGER_ANNOTATION = 'rolling.restart.controller/triggerRestart';
+
+/**
+ * An opted-in ConfigMap manifest: the watch label (so the shipped source sends its changes) and the annotation.
+ * `optIn: 'annotation'` leaves the label out: such an object produces no event and is rolled out by the resync.
+ */
 export function optedInConfigMap(
   name: string,
   labels: Record<string, string>,
   data: Record<string, string>,
+  optIn: 'label+annotation' | 'annotation' = 'label+annotation',
 ): Record<string, unknown> {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: { name, labels, annotations: { 'rolling.restart.controller/triggerRestart': 'true' } },
+    metadata: {
+      name,
+      labels: optIn === 'annotation' ? labels : { ...labels, [WATCH_LABEL]: 'true' },
+      annotations: { [TRIGGER_ANNOTATION]: 'true' },
+    },
     data,
   };
 }

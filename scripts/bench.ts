@@ -47,6 +47,8 @@ const USAGE = `usage: npm run bench -- [--cluster] [options]
     --burst <n>            edits of the burst, 0 for none (default 200)
     --burst-configmaps <n> ConfigMaps the burst spreads over (default 10)
     --burst-at <n>         size at which the burst runs (default: the first size)
+    --noise <s>            seconds of each noise run (an unrelated ConfigMap written once a second, with the
+                           shipped source and without its selector), 0 for none (default 60)
     --dir <dir>            cluster directory (default .cluster/bench; started fresh, stopped at the end)
     --out <file>           also write the report (Markdown) to this file`;
 
@@ -62,6 +64,7 @@ const { values } = parseArgs({
     burst: { type: 'string', default: '200' },
     'burst-configmaps': { type: 'string', default: '10' },
     'burst-at': { type: 'string' },
+    noise: { type: 'string', default: '60' },
     dir: { type: 'string', default: path.join(REPO_ROOT, '.cluster', 'bench') },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -261,6 +264,7 @@ async function benchCluster(): Promise<void> {
     burstEdits: count('burst', values.burst),
     burstConfigMaps: count('burst-configmaps', values['burst-configmaps'], 1),
     burstAt: values['burst-at'] === undefined ? SIZES[0]! : count('burst-at', values['burst-at'], 1),
+    noiseSeconds: count('noise', values.noise),
     dir: path.resolve(values.dir),
     log: (line: string) => process.stderr.write(`[bench] ${line}\n`),
   };

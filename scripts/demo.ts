@@ -11,6 +11,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../cluster/adapter.js';
+import { shippedSource } from '../cluster/shipped-source.js';
 import { ensureBinaries } from '../cluster/binaries.js';
 import { defaultClusterDir, startCluster } from '../cluster/control-plane.js';
 import {
@@ -184,19 +185,22 @@ async function main(): Promise<void> {
       env: { LOG_LEVEL: 'info' },
     });
     log(`config-restarter listening on ${fn.url} as system:serviceaccount:${NS}:config-restarter`);
+    // Configured like the ApiServerSource of knative/: Reference mode, only ConfigMaps with the watch label.
+    const source = await shippedSource('knative');
     adapter = await startApiServerSourceAdapter({
       binary: binaries.apiserverAdapter,
       kubeconfig: sourceKubeconfig,
       namespace: NS,
-      name: 'config-restarter-source',
+      name: source.name,
       sink: `http://127.0.0.1:${(tap.address() as AddressInfo).port}/`,
-      mode: 'Reference',
-      resources: [{ group: '', version: 'v1', resource: 'configmaps' }],
+      mode: source.mode,
+      resources: source.resources,
       logFile: path.join(demoDir, 'adapter.log'),
     });
     await adapter.waitUntilWatching();
     log(
-      `ApiServerSource adapter watching configmaps in ${NS} as system:serviceaccount:${NS}:config-restarter-source`,
+      `ApiServerSource adapter watching ${source.resources.map((r) => `${r.resource} (${r.selector ?? 'all'})`).join(', ')} ` +
+        `in ${NS} as system:serviceaccount:${NS}:config-restarter-source`,
     );
 
     step(

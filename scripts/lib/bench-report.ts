@@ -66,6 +66,14 @@ function goals(result: ClusterBenchResult): Goal[] {
   check('CPU per edit, N=2000 / N=10', large && small && large.cpuPerEditMs / small.cpuPerEditMs, 1.5);
   const cold = result.coldStart && median(result.coldStart.answeredMs) / 1000;
   check('cold start (median), s', cold, 1.5, ' s', cold === undefined ? undefined : `${cold.toFixed(2)} s`);
+  if (result.noise) {
+    list.push({
+      name: 'noise: events from an unrelated, unlabelled ConfigMap, source as shipped',
+      measured: `${result.noise.selected.events} for ${result.noise.selected.writes} writes`,
+      bar: '0',
+      pass: result.noise.selected.events === 0,
+    });
+  }
   if (result.burst) {
     const most = peak(result.burst.restartsPerDeployment);
     list.push({
@@ -166,6 +174,18 @@ export function renderReport(result: ClusterBenchResult, options: { edits: numbe
         `polled every 100 ms); all restarts visible after ${b.restartsSeconds.toFixed(2)} s; restarts per ` +
         `Deployment ${Math.min(...b.restartsPerDeployment)}-${peak(b.restartsPerDeployment)} ` +
         `(${b.editsPerConfigMap} edits per ConfigMap); hash records naming stale content afterwards: ${b.staleRecords}.`,
+      '',
+    );
+  }
+  if (result.noise) {
+    const z = result.noise;
+    const perMinute = (events: number) => ((events * 60) / z.seconds).toFixed(1);
+    lines.push(
+      `Noise (N = ${z.n}): an unrelated ConfigMap (no label, no annotation, referenced by nothing) written once a ` +
+        `second for ${z.seconds} s. Source without a selector: ${z.unselected.writes} writes, ` +
+        `${z.unselected.events} events at the function (${perMinute(z.unselected.events)} per minute). ` +
+        `Source as shipped (${z.selector}): ${z.selected.writes} writes, ${z.selected.events} events ` +
+        `(${perMinute(z.selected.events)} per minute).`,
       '',
     );
   }

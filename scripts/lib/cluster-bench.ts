@@ -13,7 +13,11 @@ import type { Agent } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../../cluster/adapter.js';
+import {
+  startApiServerSourceAdapter,
+  type AdapterResource,
+  type ApiServerSourceAdapter,
+} from '../../cluster/adapter.js';
 import { COMPONENTS, ensureBinary } from '../../cluster/binaries.js';
 import { startCluster, stopCluster } from '../../cluster/control-plane.js';
 import {
@@ -28,6 +32,7 @@ import { REPO_ROOT, sleep, type Log } from '../../cluster/util.js';
 import { watchCollection, type CollectionWatch, type WatchEvent } from '../../cluster/watch.js';
 import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
 import { applyKustomization, settle } from '../../cluster/objects.js';
+import { shippedSource, type ShippedSource } from '../../cluster/shipped-source.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
 import { apiServerSourceRequest } from '../../cluster/apiserver-event.js';
 import { mb, msBetween, percentile } from './stats.js';
@@ -48,6 +53,8 @@ export interface ClusterBenchOptions {
   burstConfigMaps: number;
   /** Size at which the burst runs. */
   burstAt: number;
+  /** Seconds of each noise run (an unrelated ConfigMap written once a second); 0: no noise runs. */
+  noiseSeconds: number;
   /** Cluster directory (started fresh, stopped at the end). */
   dir: string;
   log: Log;
@@ -96,11 +103,25 @@ export interface BurstResult {
   staleRecords: number;
 }
 
+/** Events delivered while an unrelated, unlabelled ConfigMap is written once a second. */
+export interface NoiseResult {
+  n: number;
+  /** Seconds of each run. */
+  seconds: number;
+  /** The shipped source's selector (adapter form). */
+  selector: string;
+  /** The source without a selector: writes made, events the function counted. */
+  unselected: { writes: number; events: number };
+  /** The source as shipped. */
+  selected: { writes: number; events: number };
+}
+
 /** Everything measured. */
 export interface ClusterBenchResult {
   sizes: SizeResult[];
   coldStart?: ColdStartResult;
   burst?: BurstResult;
+  noise?: NoiseResult;
   phases: { name: string; seconds: number }[];
   totalSeconds: number;
   machine: string;
@@ -111,6 +132,8 @@ const TIED = 'bench-tied';
 const CONFIG = 'bench-config';
 const FLOOR_ANNOTATION = 'bench.config-restarter/floor';
 const UNTIED_PREFIX = 'untied-';
+/** The unrelated ConfigMap of the noise runs: no label, no annotation, referenced by nothing. */
+const NOISE = 'bench-noise';
 
 /** The run settings of func.yaml (`run.envs`): the function runs as deployed. */
 function deployedEnv(): Record<string, string> {
@@ -125,6 +148,7 @@ function keys(prefix: string) {
   return {
     optIn: `${prefix}/restartOnTrigger`,
     trigger: `${prefix}/triggerRestart`,
+    watch: `${prefix}/watch`,
     restart: `${prefix}/restartTimestamp`,
     hashes: `${prefix}/configHashes`,
   };
@@ -148,12 +172,12 @@ function deployment(name: string, labels: Record<string, string>, k: Keys): Reco
   };
 }
 
-/** An opted-in ConfigMap. */
+/** An opted-in ConfigMap: the watch label the shipped source selects on, and the annotation. */
 function configMap(name: string, labels: Record<string, string>, k: Keys): Record<string, unknown> {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: { name, labels, annotations: { [k.trigger]: 'true' } },
+    metadata: { name, labels: { ...labels, [k.watch]: 'true' }, annotations: { [k.trigger]: 'true' } },
     data: { V: '0' },
   };
 }
@@ -280,6 +304,8 @@ interface Context {
   fnKubeconfig: string;
   sourceKubeconfig: string;
   adapterBinary: string;
+  /** The ApiServerSource of knative/ as the adapter's configuration. */
+  source: ShippedSource;
   env: Record<string, string>;
   keys: Keys;
   tracker: TemplateAnnotationTracker;
@@ -437,10 +463,14 @@ async function measureColdStarts(ctx: Context, runs: number): Promise<ColdStartR
   return result;
 }
 
-/** Starts the function (waits for readiness) and the real adapter with the function as its sink. */
+/**
+ * Starts the function (waits for readiness) and the real adapter with the function as its sink, configured like
+ * the shipped ApiServerSource (or with other `resources`).
+ */
 async function startPipeline(
   ctx: Context,
   label: string,
+  resources: AdapterResource[] = ctx.source.resources,
 ): Promise<{ fn: FunctionProcess; adapter: ApiServerSourceAdapter }> {
   const fn = await startFunction({
     kubeconfig: ctx.fnKubeconfig,
@@ -451,10 +481,10 @@ async function startPipeline(
     binary: ctx.adapterBinary,
     kubeconfig: ctx.sourceKubeconfig,
     namespace: NS,
-    name: 'config-restarter-source',
+    name: ctx.source.name,
     sink: fn.url,
-    mode: 'Reference',
-    resources: [{ group: '', version: 'v1', resource: 'configmaps' }],
+    mode: ctx.source.mode,
+    resources,
     logFile: path.join(ctx.dir, `adapter-${label}.log`),
   });
   try {
@@ -559,6 +589,63 @@ async function burst(
     editsPerConfigMap: perConfigMap,
     staleRecords,
   };
+}
+
+/**
+ * Writes the unrelated ConfigMap once a second for `seconds` while the pipeline runs, and counts the events the
+ * function handled (`config_restarter_events_total`) once the adapter has delivered everything.
+ */
+async function noiseRun(
+  ctx: Context,
+  label: string,
+  resources: AdapterResource[],
+  seconds: number,
+): Promise<{ writes: number; events: number }> {
+  const { fn, adapter } = await startPipeline(ctx, label, resources);
+  try {
+    const before = await fn.eventsHandled();
+    const start = Date.now();
+    let writes = 0;
+    while (writes < seconds) {
+      await editConfigMap(ctx, NOISE);
+      writes++;
+      await sleep(Math.max(0, start + writes * 1000 - Date.now()));
+    }
+    const after = await settle(() => fn.eventsHandled(), 2_000);
+    return { writes, events: after - before };
+  } finally {
+    await adapter.stop();
+    await fn.stop();
+  }
+}
+
+/**
+ * Events delivered to the function while an unrelated, unlabelled ConfigMap is written once a second: with the
+ * source as shipped (selector on the watch label) and with the same source without a selector (as before).
+ */
+async function measureNoise(ctx: Context, n: number, seconds: number): Promise<NoiseResult> {
+  await kubeRequest(ctx.admin, 'POST', paths.configMaps(), {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: NOISE },
+    data: { V: '0' },
+  });
+  try {
+    const unselected = ctx.source.resources.map(({ selector: _selector, ...resource }) => resource);
+    ctx.log(`N=${n}: noise, source without a selector, ${seconds} s`);
+    const withoutSelector = await noiseRun(ctx, 'noise-unselected', unselected, seconds);
+    ctx.log(`N=${n}: noise, source as shipped, ${seconds} s`);
+    const withSelector = await noiseRun(ctx, 'noise-selected', ctx.source.resources, seconds);
+    return {
+      n,
+      seconds,
+      selector: ctx.source.resources.map((r) => `${r.resource}: ${r.selector ?? 'none'}`).join('; '),
+      unselected: withoutSelector,
+      selected: withSelector,
+    };
+  } finally {
+    await kubeRequest(ctx.admin, 'DELETE', paths.configMap(NOISE), undefined, { allowStatus: [404] });
+  }
 }
 
 /** Removes the burst's objects, so that the next sizes count only untied Deployments and the tied one. */
@@ -673,6 +760,7 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
       fnKubeconfig,
       sourceKubeconfig,
       adapterBinary,
+      source: await shippedSource('knative'),
       env,
       keys: k,
       tracker: new TemplateAnnotationTracker(admin, [k.restart, FLOOR_ANNOTATION]),
@@ -700,6 +788,9 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
           result.coldStart = await timed(`cold starts (N=${n})`, () =>
             measureColdStarts(ctx, options.coldStarts),
           );
+        }
+        if (n === options.sizes[0] && options.noiseSeconds > 0) {
+          result.noise = await timed(`noise (N=${n})`, () => measureNoise(ctx, n, options.noiseSeconds));
         }
         const measured = await timed(`measure N=${n}`, () => measureSize(ctx, n, createSeconds, options));
         result.sizes.push(measured.result);

@@ -2,15 +2,18 @@
  * Fault suite, forged senders: the function with sender authentication on (AUTH_AUDIENCE, the default allowed
  * subjects, its own ServiceAccount bound by knative/authentication) against tokens the local kube-apiserver
  * mints the way Knative Eventing does (TokenRequest with the sink's audience, for the per-sender OIDC
- * ServiceAccounts that Knative names `<sender>-oidc-<group>-<kind>`). Missing, garbage, wrong-audience and
- * wrong-identity tokens get 401 and nothing is read or written; the real ApiServerSource adapter, configured as
- * the controller configures it with `authentication-oidc` on, gets its token itself and is accepted.
+ * ServiceAccounts that Knative names `<sender>-oidc-<group>-<kind>`). Missing, garbage and wrong-audience tokens
+ * get 401, valid tokens of identities that are not allowed senders 403 (as Knative Eventing's receivers answer),
+ * and nothing is read or written for either; the real ApiServerSource adapter, configured as the controller
+ * configures it with `authentication-oidc` on (and with the selector of knative/authentication), gets its token
+ * itself and is accepted.
  */
 import { jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startApiServerSourceAdapter } from '../../cluster/adapter.js';
+import { shippedSource } from '../../cluster/shipped-source.js';
 import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
 import { createAudienceToken } from '../../cluster/tokens.js';
 import { REPO_ROOT } from '../../cluster/util.js';
@@ -141,18 +144,15 @@ afterAll(async () => {
   expect(await fn?.stop()).toBe(0);
 });
 
-it('refuses missing, garbage, wrong-audience and wrong-identity tokens with 401, reading and writing nothing', async () => {
+it('refuses missing, garbage and wrong-audience tokens with 401, reading and writing nothing', async () => {
   await setData('two'); // an accepted event would now restart the Deployment
   const before = await deploymentVersion();
   const wrongAudience = await createAudienceToken(admin, NS, PINGSOURCE_OIDC, ['some-other-sink']);
-  // The source's own ServiceAccount is not a sender identity, even with the right audience.
-  const wrongIdentity = await createAudienceToken(admin, NS, 'config-restarter-source', [AUDIENCE]);
   const cases: [string, string | undefined][] = [
     ['no token', undefined],
     ['garbage', 'not-a-token'],
     ['a forged JWT', 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.'],
     ['wrong audience', wrongAudience],
-    ['wrong identity', wrongIdentity],
     // Static tokens are audience-agnostic: the API server does not accept them for another audience.
     ['the cluster admin token', admin.token],
   ];
@@ -178,6 +178,42 @@ it('refuses missing, garbage, wrong-audience and wrong-identity tokens with 401,
   expect(metrics).not.toMatch(/config_restarter_events_total\{category="apiserver"/);
 });
 
+it('refuses valid tokens of identities that are not allowed senders with 403, reading and writing nothing', async () => {
+  await setData('two-and-a-half'); // an accepted event would now restart the Deployment
+  const before = await deploymentVersion();
+  // Real tokens for the function's audience, which the API server accepts: the source's own ServiceAccount
+  // (not its OIDC sender identity) and the function's.
+  const identities = ['config-restarter-source', 'config-restarter'];
+  const answers: Record<string, unknown> = {};
+  for (const account of identities) {
+    const token = await createAudienceToken(admin, NS, account, [AUDIENCE]);
+    const { status, body } = await post(token, `stranger-${account}`);
+    answers[account] = { status, ...(body as object) };
+  }
+  expect(answers).toEqual(
+    Object.fromEntries(
+      identities.map((account) => [
+        account,
+        {
+          status: 403,
+          error: 'sender_not_allowed',
+          detail: `sender "system:serviceaccount:${NS}:${account}" is authenticated but not allowed (AUTH_ALLOWED_SUBJECTS)`,
+        },
+      ]),
+    ),
+  );
+  expect(await deploymentVersion()).toEqual(before);
+  const lines = fn.logLines();
+  expect(lines.filter((l) => typeof l.eventId === 'string' && l.eventId.startsWith('stranger-'))).toEqual([]);
+  expect(lines.filter((l) => l.msg === 'refused sender' && l.status === 403).map((l) => l.subject)).toEqual(
+    identities.map((account) => `system:serviceaccount:${NS}:${account}`),
+  );
+  const metrics = await (await fetch(`${fn.url}/metrics`)).text();
+  expect(metrics).toContain(
+    `config_restarter_events_total{category="unauthorized",result="sender_not_allowed"} ${identities.length}`,
+  );
+});
+
 it('accepts the PingSource identity with a token for its audience', async () => {
   const token = await createAudienceToken(admin, NS, PINGSOURCE_OIDC, [AUDIENCE], 600);
   const { status } = await post(token, 'pingsource-identity');
@@ -186,7 +222,7 @@ it('accepts the PingSource identity with a token for its audience', async () => 
   expect(state.templateAnnotations[RESTART]).toBeDefined();
 });
 
-it('npm run send-event --token-from-sa sends a real token that is accepted; without it, 401', async () => {
+it('npm run send-event --token-from-sa sends a real token: a sender is accepted, another identity gets 403; no token, 401', async () => {
   const run = promisify(execFile);
   const sendEvent = (...args: string[]) =>
     run(
@@ -211,20 +247,24 @@ it('npm run send-event --token-from-sa sends a real token that is accepted; with
   const { stdout } = await sendEvent('--token-from-sa', `${NS}/${PINGSOURCE_OIDC}`);
   expect(stdout).toContain('HTTP 200');
   expect(stdout).toMatch(/Authorization: Bearer <\d+ characters>/);
+  await expect(sendEvent('--token-from-sa', `${NS}/config-restarter-source`)).rejects.toMatchObject({
+    stdout: expect.stringContaining('HTTP 403') as string,
+  });
   await expect(sendEvent()).rejects.toMatchObject({ stdout: expect.stringContaining('HTTP 401') as string });
 });
 
 it('accepts the real ApiServerSource adapter, which requests its own token for the audience', async () => {
   const sourceKubeconfig = path.join(dir, 'config-restarter-source.kubeconfig');
   await writeServiceAccountKubeconfig(adminKubeconfigPath(), sourceKubeconfig, NS, 'config-restarter-source');
+  const source = await shippedSource('knative/authentication');
   const adapter = await startApiServerSourceAdapter({
     binary: process.env.TEST_ASSET_APISERVER_ADAPTER ?? 'apiserver_receive_adapter',
     kubeconfig: sourceKubeconfig,
     namespace: NS,
-    name: 'config-restarter-source',
+    name: source.name,
     sink: fn.url,
-    mode: 'Reference',
-    resources: [{ group: '', version: 'v1', resource: 'configmaps', selector: `app=${APP}` }],
+    mode: source.mode,
+    resources: source.resources,
     logFile: path.join(dir, 'adapter.log'),
     // As the ApiServerSource controller sets them with authentication-oidc on.
     env: { K_AUDIENCE: AUDIENCE, K_OIDC_SERVICE_ACCOUNT: APISERVERSOURCE_OIDC },

@@ -160,8 +160,9 @@ describe('own namespace, Broker and Secrets', () => {
   it('reports the release deployed, with notes on opting in', () => {
     expect(output).toContain(`NAMESPACE: ${ns}`);
     expect(output).toContain(
-      'Opt a ConfigMap in:   annotation rolling.restart.controller/triggerRestart: "true"',
+      'Opt a ConfigMap/Secret in:   label rolling.restart.controller/watch: "true" (the source sends events for labelled objects only)',
     );
+    expect(output).toContain('such objects are rolled out by the resync (*/10 * * * *).');
     expect(output).toContain('Delivery: Broker config-events -> Trigger config-restarter');
   });
 
@@ -201,9 +202,10 @@ describe('own namespace, Broker and Secrets', () => {
       'GET',
       `/apis/sources.knative.dev/v1/namespaces/${ns}/apiserversources/config-restarter-source`,
     );
+    const watchLabel = { matchLabels: { 'rolling.restart.controller/watch': 'true' } };
     expect(source.spec.resources).toEqual([
-      { apiVersion: 'v1', kind: 'ConfigMap' },
-      { apiVersion: 'v1', kind: 'Secret' },
+      { apiVersion: 'v1', kind: 'ConfigMap', selector: watchLabel },
+      { apiVersion: 'v1', kind: 'Secret', selector: watchLabel },
     ]);
     expect(source.spec.sink.ref.kind).toBe('Broker');
   });

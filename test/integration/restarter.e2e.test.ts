@@ -6,6 +6,7 @@
 import { jest } from '@jest/globals';
 import path from 'node:path';
 import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../../cluster/adapter.js';
+import { shippedSource } from '../../cluster/shipped-source.js';
 import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
 import { REPO_ROOT } from '../../cluster/util.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
@@ -49,15 +50,17 @@ async function configMapHash(name: string): Promise<string> {
   return contentHash('ConfigMap', body);
 }
 
+/** The real adapter, configured like the ApiServerSource of knative/ (its selector), in either mode. */
 async function startAdapter(mode: 'Reference' | 'Resource'): Promise<ApiServerSourceAdapter> {
+  const source = await shippedSource('knative');
   const adapter = await startApiServerSourceAdapter({
     binary: process.env.TEST_ASSET_APISERVER_ADAPTER ?? 'apiserver_receive_adapter',
     kubeconfig: sourceKubeconfig,
     namespace: NS,
-    name: 'config-restarter-source',
+    name: source.name,
     sink: fn.url,
     mode,
-    resources: [{ group: '', version: 'v1', resource: 'configmaps' }],
+    resources: source.resources,
     logFile: path.join(dir, `adapter-${mode}-${Date.now()}.log`),
   });
   await adapter.waitUntilWatching();

@@ -6,6 +6,7 @@
 import { jest } from '@jest/globals';
 import path from 'node:path';
 import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../../cluster/adapter.js';
+import { shippedSource } from '../../cluster/shipped-source.js';
 import { apiServerSourceRequest, type EventObject } from '../../cluster/apiserver-event.js';
 import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
 import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
@@ -155,7 +156,8 @@ describe.each(['Reference', 'Resource'] as const)('driven by the real adapter in
       name: 'config-restarter-source',
       sink: fn.url,
       mode,
-      resources: [{ group: '', version: 'v1', resource: 'configmaps' }],
+      // Configured like the ApiServerSource of knative/ (its selector on the watch label).
+      resources: (await shippedSource('knative')).resources,
       logFile: path.join(dir, `adapter-${mode}.log`),
     });
     await adapter.waitUntilWatching();

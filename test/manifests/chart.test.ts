@@ -297,7 +297,13 @@ describe('RBAC per watch scope', () => {
       'ApiServerSource',
       'config-restarter-source',
     );
-    expect(source.spec.resources).toEqual([{ apiVersion: 'v1', kind: 'ConfigMap' }]);
+    expect(source.spec.resources).toEqual([
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        selector: { matchLabels: { 'rolling.restart.controller/watch': 'true' } },
+      },
+    ]);
   });
 });
 
@@ -433,11 +439,15 @@ describe('the function as a Knative Service', () => {
       'ApiServerSource',
       'config-restarter-source',
     );
+    // The watch label follows the prefix and is ANDed with source.selector.
     expect(source.spec.resources).toEqual([
       {
         apiVersion: 'v1',
         kind: 'ConfigMap',
-        selector: { matchLabels: { 'restart.example.com/watch': 'true' } },
+        selector: {
+          matchLabels: { 'restart.example.com/watch': 'true' },
+          matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }],
+        },
       },
     ]);
     expect(
@@ -458,6 +468,31 @@ describe('the function as a Knative Service', () => {
     find(objects, 'ServiceAccount', 'config-restarter');
   });
 
+  it('source.requireWatchLabel=false drops the watch label from the selector', async () => {
+    const objects = await template({
+      values: [CI('secrets')],
+      set: ['--set', 'source.requireWatchLabel=false'],
+    });
+    const source = find<K8sObject & { spec: SourceSpec }>(
+      objects,
+      'ApiServerSource',
+      'config-restarter-source',
+    );
+    expect(source.spec.resources).toEqual([
+      { apiVersion: 'v1', kind: 'ConfigMap' },
+      { apiVersion: 'v1', kind: 'Secret' },
+    ]);
+  });
+
+  it('refuses a source.selector that contradicts the watch label', async () => {
+    await expect(
+      template({
+        values: [CI('direct')],
+        set: ['--set-json', 'source.selector={"matchLabels":{"rolling.restart.controller/watch":"false"}}'],
+      }),
+    ).rejects.toThrow(/sets rolling\.restart\.controller\/watch to "false" while source\.requireWatchLabel/);
+  });
+
   it('resync.enabled=false leaves the PingSource out', async () => {
     const objects = await template({ values: [CI('direct')], set: ['--set', 'resync.enabled=false'] });
     expect(objects.filter((o) => o.kind === 'PingSource')).toEqual([]);
@@ -476,7 +511,11 @@ describe.each(['test', 'prod'] as const)('deploy/%s.values.yaml (the deploy work
     expect(loadConfig(env(ksvc)).workloadSelector).toBe(`env=${e}`);
     const source = find<K8sObject & { spec: SourceSpec }>(objects, 'ApiServerSource', `${name}-source`);
     expect(source.spec.resources).toEqual([
-      { apiVersion: 'v1', kind: 'ConfigMap', selector: { matchLabels: { env: e } } },
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        selector: { matchLabels: { 'rolling.restart.controller/watch': 'true', env: e } },
+      },
     ]);
     expect(source.spec.sink.ref.name).toBe(name);
     expect(bindings(objects)).toEqual([
@@ -603,6 +642,11 @@ describe('values.schema.json and template checks refuse bad values at render tim
       'a misspelt key',
       { set: ['--set', `function.image.digest=${TEST_DIGEST}`, '--set', 'settings.watchNamespace=team-a'] },
       /additional properties 'watchNamespace' not allowed/,
+    ],
+    [
+      'a string for source.requireWatchLabel',
+      { set: ['--set', DIGEST_SET, '--set-string', 'source.requireWatchLabel=no'] },
+      /\/source\/requireWatchLabel/,
     ],
     [
       'a schedule that is not cron',

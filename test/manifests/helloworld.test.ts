@@ -62,7 +62,8 @@ describe.each(ENVS)('kustomize/overlays/%s', (env) => {
     }
   });
 
-  it('opts the ConfigMap and the ksvc into restarts', () => {
+  it('opts the ConfigMap (by the label the ApiServerSource selects on, and the annotation) and the ksvc into restarts', () => {
+    expect(configMap.metadata.labels).toEqual({ env, app: 'helloworld', [`${PREFIX}/watch`]: 'true' });
     expect(configMap.metadata.annotations).toEqual({ [`${PREFIX}/triggerRestart`]: 'true' });
     expect(ksvc.metadata.annotations).toEqual({ [`${PREFIX}/restartOnTrigger`]: 'true' });
   });

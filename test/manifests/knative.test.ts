@@ -1,4 +1,8 @@
+import { watchLabelKey } from '../../functions/config-restarter/src/opt-in.js';
 import { find, knativeServices, render, type K8sObject } from './kustomize.js';
+
+/** ANNOTATION_PREFIX's default, which the manifests are written for. */
+const DEFAULT_PREFIX = 'rolling.restart.controller';
 
 interface Rule {
   apiGroups: string[];
@@ -101,13 +105,20 @@ const ROLLOUT_BINDINGS: Record<string, [string, string]> = {
 };
 
 const VARIANTS = [
-  { dir: 'knative', sink: KSVC, secrets: false, broker: false, rollouts: false },
-  { dir: 'knative/broker', sink: BROKER, secrets: false, broker: true, rollouts: false },
-  { dir: 'knative/secrets', sink: KSVC, secrets: true, broker: false, rollouts: false },
-  { dir: 'knative/argo-rollouts', sink: KSVC, secrets: false, broker: false, rollouts: true },
+  { dir: 'knative', sink: KSVC, secrets: false, broker: false, rollouts: false, auth: false },
+  { dir: 'knative/broker', sink: BROKER, secrets: false, broker: true, rollouts: false, auth: false },
+  { dir: 'knative/secrets', sink: KSVC, secrets: true, broker: false, rollouts: false, auth: false },
+  { dir: 'knative/argo-rollouts', sink: KSVC, secrets: false, broker: false, rollouts: true, auth: false },
+  { dir: 'knative/authentication', sink: KSVC, secrets: false, broker: false, rollouts: false, auth: true },
 ] as const;
 
-describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker, rollouts }) => {
+/**
+ * What every ApiServerSource selects on: the opt-in label the function also accepts (opt-in.ts), for the default
+ * ANNOTATION_PREFIX. The API server filters with it, so writes to unlabelled objects produce no event.
+ */
+const WATCH_SELECTOR = { matchLabels: { [watchLabelKey(DEFAULT_PREFIX)]: 'true' } };
+
+describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker, rollouts, auth }) => {
   let objects: K8sObject[];
 
   beforeAll(async () => {
@@ -121,6 +132,8 @@ describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker, rollouts }) => {
   });
 
   it('grants exactly the listed verbs (table)', () => {
+    // knative/authentication adds only a ClusterRole and its binding (test/manifests/authentication.test.ts).
+    expect(objects.filter((o) => o.kind.startsWith('Cluster')).length).toBe(auth ? 2 : 0);
     expect(grants(objects)).toEqual(
       sorted([...BASE_GRANTS, ...(secrets ? SECRET_GRANTS : []), ...(rollouts ? ROLLOUT_GRANTS : [])]),
     );
@@ -144,15 +157,17 @@ describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker, rollouts }) => {
     }
   });
 
-  it('watches ConfigMaps (and Secrets when opted in) in Reference mode, without a selector', () => {
+  it('watches ConfigMaps (and Secrets when opted in) in Reference mode, selecting on the watch label', () => {
+    const sources = objects.filter((o) => o.kind === 'ApiServerSource');
+    expect(sources).toHaveLength(1);
     const source = find<ApiServerSource>(objects, 'ApiServerSource', 'config-restarter-source');
     expect(source.apiVersion).toBe('sources.knative.dev/v1');
     expect(source.spec.mode).toBe('Reference');
     expect(source.spec.serviceAccountName).toBe('config-restarter-source');
     expect(source.spec.namespaceSelector).toBeUndefined();
     expect(source.spec.resources).toEqual([
-      { apiVersion: 'v1', kind: 'ConfigMap' },
-      ...(secrets ? [{ apiVersion: 'v1', kind: 'Secret' }] : []),
+      { apiVersion: 'v1', kind: 'ConfigMap', selector: WATCH_SELECTOR },
+      ...(secrets ? [{ apiVersion: 'v1', kind: 'Secret', selector: WATCH_SELECTOR }] : []),
     ]);
     expect(source.spec.sink).toEqual(sinkOf(sink));
   });

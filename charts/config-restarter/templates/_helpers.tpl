@@ -148,6 +148,30 @@ allowed for the dead-letter image; the schema and the Service template require o
 {{- end }}
 
 {{/*
+The label that opts a ConfigMap or Secret in and that the ApiServerSource selects on: <annotationPrefix>/watch.
+*/}}
+{{- define "config-restarter.watchLabel" -}}
+{{- printf "%s/watch" .Values.settings.annotationPrefix -}}
+{{- end }}
+
+{{/*
+The ApiServerSource's label selector, as YAML ({} = none): source.selector, with the watch label "true" added to
+its matchLabels while source.requireWatchLabel is on (the API server then sends only opted-in objects).
+*/}}
+{{- define "config-restarter.sourceSelector" -}}
+{{- $selector := deepCopy (.Values.source.selector | default dict) -}}
+{{- if .Values.source.requireWatchLabel -}}
+{{- $key := include "config-restarter.watchLabel" . -}}
+{{- $labels := $selector.matchLabels | default dict -}}
+{{- if and (hasKey $labels $key) (ne (get $labels $key) "true") -}}
+{{- fail (printf "source.selector.matchLabels sets %s to %q while source.requireWatchLabel selects %s=\"true\": drop it from the selector or turn requireWatchLabel off" $key (get $labels $key) $key) -}}
+{{- end -}}
+{{- $_ := set $selector "matchLabels" (merge (dict $key "true") $labels) -}}
+{{- end -}}
+{{- toYaml $selector -}}
+{{- end }}
+
+{{/*
 Where both sources deliver: the function's Knative Service, or the Broker.
 */}}
 {{- define "config-restarter.sink" -}}

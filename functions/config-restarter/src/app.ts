@@ -35,6 +35,7 @@ export interface AppDeps {
 type ErrorCode =
   | 'bad_request'
   | 'unauthenticated'
+  | 'sender_not_allowed'
   | 'namespace_not_watched'
   | 'forbidden'
   | 'unavailable'
@@ -209,10 +210,17 @@ function sendDecisions(res: Response, notice: Notice, outcome: Outcome): void {
     .send(message.body);
 }
 
+/** The `category` and `result` labels of `config_restarter_events_total` for each refusal. */
+const REFUSAL_LABELS = {
+  401: { category: 'unauthenticated', result: 'unauthenticated' },
+  403: { category: 'unauthorized', result: 'sender_not_allowed' },
+  503: { category: 'unauthenticated', result: 'unavailable' },
+} as const;
+
 /**
  * Middleware in front of `POST /`: checks the bearer token before the body is read or any other API
- * call is made. 401 (not retried by Knative senders) for a missing or refused token, 503 when the
- * review itself could not be done.
+ * call is made. 401 for a missing or refused token, 403 for a valid token of a sender that is not allowed
+ * (neither is retried by Knative senders), 503 when the review itself could not be done.
  */
 function authenticate(
   authenticator: Authenticator,
@@ -225,14 +233,17 @@ function authenticate(
       next();
       return;
     }
-    metrics.events.inc({
-      category: 'unauthenticated',
-      result: check.status === 401 ? 'unauthenticated' : 'unavailable',
+    metrics.events.inc(REFUSAL_LABELS[check.status]);
+    logger.warn('refused sender', {
+      reason: check.reason,
+      status: check.status,
+      ...(check.status === 403 ? { subject: check.subject } : {}),
     });
-    logger.warn('refused sender', { reason: check.reason, status: check.status });
     if (check.status === 401) {
       res.set('WWW-Authenticate', 'Bearer');
       sendError(res, 401, 'unauthenticated', check.reason);
+    } else if (check.status === 403) {
+      sendError(res, 403, 'sender_not_allowed', check.reason);
     } else {
       res.set('Retry-After', '5');
       sendError(res, 503, 'unavailable', check.reason);

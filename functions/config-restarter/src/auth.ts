@@ -21,10 +21,15 @@ export interface TokenReviewResult {
 /** Reviews a bearer token for one audience (the real one posts a TokenReview to the API server). */
 export type TokenReviewer = (token: string, audience: string) => Promise<TokenReviewResult>;
 
-/** Outcome of {@link Authenticator.check}. */
+/**
+ * Outcome of {@link Authenticator.check}: 401 when the sender is not authenticated (no token, or one the API
+ * server does not accept for the audience), 403 when it is, but is not an allowed sender (as Knative
+ * Eventing's own receivers answer, knative.dev/eventing pkg/auth/verifier.go).
+ */
 export type AuthCheck =
   | { ok: true; subject: string }
   | { ok: false; status: 401; reason: string }
+  | { ok: false; status: 403; subject: string; reason: string }
   /** The review itself failed (API server unreachable): the sender should retry. */
   | { ok: false; status: 503; reason: string };
 
@@ -113,7 +118,12 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
         return { ok: false, status: 401, reason: `token not issued for audience "${options.audience}"` };
       }
       if (!allowed.has(result.username)) {
-        return { ok: false, status: 401, reason: `sender "${result.username}" is not allowed` };
+        return {
+          ok: false,
+          status: 403,
+          subject: result.username,
+          reason: `sender "${result.username}" is authenticated but not allowed (AUTH_ALLOWED_SUBJECTS)`,
+        };
       }
       remember(key, result.username, token);
       return { ok: true, subject: result.username };

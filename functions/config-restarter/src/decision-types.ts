@@ -1,3 +1,4 @@
+import type { LastWrite } from './last-write.js';
 import type { ConfigRef, WorkloadRef } from './model.js';
 
 /** What caused a decision: an ApiServerSource action, or a resync. */
@@ -14,6 +15,8 @@ export interface ConfigChange {
   keyDigests?: Readonly<Record<string, string>>;
   /** The object is confirmed gone (a `delete` with `RESTART_ON_DELETE`): every key set hashes to `deleted`. */
   deleted?: true;
+  /** Its latest managedFields entry: the field manager that changed it last (see last-write.ts). */
+  lastWrite?: LastWrite;
 }
 
 /**

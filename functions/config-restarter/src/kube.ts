@@ -135,6 +135,12 @@ function describeNamespace(namespace: string | undefined): string {
   return namespace ? ` in namespace "${namespace}"` : '';
 }
 
+/**
+ * The field manager of every write (`?fieldManager=`): `metadata.managedFields` then names the function as the
+ * owner of exactly the annotations it writes, which GitOps tools can be told to leave alone (README, "GitOps").
+ */
+export const FIELD_MANAGER = 'config-restarter';
+
 /** Options of {@link createKubeClient}. */
 export interface KubeClientOptions {
   /** Deadline of one request in milliseconds (connect, TLS, the whole answer). */
@@ -296,7 +302,7 @@ export function createApiTransport(
 /** Creates the API client: one per process. */
 export function createKubeClient(access: ApiAccess, options: KubeClientOptions): ClusterClient {
   const pageSize = options.pageSize ?? 250;
-  const fieldManager = options.fieldManager ?? 'config-restarter';
+  const fieldManager = options.fieldManager ?? FIELD_MANAGER;
   const server = access.server.href.replace(/\/$/, '');
   const transport = createApiTransport(access, options);
   // Watches hold their socket for minutes: a pool of their own, so they never starve requests.

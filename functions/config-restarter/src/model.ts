@@ -4,6 +4,7 @@
  */
 import type { ConfigKind } from './config.js';
 import { CONFIG_KIND_SPECS } from './config-kinds.js';
+import type { ManagedFieldsEntry } from './last-write.js';
 
 /** Object metadata fields the function uses. */
 export interface ObjectMeta {
@@ -15,6 +16,8 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   ownerReferences?: { apiVersion?: string; kind?: string; name?: string; controller?: boolean }[];
+  /** Who wrote which fields (see last-write.ts). */
+  managedFields?: ManagedFieldsEntry[];
 }
 
 /** Any Kubernetes object, as JSON. */

@@ -6,15 +6,16 @@
 import type { ConfigKind } from './config.js';
 import { KeyedMutex, mapLimit } from './concurrency.js';
 import type { ConfigChange, Decision } from './decide.js';
-import { annotationKeys, isOptedIn } from './decide.js';
 import type { Notice } from './event.js';
 import { EventRun } from './event-run.js';
 import { DELETED_HASH } from './hash.js';
 import type { ClusterClient } from './kube.js';
 import { KubeApiError } from './kube.js';
+import { describeLastWrite, type LastWrite } from './last-write.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { describeRef } from './model.js';
+import { configOptIn, isConfigOptedIn, notOptedInReason, type ConfigOptIn } from './opt-in.js';
 import { Settler, toChange, type Failure, type SettleSettings, type TimedChange } from './settle.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import { qualifiedKind } from './workload-kinds.js';
@@ -38,8 +39,17 @@ export interface RestarterSettings extends SettleSettings {
   restartOnDelete?: boolean;
 }
 
-/** A decision as reported: no patch body, plus whether it was a dry run. */
-export type ReportedDecision = Omit<Decision, 'patch' | 'upToDate'> & { dryRun: boolean };
+/** The last write of one config object of a decision: a field manager, not a user (see last-write.ts). */
+export type ConfigLastWrite = { config: string } & LastWrite;
+
+/**
+ * A decision as reported: no patch body, plus whether it was a dry run and, per config object it is about,
+ * the field manager that changed that object last.
+ */
+export type ReportedDecision = Omit<Decision, 'patch' | 'upToDate'> & {
+  dryRun: boolean;
+  lastWrite: ConfigLastWrite[];
+};
 
 /** The result of handling one notice. */
 export interface Outcome {
@@ -92,7 +102,7 @@ export function createRestarter(deps: RestarterDeps): Restarter {
 /** The restarter: one per process. */
 class ConfigRestarter implements Restarter {
   private readonly settler: Settler;
-  private readonly triggerKey: string;
+  private readonly optIn: ConfigOptIn;
   // Within this process one workload is settled by one event at a time; across processes the
   // resourceVersion preconditions do the same job.
   private readonly workloadLock = new KeyedMutex();
@@ -105,7 +115,7 @@ class ConfigRestarter implements Restarter {
       deps.metrics,
       deps.now ?? (() => new Date()),
     );
-    this.triggerKey = annotationKeys(deps.settings.annotationPrefix).triggerRestart;
+    this.optIn = configOptIn(deps.settings.annotationPrefix);
   }
 
   handle(notice: Notice): Promise<Outcome> {
@@ -150,8 +160,8 @@ class ConfigRestarter implements Restarter {
       change = tombstone(ref);
     } else {
       if (!object) return ignored(`${describeRef(ref)} no longer exists`);
-      if (!isOptedIn(object.metadata?.annotations, this.triggerKey)) {
-        return ignored(`${describeRef(ref)} is not opted in (annotation ${this.triggerKey} is not "true")`);
+      if (!isConfigOptedIn(object.metadata, this.optIn)) {
+        return ignored(`${describeRef(ref)} is not opted in (${notOptedInReason(this.optIn)})`);
       }
       change = toChange(ref.kind, object, action);
     }
@@ -161,7 +171,8 @@ class ConfigRestarter implements Restarter {
       result: 'processed',
       reason: change.deleted
         ? `delete of ${describeRef(ref)}, confirmed gone`
-        : `${action} of ${describeRef(ref)}, content ${change.hash}`,
+        : `${action} of ${describeRef(ref)}, content ${change.hash}` +
+          (change.lastWrite ? `, last changed by ${describeLastWrite(change.lastWrite)}` : ''),
       ...acted,
     };
   }
@@ -205,7 +216,7 @@ class ConfigRestarter implements Restarter {
         const readAt = index.tick();
         for (const object of await run.call((call) => client.listConfigs(kind, namespace, call))) {
           const objectNamespace = object.metadata?.namespace;
-          if (!objectNamespace || !isOptedIn(object.metadata?.annotations, this.triggerKey)) continue;
+          if (!objectNamespace || !isConfigOptedIn(object.metadata, this.optIn)) continue;
           const list = byNamespace.get(objectNamespace) ?? [];
           list.push({ change: toChange(kind, object, 'resync'), readAt });
           byNamespace.set(objectNamespace, list);
@@ -253,9 +264,10 @@ class ConfigRestarter implements Restarter {
     });
     const failures: Failure[] = [];
     const decisions: ReportedDecision[] = [];
+    const writes = lastWrites(changes);
     for (const { decision, failure } of results) {
       if (failure) failures.push(failure);
-      decisions.push(report(decision, settings.dryRun));
+      decisions.push(report(decision, settings.dryRun, writes));
     }
     return { decisions, failures };
   }
@@ -275,10 +287,22 @@ class ConfigRestarter implements Restarter {
   }
 }
 
-/** A decision as reported: without its patch, saying whether it was a dry run. */
-function report(decision: Decision, dryRun: boolean): ReportedDecision {
+/** The last write of each changed config object, by `Kind ns/name` (as decisions name them). */
+function lastWrites(changes: readonly TimedChange[]): Map<string, LastWrite> {
+  const writes = new Map<string, LastWrite>();
+  for (const { change } of changes)
+    if (change.lastWrite) writes.set(describeRef(change.ref), change.lastWrite);
+  return writes;
+}
+
+/** A decision as reported: without its patch, saying whether it was a dry run and who changed its configs. */
+function report(decision: Decision, dryRun: boolean, writes: Map<string, LastWrite>): ReportedDecision {
   const { patch: _patch, upToDate: _upToDate, ...rest } = decision;
   const reason =
     dryRun && decision.action !== 'skip' ? `dry run, nothing persisted: ${decision.reason}` : decision.reason;
-  return { ...rest, reason, dryRun };
+  const lastWrite = decision.configs.flatMap((config) => {
+    const write = writes.get(config);
+    return write ? [{ config, ...write }] : [];
+  });
+  return { ...rest, reason, dryRun, lastWrite };
 }

@@ -8,13 +8,15 @@
  */
 import type { ConfigKind } from './config.js';
 import type { ConfigChange, Decision, DecisionSettings, Trigger, WorkloadSummary } from './decide.js';
-import { annotationKeys, decideForWorkload, isOptedIn, summarizeWorkload, workloadRef } from './decide.js';
+import { decideForWorkload, summarizeWorkload, workloadRef } from './decide.js';
 import type { EventRun } from './event-run.js';
 import { contentHash, keyDigests } from './hash.js';
 import { KubeApiError, type ClusterClient } from './kube.js';
+import { lastWriteOf } from './last-write.js';
 import type { Metrics } from './metrics.js';
 import type { ConfigObject, KubeObject } from './model.js';
 import { describeRef } from './model.js';
+import { configOptIn, isConfigOptedIn, type ConfigOptIn } from './opt-in.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import type { WorkloadKind } from './workload-kinds.js';
 
@@ -48,12 +50,18 @@ export function toChange(kind: ConfigKind, object: ConfigObject, trigger: Trigge
     labels: object.metadata?.labels ?? {},
     trigger,
     keyDigests: keyDigests(kind, object),
+    ...withLastWrite(object),
   };
+}
+
+function withLastWrite(object: ConfigObject): Pick<ConfigChange, 'lastWrite'> {
+  const lastWrite = lastWriteOf(object.metadata);
+  return lastWrite ? { lastWrite } : {};
 }
 
 /** Settles workloads against the API server; one per process. */
 export class Settler {
-  private readonly triggerKey: string;
+  private readonly optIn: ConfigOptIn;
   private readonly maxAttempts: number;
 
   constructor(
@@ -63,7 +71,7 @@ export class Settler {
     private readonly metrics: Metrics,
     private readonly now: () => Date,
   ) {
-    this.triggerKey = annotationKeys(settings.annotationPrefix).triggerRestart;
+    this.optIn = configOptIn(settings.annotationPrefix);
     this.maxAttempts = settings.maxConflictAttempts ?? 5;
   }
 
@@ -166,7 +174,7 @@ export class Settler {
     const readAt = this.index.tick();
     const object = await run.call((call) => this.client.getConfig(timed.change.ref, call));
     if (timed.change.deleted) return object ? undefined : { change: timed.change, readAt };
-    if (!object || !isOptedIn(object.metadata?.annotations, this.triggerKey)) return undefined;
+    if (!object || !isConfigOptedIn(object.metadata, this.optIn)) return undefined;
     return { change: toChange(timed.change.ref.kind, object, timed.change.trigger), readAt };
   }
 

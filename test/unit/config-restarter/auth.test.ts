@@ -1,6 +1,7 @@
 /**
  * Sender authentication: the authenticator's decisions (table), its cache, Knative's OIDC identity names,
- * and the HTTP layer answering 401 before the body is read or the API server is asked anything.
+ * and the HTTP layer answering 401 (not authenticated) or 403 (authenticated, not allowed) before the body
+ * is read or the API server is asked anything.
  */
 import request from 'supertest';
 import {
@@ -53,9 +54,8 @@ describe('authenticator', () => {
     ['a token with spaces', 'Bearer a b', 401, 'not a bearer token'],
     ['garbage', 'Bearer garbage', 401, 'token not valid'],
     ['a token for another audience', `Bearer ${OTHER_AUDIENCE}`, 401, 'token not valid'],
-    ['a token of another identity', `Bearer ${STRANGER}`, 401, 'is not allowed'],
     ['an oversized token', `Bearer ${'a'.repeat(20_000)}`, 401, 'too long'],
-  ])('refuses %s', async (_what, header, status, reason) => {
+  ])('refuses %s with 401', async (_what, header, status, reason) => {
     const calls: string[] = [];
     const auth = createAuthenticator({
       review: reviewStub(calls),
@@ -64,6 +64,24 @@ describe('authenticator', () => {
     });
     const check = await auth.check(header);
     expect(check).toEqual({ ok: false, status, reason: expect.stringContaining(reason) as string });
+  });
+
+  it('refuses a valid token of an identity that is not allowed with 403, naming it, and caches nothing', async () => {
+    const calls: string[] = [];
+    const auth = createAuthenticator({
+      review: reviewStub(calls),
+      audience: AUDIENCE,
+      allowedSubjects: [SOURCE],
+    });
+    const refusal = {
+      ok: false,
+      status: 403,
+      subject: 'system:serviceaccount:helloworld:someone-else',
+      reason: expect.stringContaining('authenticated but not allowed') as string,
+    };
+    expect(await auth.check(`Bearer ${STRANGER}`)).toEqual(refusal);
+    expect(await auth.check(`Bearer ${STRANGER}`)).toEqual(refusal);
+    expect(calls).toEqual([STRANGER, STRANGER]);
   });
 
   it('accepts a token of an allowed identity for the audience', async () => {
@@ -242,7 +260,6 @@ describe('HTTP with authentication on', () => {
     ['no token', undefined],
     ['garbage', 'Bearer garbage'],
     ['a token for another audience', `Bearer ${OTHER_AUDIENCE}`],
-    ['a token of another identity', `Bearer ${STRANGER}`],
   ])('answers %s with 401 JSON and asks the cluster nothing', async (_what, authorization) => {
     const { app, cluster } = await setup();
     const req = request(app).post('/').set(headers);
@@ -251,6 +268,25 @@ describe('HTTP with authentication on', () => {
     expect(res.headers['www-authenticate']).toBe('Bearer');
     expect(res.body).toEqual({ error: 'unauthenticated', detail: expect.any(String) as string });
     expect(cluster.calls).toEqual([]);
+  });
+
+  it('answers a valid token of a sender that is not allowed with 403 JSON and asks the cluster nothing', async () => {
+    const { app, cluster } = await setup();
+    const res = await request(app)
+      .post('/')
+      .set(headers)
+      .set('Authorization', `Bearer ${STRANGER}`)
+      .send(body);
+    expect(res.status).toBe(403);
+    expect(res.headers['www-authenticate']).toBeUndefined();
+    expect(res.body).toEqual({
+      error: 'sender_not_allowed',
+      detail: expect.stringContaining('"system:serviceaccount:helloworld:someone-else"') as string,
+    });
+    expect(cluster.calls).toEqual([]);
+    expect((await request(app).get('/metrics')).text).toContain(
+      'config_restarter_events_total{category="unauthorized",result="sender_not_allowed"} 1',
+    );
   });
 
   it('refuses before reading the body: an oversized body still gets 401, not 413', async () => {
