@@ -145,11 +145,25 @@ describe('the node', () => {
       },
       120_000,
     );
-    const { body } = await kubeRequest<{
-      status: { updatedReplicas?: number; availableReplicas?: number; conditions?: { reason?: string }[] };
-    }>(target, 'GET', `${apps}/${name}`);
-    expect(body.status).toMatchObject({ updatedReplicas: 2, availableReplicas: 2 });
-    expect(body.status.conditions?.map((c) => c.reason)).toContain('NewReplicaSetAvailable');
+    // The Deployment's status follows its pods within a sync or two.
+    const status = await eventually('the Deployment status', async () => {
+      const { body } = await kubeRequest<{
+        status: {
+          replicas?: number;
+          updatedReplicas?: number;
+          availableReplicas?: number;
+          conditions?: { reason?: string }[];
+        };
+      }>(target, 'GET', `${apps}/${name}`);
+      return body.status.replicas === 2 ? body.status : undefined;
+    });
+    expect(status).toMatchObject({ updatedReplicas: 2, availableReplicas: 2 });
+    expect(status.conditions?.map((c) => c.reason)).toContain('NewReplicaSetAvailable');
+    // The old ReplicaSet is scaled to zero.
+    const { body: sets } = await kubeRequest<{
+      items: { spec: { replicas?: number }; status: { replicas?: number } }[];
+    }>(target, 'GET', `/apis/apps/v1/namespaces/${namespace}/replicasets?labelSelector=app%3D${name}`);
+    expect(sets.items.map((rs) => rs.spec.replicas).sort()).toEqual([0, 2]);
     for (const pod of after) {
       const res = await fetchInNode(node.netns, `http://${pod.status.podIP}:8080/message`);
       expect(res).toMatchObject({ status: 200, body: 'second' });
