@@ -277,6 +277,8 @@ function objectPath(m: Manifest): string {
     Deployment: 'deployments',
     MutatingWebhookConfiguration: 'mutatingwebhookconfigurations',
     ValidatingWebhookConfiguration: 'validatingwebhookconfigurations',
+    ValidatingAdmissionPolicy: 'validatingadmissionpolicies',
+    ValidatingAdmissionPolicyBinding: 'validatingadmissionpolicybindings',
   };
   const plural = plurals[m.kind];
   if (!plural) throw new Error(`cluster/system: unexpected kind ${m.kind}`);

@@ -1,6 +1,7 @@
 /**
  * The Debian packages the node runs on (containerd, runc, the CNI plugins, iptables, conntrack, socat) and the image
- * builder packs with (umoci): installed with apt-get when missing, once per machine.
+ * builder uses (umoci; gcc and libc6-dev for the static pause binary): installed with apt-get when missing, once per
+ * machine.
  */
 import { existsSync } from 'node:fs';
 import { runCommand } from './node-network.js';
@@ -22,6 +23,9 @@ export const HOST_PACKAGES: readonly HostPackage[] = [
   { name: 'conntrack', file: '/usr/sbin/conntrack' },
   { name: 'socat', file: '/usr/bin/socat' },
   { name: 'umoci', file: '/usr/bin/umoci' },
+  // The image builder compiles the pause binary statically.
+  { name: 'gcc', file: '/usr/bin/gcc' },
+  { name: 'libc6-dev', file: '/usr/include/stdio.h' },
   // Also needed, and present on almost every system: nsenter/unshare, ip, openssl.
   { name: 'util-linux', file: '/usr/bin/nsenter' },
   { name: 'iproute2', file: '/usr/sbin/ip' },

@@ -181,7 +181,6 @@ export function kubeletConfig(layout: NodeLayout): string {
     // Pod status reaches the API server quickly: tests wait for it.
     nodeStatusUpdateFrequency: '5s',
     syncFrequency: '10s',
-    maxPods: 50,
   };
   return `${JSON.stringify(config, null, 2)}\n`;
 }

@@ -131,11 +131,10 @@ interface NodeProcessSpec {
 }
 
 const SERVING_NAMESPACE = 'knative-serving';
-const NODE_SYSTEM_FILE = path.join(
-  path.dirname(fileURLToPath(import.meta.url)),
-  'system',
-  'node',
-  'knative-serving.yaml',
+const NODE_SYSTEM_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'system', 'node');
+/** The node's objects: the activator's Service and Endpoints, the local-images admission policy. */
+const NODE_SYSTEM_FILES = ['knative-serving.yaml', 'local-images.yaml'].map((f) =>
+  path.join(NODE_SYSTEM_DIR, f),
 );
 const NODE_DIR = 'node';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -245,7 +244,7 @@ export const NODE_PROCESSES: Readonly<Record<NodeProcessName, NodeProcessSpec>> 
         `TCP:127.0.0.1:${ctx.apiserverPort}`,
       ],
     }),
-    ready: async (ctx) => existsSync(nodePaths(ctx.layout.root).apiserverSocket),
+    ready: (ctx) => Promise.resolve(existsSync(nodePaths(ctx.layout.root).apiserverSocket)),
     stopGraceMs: 2_000,
   },
   'apiserver-bridge-node': {
@@ -267,7 +266,7 @@ export const NODE_PROCESSES: Readonly<Record<NodeProcessName, NodeProcessSpec>> 
       binary: path.join(REPO_ROOT, 'cluster', 'egress-proxy.ts'),
       args: [nodePaths(ctx.layout.root).egressSocket, netnsPath(ctx.layout.netns)],
     }),
-    ready: async (ctx) => existsSync(nodePaths(ctx.layout.root).egressSocket),
+    ready: (ctx) => Promise.resolve(existsSync(nodePaths(ctx.layout.root).egressSocket)),
     stopGraceMs: 2_000,
   },
   containerd: {
@@ -679,8 +678,8 @@ export async function startNodeBridges(options: StartNodeOptions): Promise<NodeH
 }
 
 /**
- * Phase 2, once the controllers run: the node's objects in `knative-serving` (activator Service and Endpoints),
- * then kubelet, kube-proxy, kube-scheduler and the Knative autoscaler and activator; returns once the Node is Ready
+ * Phase 2, once the controllers run: the node's objects (`system/node/`: the activator's Service and Endpoints, the
+ * local-images admission policy), then kubelet, kube-proxy, kube-scheduler and the Knative autoscaler and activator; returns once the Node is Ready
  * and each is serving.
  */
 export async function startNodeAgents(
@@ -688,7 +687,7 @@ export async function startNodeAgents(
   options: Pick<StartNodeOptions, 'detached' | 'timeoutMs' | 'log' | 'onChange'>,
 ): Promise<NodeInfo> {
   const { info, ctx } = handle;
-  await installObjects(ctx.target, [NODE_SYSTEM_FILE], (manifest) => {
+  await installObjects(ctx.target, NODE_SYSTEM_FILES, (manifest) => {
     for (const subset of (manifest as { subsets?: { addresses?: { ip: string }[] }[] }).subsets ?? []) {
       for (const address of subset.addresses ?? []) address.ip = NODE_NETWORK.nodeIp;
     }
@@ -717,31 +716,28 @@ export function writeNodeKubeconfigs(
   return result;
 }
 
-/** Runs `ctr` against the node's containerd in the CRI's namespace. */
-function ctr(address: string, ...args: string[]): Promise<{ code: number | null; stdout: string }> {
-  return runCommand('ctr', ['--address', address, '--namespace', 'k8s.io', ...args], { timeoutMs: 30_000 });
+/**
+ * The pods' network namespace files (`/var/run/netns/cni-…`): containerd bind-mounts each into the node's mount
+ * namespace, so they are listed in the mount table of any process there (e.g. containerd's).
+ */
+export function podNetnsFiles(pidInNode: number): string[] {
+  try {
+    return parseNetnsMounts(readFileSync(`/proc/${pidInNode}/mounts`, 'utf8'));
+  } catch {
+    return [];
+  }
 }
 
-/** The network namespace files of containerd's pod sandboxes (`/var/run/netns/cni-…`), from their specs. */
-export async function sandboxNetnsFiles(address: string): Promise<string[]> {
-  const files = new Set<string>();
-  const list = await ctr(address, 'containers', 'list', '--quiet');
-  if (list.code !== 0) return [];
-  for (const id of list.stdout.split('\n').filter(Boolean)) {
-    const info = await ctr(address, 'containers', 'info', id);
-    if (info.code !== 0) continue;
-    try {
-      const spec = (
-        JSON.parse(info.stdout) as { Spec?: { linux?: { namespaces?: { type: string; path?: string }[] } } }
-      ).Spec;
-      for (const ns of spec?.linux?.namespaces ?? []) {
-        if (ns.type === 'network' && ns.path?.startsWith('/var/run/netns/')) files.add(ns.path);
-      }
-    } catch {
-      // Not JSON: an older ctr; the sweep below still catches the processes.
-    }
-  }
-  return [...files];
+/** The `cni-…` network namespace files in a mount table (`/proc/<pid>/mounts` format). */
+export function parseNetnsMounts(mounts: string): string[] {
+  return (
+    mounts
+      .split('\n')
+      .map((line) => line.split(' '))
+      // /var/run is usually a link to /run: the table shows the resolved path.
+      .filter((f) => f[2] === 'nsfs' && /^(\/var)?\/run\/netns\/cni-/.test(f[1] ?? ''))
+      .map((f) => f[1] as string)
+  );
 }
 
 /** PIDs of the processes in the node's cgroup tree (containers and their shims' children). */
@@ -822,7 +818,7 @@ function removeContainerLogLinks(podLogs: string): void {
 
 /**
  * Stops the node recorded in the state: the agents first (scheduler, Knative, kubelet, kube-proxy), every pod's
- * containers through containerd, containerd, the bridges; then sweeps whatever is left (processes in the node's
+ * containers (SIGKILL to the node's cgroup tree), containerd, the bridges; then sweeps whatever is left (processes in the node's
  * namespaces or cgroups, pod network namespaces, mounts) and removes the namespaces and cgroups. Returns the names
  * of the processes that were still running.
  */
@@ -830,15 +826,14 @@ export async function stopNode(clusterDir: string, info: NodeInfo | undefined, l
   const running: string[] = [];
   const processes = info?.processes ?? [];
   const byName = new Map(processes.map((p) => [p.name, p]));
-  const containerd = byName.get('containerd');
-  const address = info?.containerdAddress;
   let podNetns: string[] = [];
   for (const name of STOP_ORDER) {
     const p = byName.get(name);
-    if (name === 'containerd' && address && containerd && isProcessAlive(containerd.pid, containerd.binary)) {
-      // Every container's task goes first: the shims then exit and the pods' network namespaces are released.
-      podNetns = await sandboxNetnsFiles(address);
-      await stopAllTasks(address);
+    if (name === 'containerd' && p && isProcessAlive(p.pid, p.binary)) {
+      // With kubelet gone nothing restarts a container: kill them all at once (their shims are swept below with
+      // the node namespace's other processes), after noting the pods' network namespace files.
+      podNetns = podNetnsFiles(p.pid);
+      if (info) killAll(processesInCgroupRoot(info.cgroupRoot));
     }
     if (!p || !isProcessAlive(p.pid, p.binary)) continue;
     running.push(name);
@@ -859,21 +854,6 @@ function killProcessGroup(pid: number): void {
   }
 }
 
-/** Kills and deletes every task of the CRI's namespace (the shims exit with them). */
-async function stopAllTasks(address: string): Promise<void> {
-  const tasks = await ctr(address, 'tasks', 'list', '--quiet');
-  if (tasks.code !== 0) return;
-  for (const id of tasks.stdout.split('\n').filter(Boolean)) {
-    await ctr(address, 'tasks', 'kill', '--signal', 'SIGKILL', id);
-  }
-  for (const id of tasks.stdout.split('\n').filter(Boolean)) {
-    for (let attempt = 0; attempt < 20; attempt++) {
-      if ((await ctr(address, 'tasks', 'delete', id)).code === 0) break;
-      await sleep(100);
-    }
-  }
-}
-
 /**
  * Removes whatever a node of this cluster directory may have left: processes in its network namespace or cgroup
  * tree, pod network namespaces, mounts below the node directory, the mount namespace, the cgroup tree and the
@@ -886,6 +866,16 @@ export async function removeNodeLeftovers(
 ): Promise<void> {
   const layout = nodeLayout(clusterDir, '');
   const p = nodePaths(layout.root);
+  // Without state (a crashed start), the node's mount namespace still lists its pods' network namespace files.
+  if (podNetns.length === 0 && mountsUnder(layout.root).includes(p.mountNamespace)) {
+    const mounts = await runCommand('nsenter', [
+      `--mount=${p.mountNamespace}`,
+      '--',
+      'cat',
+      '/proc/self/mounts',
+    ]);
+    podNetns = parseNetnsMounts(mounts.stdout);
+  }
   for (let round = 0; round < 20; round++) {
     const pids = [...processesInNetns(layout.netns), ...processesInCgroupRoot(layout.cgroupRoot)];
     if (pids.length === 0) break;

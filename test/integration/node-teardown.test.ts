@@ -4,7 +4,7 @@ import path from 'node:path';
 import { startCluster, stopCluster, type ClusterInfo } from '../../cluster/control-plane.js';
 import { buildImages, importImages } from '../../cluster/images.js';
 import { kubeRequest } from '../../cluster/kube.js';
-import { sandboxNetnsFiles } from '../../cluster/node.js';
+import { podNetnsFiles } from '../../cluster/node.js';
 import { NETNS_DIR, runCommand } from '../../cluster/node-network.js';
 import { eventually } from '../../cluster/objects.js';
 import { isProcessAlive } from '../../cluster/util.js';
@@ -129,7 +129,8 @@ describe('cluster:down with a node', () => {
     expect(readFileSync('/proc/mounts', 'utf8')).not.toContain(path.join(node.root, 'kubelet', 'pods'));
 
     // The pod's network namespace, as containerd made it (`/var/run/netns/cni-…`).
-    const podNetns = (await sandboxNetnsFiles(node.containerdAddress)).map((f) => path.basename(f));
+    const containerd = node.processes.find((p) => p.name === 'containerd');
+    const podNetns = podNetnsFiles(containerd?.pid ?? 0).map((f) => path.basename(f));
 
     // With the pod still running: down.
     expect(await stopCluster(dir, () => undefined)).toBe(true);

@@ -94,6 +94,23 @@ describe('the node', () => {
     expect(body.status.addresses).toContainEqual({ type: 'InternalIP', address: NODE_NETWORK.nodeIp });
   });
 
+  it('refuses a pod whose image is not a local one, saying why', async () => {
+    const refused = await kubeRequest(
+      target,
+      'POST',
+      `/api/v1/namespaces/${namespace}/pods`,
+      {
+        metadata: { name: 'remote' },
+        spec: { containers: [{ name: 'app', image: 'registry.example/app:1' }] },
+      },
+      { allowStatus: [422] },
+    );
+    expect(refused.status).toBe(422);
+    expect(JSON.stringify(refused.body)).toContain(
+      'the local node runs only images imported into its containerd (localhost/...), not: registry.example/app:1',
+    );
+  });
+
   it('rolls a Deployment: the old pods go, new pods run Ready and serve the new message', async () => {
     const name = 'hello';
     const apps = `/apis/apps/v1/namespaces/${namespace}/deployments`;
@@ -128,11 +145,25 @@ describe('the node', () => {
       },
       120_000,
     );
-    const { body } = await kubeRequest<{
-      status: { updatedReplicas?: number; availableReplicas?: number; conditions?: { reason?: string }[] };
-    }>(target, 'GET', `${apps}/${name}`);
-    expect(body.status).toMatchObject({ updatedReplicas: 2, availableReplicas: 2 });
-    expect(body.status.conditions?.map((c) => c.reason)).toContain('NewReplicaSetAvailable');
+    // The Deployment's status follows its pods within a sync or two.
+    const status = await eventually('the Deployment status', async () => {
+      const { body } = await kubeRequest<{
+        status: {
+          replicas?: number;
+          updatedReplicas?: number;
+          availableReplicas?: number;
+          conditions?: { reason?: string }[];
+        };
+      }>(target, 'GET', `${apps}/${name}`);
+      return body.status.replicas === 2 ? body.status : undefined;
+    });
+    expect(status).toMatchObject({ updatedReplicas: 2, availableReplicas: 2 });
+    expect(status.conditions?.map((c) => c.reason)).toContain('NewReplicaSetAvailable');
+    // The old ReplicaSet is scaled to zero.
+    const { body: sets } = await kubeRequest<{
+      items: { spec: { replicas?: number }; status: { replicas?: number } }[];
+    }>(target, 'GET', `/apis/apps/v1/namespaces/${namespace}/replicasets?labelSelector=app%3D${name}`);
+    expect(sets.items.map((rs) => rs.spec.replicas).sort()).toEqual([0, 2]);
     for (const pod of after) {
       const res = await fetchInNode(node.netns, `http://${pod.status.podIP}:8080/message`);
       expect(res).toMatchObject({ status: 200, body: 'second' });

@@ -11,7 +11,7 @@ import {
   type NodeLayout,
 } from '../../../cluster/node-config.js';
 import { NODE_NETWORK, nodeNetnsName } from '../../../cluster/node-network.js';
-import { nodeCgroupRoot } from '../../../cluster/node.js';
+import { nodeCgroupRoot, parseNetnsMounts } from '../../../cluster/node.js';
 
 const layout: NodeLayout = {
   root: '/tmp/c/node',
@@ -107,6 +107,19 @@ describe('node configuration files', () => {
 
   it('maps the autoscaler Service name to the node IP for the activator', () => {
     expect(nodeHostsFile()).toContain(`${NODE_NETWORK.nodeIp} autoscaler.knative-serving.svc.cluster.local`);
+  });
+});
+
+describe('pod network namespaces', () => {
+  it('finds the cni-… namespace files in a mount table', () => {
+    const mounts = [
+      'nsfs /var/run/netns/cni-1f2e nsfs rw 0 0',
+      'nsfs /run/netns/cni-3a4b nsfs rw 0 0',
+      'nsfs /var/run/netns/cr-node-0123456789 nsfs rw 0 0',
+      'tmpfs /var/run/netns/cni-fake tmpfs rw 0 0',
+      'overlay /tmp/c/node/containerd/state/rootfs overlay rw 0 0',
+    ].join('\n');
+    expect(parseNetnsMounts(mounts)).toEqual(['/var/run/netns/cni-1f2e', '/run/netns/cni-3a4b']);
   });
 });
 
