@@ -180,18 +180,24 @@ describe('the Knative path', () => {
 
     // The adapter runs as the pod of a Deployment the Eventing controller made, with the source's ServiceAccount.
     const { body: deployments } = await kubeRequest<{
-      items: { metadata: { name: string; ownerReferences?: { kind: string; uid: string }[] } }[];
+      items: {
+        metadata: { name: string; ownerReferences?: { kind: string; uid: string }[] };
+        spec: { selector: { matchLabels: Record<string, string> } };
+      }[];
     }>(target, 'GET', `/apis/apps/v1/namespaces/${namespace}/deployments`);
     const adapter = deployments.items.find((d) =>
       d.metadata.ownerReferences?.some((o) => o.kind === 'ApiServerSource' && o.uid === source.metadata.uid),
     );
     expect(adapter).toBeDefined();
+    const selector = Object.entries(adapter?.spec.selector.matchLabels ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
     const { body: pods } = await kubeRequest<{ items: Pod[] }>(
       target,
       'GET',
-      `/api/v1/namespaces/${namespace}/pods`,
+      `/api/v1/namespaces/${namespace}/pods?labelSelector=${encodeURIComponent(selector)}`,
     );
-    const adapterPod = pods.items.find((p) => p.metadata.name.startsWith(`${adapter?.metadata.name}-`));
+    const adapterPod = pods.items.find((p) => ready(p.status.conditions));
     expect(adapterPod?.spec.serviceAccountName).toBe('config-restarter-source');
     expect(adapterPod?.spec.containers[0]?.image).toBe(images['apiserver-adapter'].ref);
     expect(ready(adapterPod?.status.conditions)).toBe(true);
