@@ -20,7 +20,6 @@ import {
   NODE_PROCESS_NAMES,
   apiserverNodeArgs,
   prepareNode,
-  removeNodeLeftovers,
   startNodeAgents,
   startNodeBridges,
   stopNode,
@@ -29,6 +28,7 @@ import {
   type NodeInfo,
   type PreparedNode,
 } from './node.js';
+import { removeNodeLeftovers } from './node-host.js';
 import { NODE_NETWORK } from './node-network.js';
 import {
   REPO_ROOT,

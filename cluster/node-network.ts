@@ -7,7 +7,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { sleep } from './util.js';
 
 /** Addresses used inside every node namespace. Nothing outside the namespace routes them. */
 export const NODE_NETWORK = {
@@ -233,30 +232,6 @@ export async function fetchInNode(
   if (result.code !== 0)
     throw new Error(`${init.method ?? 'GET'} ${url} from ${netns}: ${result.stderr.trim()}`);
   return JSON.parse(result.stdout) as NodeFetchResult;
-}
-
-/** Polls {@link fetchInNode} until `accept` says yes; the last answer or error ends up in the thrown message. */
-export async function waitForNodeUrl(
-  netns: string,
-  url: string,
-  accept: (res: NodeFetchResult) => boolean,
-  timeoutMs: number,
-  init: Parameters<typeof fetchInNode>[2] = {},
-): Promise<NodeFetchResult> {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no answer';
-  for (;;) {
-    try {
-      const res = await fetchInNode(netns, url, { timeoutMs: 2_000, ...init });
-      if (accept(res)) return res;
-      last = `${res.status} ${res.body.slice(0, 200)}`;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${url} in ${netns}: not ready after ${timeoutMs / 1000} s (${last})`);
-    await sleep(500);
-  }
 }
 
 /** The mount points below `prefix` listed in /proc/mounts, deepest first (the order to unmount them in). */

@@ -4,18 +4,7 @@
  * runs inside the node's network namespace (`node-network.ts`) and one mount namespace of its own (pod mounts never
  * show up in the machine's mount table, and vanish with the last node process). See docs/cluster.md, "The node".
  */
-import { createHash } from 'node:crypto';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NodeBinaries } from './binaries.js';
@@ -23,30 +12,26 @@ import type { KnativePathProcessName } from './knative-path.js';
 import { installObjects } from './controllers.js';
 import { KubeRequestError, kubeRequest, writeKubeconfig, type KubeTarget } from './kube.js';
 import {
-  KUBELET_KERNEL_TUNABLES,
   containerdConfig,
   cniConfig,
   egressSelectorConfig,
   kubeletConfig,
   kubeProxyConfig,
-  nodeHostsFile,
-  nodeResolvConf,
   nodePaths,
   type NodeLayout,
 } from './node-config.js';
 import {
-  NODE_NETWORK,
-  createNodeNetns,
-  fetchInNode,
-  mountsUnder,
-  mustRun,
-  netnsExists,
-  netnsPath,
-  nodeNetnsName,
-  processesInNetns,
-  removeNodeNetns,
-  runCommand,
-} from './node-network.js';
+  createCgroupRoot,
+  createMountNamespace,
+  killAll,
+  nodeLayout,
+  podNetnsFiles,
+  processesInCgroupRoot,
+  removeNodeLeftovers,
+  writeKubeletClientCert,
+  type KubeletClientCert,
+} from './node-host.js';
+import { NODE_NETWORK, createNodeNetns, fetchInNode, netnsPath, runCommand } from './node-network.js';
 import {
   REPO_ROOT,
   elapsed,
@@ -125,6 +110,8 @@ type Where = 'host' | 'node';
 interface NodeProcessSpec {
   /** `node`: inside the node's network and mount namespaces; `host`: next to the API server. */
   where: Where;
+  /** The binary is one of this repository's TypeScript modules, run by this Node.js with tsx's loader. */
+  typescript?: boolean;
   command(ctx: NodeContext): { binary: string; args: string[]; env?: Record<string, string> };
   ready(ctx: NodeContext): Promise<boolean>;
   stopGraceMs: number;
@@ -138,24 +125,7 @@ const NODE_SYSTEM_FILES = ['knative-serving.yaml', 'local-images.yaml'].map((f) 
 );
 const NODE_DIR = 'node';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const CGROUP_ROOT = '/sys/fs/cgroup';
 const ACTIVATOR_PORT = 8012;
-
-/** The node's cgroup root in every cgroup v1 hierarchy: a name of its own per cluster directory. */
-export function nodeCgroupRoot(clusterDir: string): string {
-  return `/config-restarter-${createHash('sha256').update(clusterDir).digest('hex').slice(0, 10)}`;
-}
-
-/** The node's layout for a cluster directory (names derived from the directory, no state needed). */
-export function nodeLayout(clusterDir: string, sandboxImage: string): NodeLayout {
-  return {
-    root: path.join(clusterDir, NODE_DIR),
-    netns: nodeNetnsName(clusterDir),
-    nodeName: 'local-node',
-    cgroupRoot: nodeCgroupRoot(clusterDir),
-    sandboxImage,
-  };
-}
 
 async function socketAnswers(command: string, args: string[]): Promise<boolean> {
   try {
@@ -262,6 +232,7 @@ export const NODE_PROCESSES: Readonly<Record<NodeProcessName, NodeProcessSpec>> 
   },
   'egress-proxy': {
     where: 'host',
+    typescript: true,
     command: (ctx) => ({
       binary: path.join(REPO_ROOT, 'cluster', 'egress-proxy.ts'),
       args: [nodePaths(ctx.layout.root).egressSocket, netnsPath(ctx.layout.netns)],
@@ -388,69 +359,6 @@ const STOP_ORDER: readonly NodeProcessName[] = [
   'apiserver-bridge',
 ];
 
-/** The PEM files of the API server's client identity towards the kubelet. */
-export interface KubeletClientCert {
-  ca: string;
-  cert: string;
-  key: string;
-}
-
-/** A CA and a client certificate (`system:masters`) the API server presents to the kubelet (logs, exec). */
-async function writeKubeletClientCert(pki: string): Promise<KubeletClientCert> {
-  mkdirSync(pki, { recursive: true, mode: 0o700 });
-  const files = {
-    ca: path.join(pki, 'kubelet-client-ca.crt'),
-    caKey: path.join(pki, 'kubelet-client-ca.key'),
-    cert: path.join(pki, 'apiserver-kubelet-client.crt'),
-    key: path.join(pki, 'apiserver-kubelet-client.key'),
-    csr: path.join(pki, 'apiserver-kubelet-client.csr'),
-    ext: path.join(pki, 'client.ext'),
-  };
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await mustRun('openssl', [
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    files.caKey,
-    '-out',
-    files.ca,
-    '-days',
-    '3650',
-    '-subj',
-    '/CN=config-restarter-kubelet-client-ca',
-  ]);
-  await mustRun('openssl', [
-    'req',
-    ...ec,
-    '-keyout',
-    files.key,
-    '-out',
-    files.csr,
-    '-subj',
-    '/O=system:masters/CN=kube-apiserver-kubelet-client',
-  ]);
-  writeFileSync(files.ext, 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n');
-  await mustRun('openssl', [
-    'x509',
-    '-req',
-    '-in',
-    files.csr,
-    '-CA',
-    files.ca,
-    '-CAkey',
-    files.caKey,
-    '-CAcreateserial',
-    '-out',
-    files.cert,
-    '-days',
-    '3650',
-    '-extfile',
-    files.ext,
-  ]);
-  return { ca: files.ca, cert: files.cert, key: files.key };
-}
-
 /** The flags kube-apiserver needs next to a node (see {@link prepareNode}). */
 export function apiserverNodeArgs(layout: NodeLayout, client: KubeletClientCert): string[] {
   return [
@@ -462,54 +370,6 @@ export function apiserverNodeArgs(layout: NodeLayout, client: KubeletClientCert)
     `--kubelet-client-key=${client.key}`,
     `--egress-selector-config-file=${nodePaths(layout.root).egressConfig}`,
   ];
-}
-
-/** Creates the persistent mount namespace of the node's processes and the files bind-mounted inside it. */
-async function createMountNamespace(layout: NodeLayout): Promise<void> {
-  const p = nodePaths(layout.root);
-  mkdirSync(p.overlayDir, { recursive: true });
-  writeFileSync(p.mountNamespace, '');
-  await mustRun('unshare', [`--mount=${p.mountNamespace}`, '--propagation', 'private', 'true']);
-  const binds: [string, string][] = [];
-  for (const [key, value] of Object.entries(KUBELET_KERNEL_TUNABLES)) {
-    const file = path.join(p.overlayDir, key.replaceAll('/', '.'));
-    writeFileSync(file, `${value}\n`);
-    binds.push([file, `/proc/sys/${key}`]);
-  }
-  const hosts = path.join(p.overlayDir, 'hosts');
-  writeFileSync(hosts, nodeHostsFile());
-  binds.push([hosts, '/etc/hosts']);
-  const resolvConf = path.join(p.overlayDir, 'resolv.conf');
-  writeFileSync(resolvConf, nodeResolvConf());
-  binds.push([resolvConf, '/etc/resolv.conf']);
-  const script = binds.map(([from, to]) => `mount --bind ${from} ${to}`).join(' && ');
-  await mustRun('nsenter', [`--mount=${p.mountNamespace}`, '--', 'sh', '-c', script]);
-}
-
-/** Creates the node's cgroup root in every cgroup v1 hierarchy (cpuset needs its cpus and mems filled in). */
-function createCgroupRoot(cgroupRoot: string): void {
-  for (const hierarchy of cgroupHierarchies()) {
-    const dir = path.join(CGROUP_ROOT, hierarchy, cgroupRoot);
-    mkdirSync(dir, { recursive: true });
-    if (hierarchy === 'cpuset') {
-      for (const file of ['cpuset.cpus', 'cpuset.mems']) {
-        copyFileSync(path.join(CGROUP_ROOT, hierarchy, file), path.join(dir, file));
-      }
-    }
-  }
-}
-
-/**
- * The cgroup hierarchies mounted under /sys/fs/cgroup: the v1 ones, and with `withUnified` also the hybrid layout's
- * cgroup2 `unified` one (kubelet does not need the root there, but runc mirrors the pods' cgroups into it).
- */
-function cgroupHierarchies(withUnified = false): string[] {
-  const types = withUnified ? ['cgroup', 'cgroup2'] : ['cgroup'];
-  return readFileSync('/proc/mounts', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' '))
-    .filter((f) => types.includes(f[2] ?? '') && f[1]?.startsWith(`${CGROUP_ROOT}/`))
-    .map((f) => path.relative(CGROUP_ROOT, f[1] as string));
 }
 
 /** What {@link prepareNode} returns: the layout and the API server's client identity towards the kubelet. */
@@ -558,26 +418,30 @@ async function spawnNodeProcess(
   const { binary, args, env } = spec.command(ctx);
   const log = path.join(ctx.dir, `${name}.log`);
   const baseEnv: NodeJS.ProcessEnv = { PATH, HOME: process.env.HOME, ...env };
-  let pid: number;
-  if (name === 'egress-proxy') {
-    // A TypeScript module: run by this Node.js with tsx's loader.
-    pid = spawnLogged(process.execPath, [binary, ...args], log, REPO_ROOT, detached, {
-      ...baseEnv,
-      NODE_OPTIONS: '--import tsx',
-    });
-  } else if (spec.where === 'node') {
-    const p = nodePaths(ctx.layout.root);
-    const wrapped = [
-      `--net=${netnsPath(ctx.layout.netns)}`,
-      `--mount=${p.mountNamespace}`,
-      '--',
-      binary,
-      ...args,
-    ];
-    pid = spawnLogged('nsenter', wrapped, log, ctx.dir, detached, baseEnv);
-  } else {
-    pid = spawnLogged(binary, args, log, ctx.dir, detached, baseEnv);
-  }
+  const wrapped: [string, string[]] = spec.typescript
+    ? [process.execPath, [binary, ...args]]
+    : spec.where === 'node'
+      ? [
+          'nsenter',
+          [
+            `--net=${netnsPath(ctx.layout.netns)}`,
+            `--mount=${nodePaths(ctx.layout.root).mountNamespace}`,
+            '--',
+            binary,
+            ...args,
+          ],
+        ]
+      : [binary, args];
+  const processEnv = spec.typescript ? { ...baseEnv, NODE_OPTIONS: '--import tsx' } : baseEnv;
+  // tsx resolves from the repository; the others start in the cluster directory like the controllers.
+  const pid = spawnLogged(
+    wrapped[0],
+    wrapped[1],
+    log,
+    spec.typescript ? REPO_ROOT : ctx.dir,
+    detached,
+    processEnv,
+  );
   const deadline = Date.now() + 5_000;
   while (!isProcessAlive(pid, binary) && Date.now() < deadline) await sleep(20);
   return { name, pid, binary, log };
@@ -717,106 +581,6 @@ export function writeNodeKubeconfigs(
 }
 
 /**
- * The pods' network namespace files (`/var/run/netns/cni-…`): containerd bind-mounts each into the node's mount
- * namespace, so they are listed in the mount table of any process there (e.g. containerd's).
- */
-export function podNetnsFiles(pidInNode: number): string[] {
-  try {
-    return parseNetnsMounts(readFileSync(`/proc/${pidInNode}/mounts`, 'utf8'));
-  } catch {
-    return [];
-  }
-}
-
-/** The `cni-…` network namespace files in a mount table (`/proc/<pid>/mounts` format). */
-export function parseNetnsMounts(mounts: string): string[] {
-  return (
-    mounts
-      .split('\n')
-      .map((line) => line.split(' '))
-      // /var/run is usually a link to /run: the table shows the resolved path.
-      .filter((f) => f[2] === 'nsfs' && /^(\/var)?\/run\/netns\/cni-/.test(f[1] ?? ''))
-      .map((f) => f[1] as string)
-  );
-}
-
-/** PIDs of the processes in the node's cgroup tree (containers and their shims' children). */
-function processesInCgroupRoot(cgroupRoot: string): number[] {
-  const pids = new Set<number>();
-  const walk = (dir: string): void => {
-    let entries: string[];
-    try {
-      entries = readdirSync(dir);
-    } catch {
-      return;
-    }
-    try {
-      for (const pid of readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-        pids.add(Number(pid));
-      }
-    } catch {
-      // Gone meanwhile.
-    }
-    for (const entry of entries) {
-      if (!entry.includes('.')) walk(path.join(dir, entry));
-    }
-  };
-  for (const hierarchy of ['pids', 'memory', 'cpu', 'freezer'])
-    walk(path.join(CGROUP_ROOT, hierarchy, cgroupRoot));
-  return [...pids];
-}
-
-/** Removes the node's cgroup directories, deepest first (they must be empty of processes). */
-function removeCgroupRoot(cgroupRoot: string): void {
-  const remove = (dir: string): void => {
-    let entries: string[];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true })
-        .filter((e) => e.isDirectory())
-        .map((e) => e.name);
-    } catch {
-      return;
-    }
-    for (const entry of entries) remove(path.join(dir, entry));
-    try {
-      rmdirSync(dir);
-    } catch {
-      // Still busy (a process survived): reported by the caller's checks.
-    }
-  };
-  for (const hierarchy of cgroupHierarchies(true)) remove(path.join(CGROUP_ROOT, hierarchy, cgroupRoot));
-}
-
-function killAll(pids: readonly number[]): void {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-}
-
-/** Removes `/var/log/containers` links kubelet made into this node's pod log directory. */
-function removeContainerLogLinks(podLogs: string): void {
-  const dir = '/var/log/containers';
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const entry of entries) {
-    const link = path.join(dir, entry);
-    try {
-      if (readlinkSync(link).startsWith(`${podLogs}/`)) rmSync(link, { force: true });
-    } catch {
-      // Not a link.
-    }
-  }
-}
-
-/**
  * Stops the node recorded in the state: the agents first (scheduler, Knative, kubelet, kube-proxy), every pod's
  * containers (SIGKILL to the node's cgroup tree), containerd, the bridges; then sweeps whatever is left (processes in the node's
  * namespaces or cgroups, pod network namespaces, mounts) and removes the namespaces and cgroups. Returns the names
@@ -852,53 +616,4 @@ function killProcessGroup(pid: number): void {
   } catch {
     // No such group (not detached) or already gone.
   }
-}
-
-/**
- * Removes whatever a node of this cluster directory may have left: processes in its network namespace or cgroup
- * tree, pod network namespaces, mounts below the node directory, the mount namespace, the cgroup tree and the
- * network namespace. Safe to call when nothing is left.
- */
-export async function removeNodeLeftovers(
-  clusterDir: string,
-  log: Log,
-  podNetns: string[] = [],
-): Promise<void> {
-  const layout = nodeLayout(clusterDir, '');
-  const p = nodePaths(layout.root);
-  // Without state (a crashed start), the node's mount namespace still lists its pods' network namespace files.
-  if (podNetns.length === 0 && mountsUnder(layout.root).includes(p.mountNamespace)) {
-    const mounts = await runCommand('nsenter', [
-      `--mount=${p.mountNamespace}`,
-      '--',
-      'cat',
-      '/proc/self/mounts',
-    ]);
-    podNetns = parseNetnsMounts(mounts.stdout);
-  }
-  for (let round = 0; round < 20; round++) {
-    const pids = [...processesInNetns(layout.netns), ...processesInCgroupRoot(layout.cgroupRoot)];
-    if (pids.length === 0) break;
-    if (round === 0) log(`killing ${pids.length} leftover node process(es): ${pids.join(', ')}`);
-    killAll(pids);
-    await sleep(100);
-  }
-  for (const file of podNetns) {
-    if (!existsSync(file)) continue;
-    await runCommand('umount', [file]);
-    rmSync(file, { force: true });
-  }
-  for (const mount of mountsUnder(layout.root)) await runCommand('umount', ['-l', mount]);
-  removeCgroupRoot(layout.cgroupRoot);
-  if (netnsExists(layout.netns)) await removeNodeNetns(layout.netns);
-  removeContainerLogLinks(p.podLogs);
-}
-
-/** Runs `command` inside the node's network namespace and returns its exit code and output (for tests). */
-export function runInNode(
-  netns: string,
-  command: string,
-  args: readonly string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return runCommand('nsenter', [`--net=${netnsPath(netns)}`, '--', command, ...args], { timeoutMs: 30_000 });
 }

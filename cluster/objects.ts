@@ -292,7 +292,7 @@ export function knativeService(
 /** The label that opts a config object in and that the shipped ApiServerSource selects on (default prefix). */
 export const WATCH_LABEL = 'rolling.restart.controller/watch';
 /** The annotation that opts a config object in (the original contract; alone it leaves the object to the resync). */
-export const TRIGGER_ANNOTATION = 'rolling.restart.controller/triggerRestart';
+const TRIGGER_ANNOTATION = 'rolling.restart.controller/triggerRestart';
 
 /**
  * An opted-in ConfigMap manifest: the watch label (so the shipped source sends its changes) and the annotation.

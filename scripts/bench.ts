@@ -15,11 +15,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createApp } from '../functions/config-restarter/src/app.js';
-import {
-  planRestarts,
-  summarizeWorkload,
-  type ConfigChange,
-} from '../functions/config-restarter/src/decide.js';
+import { planRestarts } from '../functions/config-restarter/src/decide.js';
+import type { ConfigChange } from '../functions/config-restarter/src/decision-types.js';
+import { summarizeWorkload } from '../functions/config-restarter/src/workload-summary.js';
 import { WorkloadIndex } from '../functions/config-restarter/src/workload-index.js';
 import { silentLogger } from '../functions/config-restarter/src/log.js';
 import { createMetrics } from '../functions/config-restarter/src/metrics.js';

@@ -24,29 +24,9 @@ const notConfigured = (variable: string): MessageResult => ({
   detail: `${variable} is not set`,
 });
 
-/**
- * Builds the helloworld HTTP app. Pure wiring: no listening, no environment access and no I/O happen here.
- *
- * Routes: `GET /` (HTML page), `GET /message` (ENV_MESSAGE), `GET /messageFromFile` (MESSAGE from the file
- * at MESSAGE_FILE, re-read when it changes), `GET /health/liveness`, `GET /health/readiness`. Errors are
- * JSON `{error, detail}` without stack traces.
- */
-export function createApp(deps: AppDeps): Express {
-  const { config } = deps;
-  const logger = deps.logger ?? silentLogger;
-  const health = deps.health ?? new HealthState();
-  const messageSource: MessageSource =
-    deps.messageSource ??
-    (config.messageFile === undefined
-      ? { read: () => Promise.resolve(notConfigured('MESSAGE_FILE')) }
-      : new MessageFile(config.messageFile, config.messageFileFormat));
-
-  const app = express();
-  app.disable('x-powered-by');
-  // Messages change out of band (ConfigMap edits): never let a client revalidate into a stale 304.
-  app.set('etag', false);
-
-  app.use((req: Request, res: Response, next: NextFunction) => {
+/** Logs one line per request (probes at debug) and sets `nosniff` on every answer. */
+function requestLog(logger: Logger): express.RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
     const started = process.hrtime.bigint();
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.on('finish', () => {
@@ -62,18 +42,21 @@ export function createApp(deps: AppDeps): Express {
       });
     });
     next();
-  });
-
-  const sendMessage = (res: Response, result: MessageResult): void => {
-    res.setHeader('Cache-Control', 'no-store');
-    if (result.ok) {
-      res.type('text/plain; charset=utf-8').send(result.message);
-    } else {
-      res.status(result.status).json({ error: result.error, detail: result.detail });
-    }
   };
+}
 
-  app.get('/', (_req, res) => {
+function sendMessage(res: Response, result: MessageResult): void {
+  res.setHeader('Cache-Control', 'no-store');
+  if (result.ok) {
+    res.type('text/plain; charset=utf-8').send(result.message);
+  } else {
+    res.status(result.status).json({ error: result.error, detail: result.detail });
+  }
+}
+
+/** `GET /`: the HTML page naming the service, its environment and its message. */
+function homePage(config: AppConfig): express.RequestHandler {
+  return (_req, res) => {
     const service = escapeHtml(config.serviceName);
     const environment = escapeHtml(config.environment);
     const message = config.message === undefined ? '' : `\n<p>${escapeHtml(config.message)}</p>`;
@@ -93,40 +76,12 @@ export function createApp(deps: AppDeps): Express {
 </html>
 `,
     );
-  });
+  };
+}
 
-  app.get('/message', (_req, res) => {
-    sendMessage(
-      res,
-      config.message === undefined ? notConfigured('ENV_MESSAGE') : { ok: true, message: config.message },
-    );
-  });
-
-  app.get('/messageFromFile', async (_req, res) => {
-    const result = await messageSource.read();
-    if (!result.ok && result.status === 500)
-      logger.warn('message file read failed', { detail: result.detail });
-    sendMessage(res, result);
-  });
-
-  app.get('/health/liveness', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-
-  app.get('/health/readiness', (_req, res) => {
-    if (health.ready) {
-      res.json({ status: 'ready' });
-    } else {
-      res.status(503).json({ status: 'shutting down' });
-    }
-  });
-
-  app.use((req: Request, res: Response) => {
-    res.status(404).json({ error: 'not found', detail: `no route for ${req.method} ${req.path}` });
-  });
-
-  // Express recognises error handlers by their four parameters.
-  app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+/** Errors as JSON `{error, detail}` without stack traces (Express knows error handlers by their 4 parameters). */
+function errorHandler(logger: Logger): express.ErrorRequestHandler {
+  return (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     logger.error('request failed', { error: err instanceof Error ? err.message : String(err) });
     // Too late for an error body: let Express end the connection.
     if (res.headersSent) {
@@ -141,8 +96,58 @@ export function createApp(deps: AppDeps): Express {
           ? { error: 'bad request', detail: err instanceof Error ? err.message : 'invalid request' }
           : { error: 'internal error', detail: 'unexpected error' },
       );
-  });
+  };
+}
 
+/** The message source of the config: the file at `MESSAGE_FILE`, or "not configured". */
+function messageSourceOf(config: AppConfig): MessageSource {
+  return config.messageFile === undefined
+    ? { read: () => Promise.resolve(notConfigured('MESSAGE_FILE')) }
+    : new MessageFile(config.messageFile, config.messageFileFormat);
+}
+
+/**
+ * Builds the helloworld HTTP app. Pure wiring: no listening, no environment access and no I/O happen here.
+ *
+ * Routes: `GET /` (HTML page), `GET /message` (ENV_MESSAGE), `GET /messageFromFile` (MESSAGE from the file
+ * at MESSAGE_FILE, re-read when it changes), `GET /health/liveness`, `GET /health/readiness`. Errors are
+ * JSON `{error, detail}` without stack traces.
+ */
+export function createApp(deps: AppDeps): Express {
+  const { config } = deps;
+  const logger = deps.logger ?? silentLogger;
+  const health = deps.health ?? new HealthState();
+  const messageSource = deps.messageSource ?? messageSourceOf(config);
+
+  const app = express();
+  app.disable('x-powered-by');
+  // Messages change out of band (ConfigMap edits): never let a client revalidate into a stale 304.
+  app.set('etag', false);
+  app.use(requestLog(logger));
+  app.get('/', homePage(config));
+  app.get('/message', (_req, res) => {
+    sendMessage(
+      res,
+      config.message === undefined ? notConfigured('ENV_MESSAGE') : { ok: true, message: config.message },
+    );
+  });
+  app.get('/messageFromFile', async (_req, res) => {
+    const result = await messageSource.read();
+    if (!result.ok && result.status === 500)
+      logger.warn('message file read failed', { detail: result.detail });
+    sendMessage(res, result);
+  });
+  app.get('/health/liveness', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/health/readiness', (_req, res) => {
+    if (health.ready) res.json({ status: 'ready' });
+    else res.status(503).json({ status: 'shutting down' });
+  });
+  app.use((req: Request, res: Response) => {
+    res.status(404).json({ error: 'not found', detail: `no route for ${req.method} ${req.path}` });
+  });
+  app.use(errorHandler(logger));
   return app;
 }
 

@@ -53,6 +53,60 @@ export class ConfigError extends Error {
 
 const LABEL_MAX = 63;
 
+/** Reads the variables of one environment, collecting every problem. */
+class EnvReader {
+  readonly problems: string[] = [];
+
+  constructor(private readonly env: Readonly<Record<string, string | undefined>>) {}
+
+  /** The value, or undefined when unset or blank. */
+  get(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value;
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.get(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw.trim());
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const raw = this.get(name)?.trim().toLowerCase();
+    if (raw === undefined) return fallback;
+    if ((allowed as readonly string[]).includes(raw)) return raw as T;
+    this.problems.push(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+    return fallback;
+  }
+
+  /** The first of `names` that is set, as a label value. */
+  label(names: readonly string[], fallback: string): string {
+    for (const name of names) {
+      const raw = this.get(name)?.trim();
+      if (raw === undefined) continue;
+      if (raw.length > LABEL_MAX) {
+        this.problems.push(`${name} must be at most ${LABEL_MAX} characters, got ${raw.length}`);
+        return fallback;
+      }
+      return raw;
+    }
+    return fallback;
+  }
+
+  absolutePath(name: string): string | undefined {
+    const value = this.get(name)?.trim();
+    if (value !== undefined && !path.isAbsolute(value)) {
+      this.problems.push(`${name} must be an absolute path, got ${JSON.stringify(value)}`);
+    }
+    return value;
+  }
+}
+
 /**
  * Reads and validates the app's settings from an environment map (pass `process.env`).
  * Empty strings count as unset, so `FOO=` in a manifest falls back to the default.
@@ -60,67 +114,20 @@ const LABEL_MAX = 63;
  * @throws {@link ConfigError} listing every problem at once.
  */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): AppConfig {
-  const problems: string[] = [];
-  const get = (name: string): string | undefined => {
-    const value = env[name];
-    return value === undefined || value.trim() === '' ? undefined : value;
-  };
-
-  const integer = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = get(name);
-    if (raw === undefined) return fallback;
-    const value = Number(raw.trim());
-    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
-      problems.push(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-      return fallback;
-    }
-    return value;
-  };
-
-  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
-    const raw = get(name)?.trim().toLowerCase();
-    if (raw === undefined) return fallback;
-    if ((allowed as readonly string[]).includes(raw)) return raw as T;
-    problems.push(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
-    return fallback;
-  };
-
-  const label = (names: readonly string[], fallback: string): string => {
-    for (const name of names) {
-      const raw = get(name)?.trim();
-      if (raw === undefined) continue;
-      if (raw.length > LABEL_MAX) {
-        problems.push(`${name} must be at most ${LABEL_MAX} characters, got ${raw.length}`);
-        return fallback;
-      }
-      return raw;
-    }
-    return fallback;
-  };
-
-  const port = integer('PORT', 8080, 0, 65535);
-  const messageFile = get('MESSAGE_FILE')?.trim();
-  if (messageFile !== undefined && !path.isAbsolute(messageFile)) {
-    problems.push(`MESSAGE_FILE must be an absolute path, got ${JSON.stringify(messageFile)}`);
-  }
-  const messageFileFormat = oneOf('MESSAGE_FILE_FORMAT', MESSAGE_FILE_FORMATS, 'auto');
-  const serviceName = label(['SERVICE_NAME', 'K_SERVICE'], 'helloworld');
-  const environment = label(['ENVIRONMENT', 'APP_ENV'], 'local');
-  const logLevel = oneOf('LOG_LEVEL', LOG_LEVELS, 'info');
-  const shutdownDelayMs = integer('SHUTDOWN_DELAY_MS', 0, 0, 600_000);
-  const shutdownTimeoutMs = integer('SHUTDOWN_TIMEOUT_MS', 25_000, 0, 600_000);
-
-  if (problems.length > 0) throw new ConfigError(problems);
-  return {
-    port,
+  const read = new EnvReader(env);
+  // In this order the problems are listed.
+  const config: AppConfig = {
+    port: read.integer('PORT', 8080, 0, 65535),
     // Keep the message verbatim (spaces included): it is content, not a setting.
     message: env.ENV_MESSAGE,
-    messageFile,
-    messageFileFormat,
-    serviceName,
-    environment,
-    logLevel,
-    shutdownDelayMs,
-    shutdownTimeoutMs,
+    messageFile: read.absolutePath('MESSAGE_FILE'),
+    messageFileFormat: read.oneOf('MESSAGE_FILE_FORMAT', MESSAGE_FILE_FORMATS, 'auto'),
+    serviceName: read.label(['SERVICE_NAME', 'K_SERVICE'], 'helloworld'),
+    environment: read.label(['ENVIRONMENT', 'APP_ENV'], 'local'),
+    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    shutdownDelayMs: read.integer('SHUTDOWN_DELAY_MS', 0, 0, 600_000),
+    shutdownTimeoutMs: read.integer('SHUTDOWN_TIMEOUT_MS', 25_000, 0, 600_000),
   };
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return config;
 }

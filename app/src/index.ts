@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 
 import { createApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, type AppConfig } from './config.js';
 import { HealthState } from './health.js';
 import { createLogger, type Logger } from './logger.js';
 import type { MessageSource } from './message-file.js';
@@ -43,22 +43,10 @@ export interface RunningServer {
 
 const SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
 
-/**
- * Starts the helloworld server on `$PORT`.
- *
- * On SIGTERM or SIGINT: readiness answers 503 at once, after `SHUTDOWN_DELAY_MS` the listener closes (idle
- * keep-alive connections too), in-flight requests finish, then `exit(0)`. If they do not finish within
- * `SHUTDOWN_TIMEOUT_MS` the remaining connections are cut and the exit code is 1.
- * On invalid configuration it logs every problem and exits with code 1 (the promise then rejects).
- */
-export async function main(options: MainOptions = {}): Promise<RunningServer> {
-  const env = options.env ?? process.env;
-  const signals = options.signals ?? process;
-  const exit = options.exit ?? ((code: number) => process.exit(code));
-
-  let config;
+/** The settings, or (after logging every problem) `exit(1)` and a rejection. */
+function configOrExit(options: MainOptions, exit: (code: number) => void): AppConfig {
   try {
-    config = loadConfig(env);
+    return loadConfig(options.env ?? process.env);
   } catch (err) {
     const logger = options.logger ?? createLogger();
     if (err instanceof ConfigError) {
@@ -69,7 +57,73 @@ export async function main(options: MainOptions = {}): Promise<RunningServer> {
     exit(1);
     throw err;
   }
+}
 
+/** What a graceful shutdown acts on. */
+interface ShutdownParts {
+  server: Server;
+  health: HealthState;
+  logger: Logger;
+  config: AppConfig;
+  exit: (code: number) => void;
+}
+
+/** Readiness off, the shutdown delay, then close and wait for in-flight requests; resolves with the exit code. */
+async function drain(
+  { server, health, logger, config, exit }: ShutdownParts,
+  reason: string,
+): Promise<number> {
+  health.beginShutdown();
+  logger.info('shutting down', { reason, delayMs: config.shutdownDelayMs });
+  // Give the platform time to see readiness fail before the listener goes away.
+  if (config.shutdownDelayMs > 0) await sleep(config.shutdownDelayMs);
+
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs);
+  });
+  const outcome = await Promise.race([closed.then(() => 'drained' as const), timedOut]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    server.closeAllConnections();
+    logger.warn('shutdown timed out, connections closed', { timeoutMs: config.shutdownTimeoutMs });
+  } else {
+    logger.info('drained, exiting');
+  }
+  const code = outcome === 'drained' ? 0 : 1;
+  exit(code);
+  return code;
+}
+
+/** The shutdown function, started once by SIGTERM, SIGINT or a call, whichever comes first. */
+function shutdownOn(signals: SignalSource, parts: ShutdownParts): (reason?: string) => Promise<number> {
+  let shutdownPromise: Promise<number> | undefined;
+  const shutdown = (reason = 'shutdown'): Promise<number> => {
+    if (!shutdownPromise) {
+      for (const signal of SIGNALS) signals.removeListener(signal, handlers[signal]);
+      shutdownPromise = drain(parts, reason);
+    }
+    return shutdownPromise;
+  };
+  const handlers = Object.fromEntries(
+    SIGNALS.map((signal) => [signal, () => void shutdown(signal)] as const),
+  ) as Record<NodeJS.Signals, () => void>;
+  for (const signal of SIGNALS) signals.once(signal, handlers[signal]);
+  return shutdown;
+}
+
+/**
+ * Starts the helloworld server on `$PORT`.
+ *
+ * On SIGTERM or SIGINT: readiness answers 503 at once, after `SHUTDOWN_DELAY_MS` the listener closes (idle
+ * keep-alive connections too), in-flight requests finish, then `exit(0)`. If they do not finish within
+ * `SHUTDOWN_TIMEOUT_MS` the remaining connections are cut and the exit code is 1.
+ * On invalid configuration it logs every problem and exits with code 1 (the promise then rejects).
+ */
+export async function main(options: MainOptions = {}): Promise<RunningServer> {
+  const exit = options.exit ?? ((code: number) => process.exit(code));
+  const config = configOrExit(options, exit);
   const logger =
     options.logger ?? createLogger({ level: config.logLevel, base: { service: config.serviceName } });
   const health = new HealthState();
@@ -80,43 +134,7 @@ export async function main(options: MainOptions = {}): Promise<RunningServer> {
   });
   const port = (server.address() as AddressInfo).port;
   logger.info('listening', { port, environment: config.environment });
-
-  let shutdownPromise: Promise<number> | undefined;
-  const shutdown = (reason = 'shutdown'): Promise<number> => {
-    shutdownPromise ??= drain(reason);
-    return shutdownPromise;
-  };
-
-  const drain = async (reason: string): Promise<number> => {
-    for (const signal of SIGNALS) signals.removeListener(signal, handlers[signal]);
-    health.beginShutdown();
-    logger.info('shutting down', { reason, delayMs: config.shutdownDelayMs });
-    // Give the platform time to see readiness fail before the listener goes away.
-    if (config.shutdownDelayMs > 0) await sleep(config.shutdownDelayMs);
-
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs);
-    });
-    const outcome = await Promise.race([closed.then(() => 'drained' as const), timedOut]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') {
-      server.closeAllConnections();
-      logger.warn('shutdown timed out, connections closed', { timeoutMs: config.shutdownTimeoutMs });
-    } else {
-      logger.info('drained, exiting');
-    }
-    const code = outcome === 'drained' ? 0 : 1;
-    exit(code);
-    return code;
-  };
-
-  const handlers = Object.fromEntries(
-    SIGNALS.map((signal) => [signal, () => void shutdown(signal)] as const),
-  ) as Record<NodeJS.Signals, () => void>;
-  for (const signal of SIGNALS) signals.once(signal, handlers[signal]);
-
+  const shutdown = shutdownOn(options.signals ?? process, { server, health, logger, config, exit });
   return { server, port, health, shutdown };
 }
 

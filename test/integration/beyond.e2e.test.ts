@@ -9,7 +9,7 @@ import path from 'node:path';
 import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
 import { REPO_ROOT, sleep } from '../../cluster/util.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
-import { parseHashRecord } from '../../functions/config-restarter/src/decide.js';
+import { parseHashRecord } from '../../functions/config-restarter/src/records.js';
 import {
   apiServerSourceRequest,
   pingSourceRequest,

@@ -5,11 +5,9 @@
  */
 import { jest } from '@jest/globals';
 import path from 'node:path';
-import {
-  decideForWorkload,
-  summarizeWorkload,
-  type ConfigChange,
-} from '../../functions/config-restarter/src/decide.js';
+import { decideForWorkload } from '../../functions/config-restarter/src/decide.js';
+import type { ConfigChange } from '../../functions/config-restarter/src/decision-types.js';
+import { summarizeWorkload } from '../../functions/config-restarter/src/workload-summary.js';
 import type { KubeObject } from '../../functions/config-restarter/src/model.js';
 import { WORKLOAD_KINDS } from '../../functions/config-restarter/src/workload-kinds.js';
 import { apiServerSourceRequest } from '../../cluster/apiserver-event.js';
@@ -239,11 +237,17 @@ describe('a Knative Service with a fixed revision name', () => {
       mode: 'Reference',
       object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'fixed-config', namespace: ns } },
     });
-    const res = await fetch(fn.url, { method: 'POST', headers: wire.headers, body: wire.body });
-    expect(res.status).toBe(200);
-    const reply = (await res.json()) as {
+    type Reply = {
       decisions: { workload: { kind: string; name: string }; action: string; reason: string }[];
     };
+    // The Serving controller makes the Revision's Deployment a moment after the Revision, and the function's
+    // warm index sees it through its watch: ask again (a skip writes nothing) until both are tied.
+    const reply = await eventually('both workloads tied', async () => {
+      const res = await fetch(fn.url, { method: 'POST', headers: wire.headers, body: wire.body });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as Reply;
+      return body.decisions.length === 2 ? body : undefined;
+    });
     // The Revision's Deployment carries the same labels: tied too, and skipped as Knative's own.
     expect(reply.decisions.map((d) => [d.workload.kind, d.workload.name, d.action, d.reason])).toEqual([
       [

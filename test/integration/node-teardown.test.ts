@@ -4,7 +4,7 @@ import path from 'node:path';
 import { startCluster, stopCluster, type ClusterInfo } from '../../cluster/control-plane.js';
 import { buildImages, importImages } from '../../cluster/images.js';
 import { kubeRequest } from '../../cluster/kube.js';
-import { podNetnsFiles } from '../../cluster/node.js';
+import { podNetnsFiles } from '../../cluster/node-host.js';
 import { NETNS_DIR, runCommand } from '../../cluster/node-network.js';
 import { eventually } from '../../cluster/objects.js';
 import { isProcessAlive } from '../../cluster/util.js';

@@ -10,7 +10,7 @@ import { shippedSource } from '../../cluster/shipped-source.js';
 import { kubeRequest, writeServiceAccountKubeconfig, type KubeTarget } from '../../cluster/kube.js';
 import { REPO_ROOT } from '../../cluster/util.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
-import { parseHashRecord } from '../../functions/config-restarter/src/decide.js';
+import { parseHashRecord } from '../../functions/config-restarter/src/records.js';
 import { apiServerSourceRequest, pingSourceRequest } from '../../cluster/apiserver-event.js';
 import { adminKubeconfigPath, adminTarget } from './cluster-env.js';
 import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';

@@ -9,7 +9,7 @@ import { jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { parseHashRecord } from '../../functions/config-restarter/src/decide.js';
+import { parseHashRecord } from '../../functions/config-restarter/src/records.js';
 import { contentHash } from '../../functions/config-restarter/src/hash.js';
 import { createKubeClient, type WatchHandle } from '../../functions/config-restarter/src/kube.js';
 import { loadApiAccess } from '../../functions/config-restarter/src/kube-credentials.js';

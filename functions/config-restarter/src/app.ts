@@ -1,21 +1,17 @@
 /**
  * The HTTP layer: CloudEvents in on `POST /`, a CloudEvent with every decision out, health and
- * metrics endpoints. `createApp` has no side effects: no listening, no environment, no I/O.
+ * metrics endpoints. `createApp` has no side effects: no listening, no environment, no I/O. What each
+ * request is answered with is reply.ts's table; this module routes, logs and counts.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { CloudEvent, HTTP } from 'cloudevents';
-import type { Authenticator } from './auth.js';
+import type { AuthCheck, Authenticator } from './auth.js';
 import { DecodeError, readCloudEvent, RESYNC_EVENT_TYPE, toNotice, type Notice } from './event.js';
-import { KubeApiError } from './kube.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
-import type { Outcome, Restarter } from './restarter.js';
+import { livenessReply, readinessReply, toReply, type Refusal, type Reply } from './reply.js';
+import type { Outcome } from './outcome.js';
+import type { Restarter } from './restarter.js';
 import type { IndexState } from './workload-index.js';
-
-/** Type of the reply CloudEvent. */
-export const REPLY_EVENT_TYPE = 'config-restarter.decisions';
-/** Source of the reply CloudEvent. */
-export const REPLY_EVENT_SOURCE = '/config-restarter';
 
 /** Dependencies of {@link createApp}. */
 export interface AppDeps {
@@ -32,24 +28,11 @@ export interface AppDeps {
   authenticator?: Authenticator;
 }
 
-type ErrorCode =
-  | 'bad_request'
-  | 'unauthenticated'
-  | 'sender_not_allowed'
-  | 'namespace_not_watched'
-  | 'forbidden'
-  | 'unavailable'
-  | 'api_error'
-  | 'internal';
-
-function sendError(
-  res: Response,
-  status: number,
-  error: ErrorCode,
-  detail: string,
-  extra: object = {},
-): void {
-  res.status(status).json({ error, detail, ...extra });
+/** Sends a reply: a JSON body as JSON, a ready body (the CloudEvent's) as it is. */
+function send(res: Response, reply: Reply): void {
+  res.status(reply.status).set(reply.headers);
+  if (typeof reply.body === 'string') res.send(reply.body);
+  else res.json(reply.body);
 }
 
 function category(type: string | undefined): string {
@@ -59,26 +42,24 @@ function category(type: string | undefined): string {
   return 'other';
 }
 
+/** What an error thrown past the handlers (body-parser's, or a bug) is answered as. */
+function refusalOf(error: unknown): Refusal {
+  const status = (error as { status?: unknown }).status;
+  const detail = error instanceof Error ? error.message : String(error);
+  if (status === 413) return { result: 'too-large', detail };
+  if (status === 415) return { result: 'unsupported-encoding', detail };
+  if (typeof status === 'number' && status >= 400 && status < 500) return { result: 'invalid', detail };
+  return { result: 'internal' };
+}
+
 /** Creates the express app. */
 export function createApp(deps: AppDeps): express.Express {
   const { logger, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
 
-  app.get('/health/liveness', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/health/readiness', (_req, res) => {
-    const index = deps.indexState?.();
-    const summary = index && {
-      synced: index.synced,
-      workloads: index.workloads,
-      lastRelist: index.lastRelist ?? null,
-      shards: index.shards,
-    };
-    if (deps.isReady()) res.json({ status: 'ready', ...(summary ? { index: summary } : {}) });
-    else res.status(503).json({ status: 'shutting down', ...(summary ? { index: summary } : {}) });
-  });
+  app.get('/health/liveness', (_req, res) => send(res, livenessReply()));
+  app.get('/health/readiness', (_req, res) => send(res, readinessReply(deps.isReady(), deps.indexState?.())));
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
@@ -89,88 +70,71 @@ export function createApp(deps: AppDeps): express.Express {
     handleEvent(deps, req, res),
   );
 
-  app.use((_req, res) => sendError(res, 404, 'bad_request', 'not found: CloudEvents go to POST /'));
+  app.use((_req, res) => send(res, toReply(undefined, { result: 'not-found' })));
 
   // Errors thrown past the handlers: body-parser (413, bad encodings) or a bug. Never a stack trace.
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const status = (error as { status?: unknown }).status;
-    if (typeof status === 'number' && status >= 400 && status < 500) {
-      sendError(res, status, 'bad_request', (error as Error).message);
-      return;
+    const refusal = refusalOf(error);
+    if (refusal.result === 'internal') {
+      logger.error('unexpected error', { error: error instanceof Error ? error.message : String(error) });
     }
-    logger.error('unexpected error', { error: error instanceof Error ? error.message : String(error) });
-    sendError(res, 500, 'internal', 'internal error; see the function logs');
+    send(res, toReply(undefined, refusal));
   });
   return app;
 }
 
 /** `POST /`: decode the CloudEvent, hand it to the restarter, answer with what happened. */
 async function handleEvent(deps: AppDeps, req: Request, res: Response): Promise<void> {
-  const { logger, metrics } = deps;
   const started = process.hrtime.bigint();
   const notice = decodeNotice(deps, req, res);
   if (!notice) return;
-  const eventCategory = category(notice.event.type);
-  const log = logger.child({ eventId: notice.event.id, eventType: notice.event.type });
-  const elapsedSeconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
-  const finish = (result: string): void => {
-    metrics.events.inc({ category: eventCategory, result });
-    metrics.eventDuration.observe({ category: eventCategory }, elapsedSeconds());
-  };
+  const log = deps.logger.child({ eventId: notice.event.id, eventType: notice.event.type });
+  const outcome = await deps.restarter.handle(notice);
+  const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  logOutcome(log, outcome, durationSeconds);
+  const reply = toReply(notice, outcome);
+  countOutcome(deps.metrics, notice, outcome, reply, durationSeconds);
+  send(res, reply);
+}
 
-  let outcome: Outcome;
-  try {
-    outcome = await deps.restarter.handle(notice);
-  } catch (error) {
-    if (!(error instanceof KubeApiError)) throw error;
-    log.error('event failed', {
-      error: error.message,
-      status: error.status,
-      verb: error.verb,
-      resource: error.resource,
-      namespace: error.namespace,
+/** One line per decision and per failed workload, then what became of the event. */
+function logOutcome(log: Logger, outcome: Outcome, durationSeconds: number): void {
+  for (const decision of outcome.decisions) log.info('decision', { ...decision });
+  for (const f of outcome.failures)
+    log.error('patch failed', { workload: f.workload, error: f.error.message });
+  if (outcome.failure) {
+    const { kind, retry, message } = outcome.failure;
+    log.error('event failed', { error: message, failure: kind, retry });
+  } else if (outcome.result !== 'processed') {
+    log.info(`event ${outcome.result}`, { reason: outcome.reason });
+  } else if (outcome.failures.length === 0) {
+    log.info('event processed', {
+      reason: outcome.reason,
+      decisions: outcome.decisions.length,
+      durationMs: durationSeconds * 1000,
     });
-    finish(sendApiFailure(res, error, { eventId: notice.event.id }));
-    return;
   }
+}
+
+/** Counts the event by its result (the error code when it failed), its duration and its decisions. */
+function countOutcome(
+  metrics: Metrics,
+  notice: Notice,
+  outcome: Outcome,
+  reply: Reply,
+  durationSeconds: number,
+): void {
+  const eventCategory = category(notice.event.type);
+  const result = reply.status >= 500 ? (reply.body as { error: string }).error : outcome.result;
+  metrics.events.inc({ category: eventCategory, result });
+  metrics.eventDuration.observe({ category: eventCategory }, durationSeconds);
   for (const decision of outcome.decisions) {
     metrics.decisions.inc({
       kind: decision.workload.kind,
       action: decision.action,
       dry_run: String(decision.dryRun),
     });
-    log.info('decision', { ...decision });
   }
-  if (outcome.result !== 'processed') {
-    log.info(`event ${outcome.result}`, { reason: outcome.reason });
-    finish(outcome.result);
-    if (outcome.result === 'refused') {
-      sendError(res, 403, 'namespace_not_watched', outcome.reason, { eventId: notice.event.id });
-    } else {
-      res.status(202).json({ result: 'ignored', reason: outcome.reason, eventId: notice.event.id });
-    }
-    return;
-  }
-  const failure = worstFailure(outcome);
-  if (failure) {
-    for (const f of outcome.failures)
-      log.error('patch failed', { workload: f.workload, error: f.error.message });
-    finish(
-      sendApiFailure(res, failure.error, {
-        eventId: notice.event.id,
-        decisions: outcome.decisions,
-        failures: outcome.failures.map((f) => ({ workload: f.workload, error: f.error.message })),
-      }),
-    );
-    return;
-  }
-  log.info('event processed', {
-    reason: outcome.reason,
-    decisions: outcome.decisions.length,
-    durationMs: elapsedSeconds() * 1000,
-  });
-  finish('processed');
-  sendDecisions(res, notice, outcome);
 }
 
 /** The request as a notice, or undefined after answering 400 for what is not a valid CloudEvent. */
@@ -182,32 +146,9 @@ function decodeNotice(deps: AppDeps, req: Request, res: Response): Notice | unde
     if (!(error instanceof DecodeError)) throw error;
     deps.metrics.events.inc({ category: 'invalid', result: 'invalid' });
     deps.logger.warn('rejected request', { error: error.message, contentType: req.headers['content-type'] });
-    sendError(res, 400, 'bad_request', error.message);
+    send(res, toReply(undefined, { result: 'invalid', detail: error.message }));
     return undefined;
   }
-}
-
-/** Answers 200 with a binary-mode CloudEvent listing every decision. */
-function sendDecisions(res: Response, notice: Notice, outcome: Outcome): void {
-  const reply = new CloudEvent({
-    type: REPLY_EVENT_TYPE,
-    source: REPLY_EVENT_SOURCE,
-    ...(notice.event.subject ? { subject: notice.event.subject } : {}),
-    datacontenttype: 'application/json',
-    data: {
-      eventId: notice.event.id,
-      eventType: notice.event.type,
-      result: outcome.result,
-      reason: outcome.reason,
-      restarted: outcome.decisions.filter((d) => d.action === 'restart').length,
-      decisions: outcome.decisions,
-    },
-  });
-  const message = HTTP.binary(reply);
-  res
-    .status(200)
-    .set(message.headers as Record<string, string>)
-    .send(message.body);
 }
 
 /** The `category` and `result` labels of `config_restarter_events_total` for each refusal. */
@@ -216,6 +157,18 @@ const REFUSAL_LABELS = {
   403: { category: 'unauthorized', result: 'sender_not_allowed' },
   503: { category: 'unauthenticated', result: 'unavailable' },
 } as const;
+
+/** What a failed sender check is answered as. */
+function refusalOfCheck(check: Exclude<AuthCheck, { ok: true }>): Refusal {
+  switch (check.status) {
+    case 401:
+      return { result: 'unauthenticated', detail: check.reason };
+    case 403:
+      return { result: 'sender-not-allowed', detail: check.reason };
+    case 503:
+      return { result: 'review-failed', detail: check.reason };
+  }
+}
 
 /**
  * Middleware in front of `POST /`: checks the bearer token before the body is read or any other API
@@ -239,38 +192,6 @@ function authenticate(
       status: check.status,
       ...(check.status === 403 ? { subject: check.subject } : {}),
     });
-    if (check.status === 401) {
-      res.set('WWW-Authenticate', 'Bearer');
-      sendError(res, 401, 'unauthenticated', check.reason);
-    } else if (check.status === 403) {
-      sendError(res, 403, 'sender_not_allowed', check.reason);
-    } else {
-      res.set('Retry-After', '5');
-      sendError(res, 503, 'unavailable', check.reason);
-    }
+    send(res, toReply(undefined, refusalOfCheck(check)));
   };
-}
-
-/**
- * Answers an API failure: transient -> 503 with Retry-After (senders retry), RBAC -> 500 `forbidden`
- * naming the denial, anything else -> 500 `api_error`. Returns the error code for the metrics.
- */
-function sendApiFailure(res: Response, error: KubeApiError, extra: object): ErrorCode {
-  if (error.transient) {
-    res.set('Retry-After', '5');
-    sendError(res, 503, 'unavailable', error.message, extra);
-    return 'unavailable';
-  }
-  const code: ErrorCode = error.forbidden ? 'forbidden' : 'api_error';
-  sendError(res, 500, code, error.message, extra);
-  return code;
-}
-
-/** Forbidden first (a retry cannot fix it), then transient. */
-function worstFailure(outcome: Outcome): Outcome['failures'][number] | undefined {
-  return (
-    outcome.failures.find((f) => f.error.forbidden) ??
-    outcome.failures.find((f) => f.error.transient) ??
-    outcome.failures[0]
-  );
 }

@@ -67,66 +67,95 @@ function jwtExpiry(token: string): number | undefined {
   }
 }
 
+type Refused = Extract<AuthCheck, { ok: false; status: 401 }>;
+type NotAdmitted = Extract<AuthCheck, { ok: false; status: 401 | 403 }>;
+
+const refused = (reason: string): Refused => ({ ok: false, status: 401, reason });
+
+/** The bearer token of an `Authorization` header, or why there is none the function would review. */
+function bearerToken(authorization: string | undefined): string | Refused {
+  const match = BEARER.exec(authorization ?? '');
+  if (!match) return refused(authorization ? 'Authorization is not a bearer token' : 'no bearer token');
+  const token = match[1]!;
+  return token.length > MAX_TOKEN_LENGTH ? refused('token too long') : token;
+}
+
+/** Why a review does not admit the sender (401: not authenticated; 403: not allowed), or undefined. */
+function reviewProblem(
+  result: TokenReviewResult,
+  audience: string,
+  allowed: ReadonlySet<string>,
+): NotAdmitted | undefined {
+  if (!result.authenticated || !result.username) {
+    return refused(`token not valid: ${result.error ?? 'not authenticated'}`);
+  }
+  // A client that asks for audiences must check the API server found the token valid for one.
+  if (!(result.audiences ?? []).includes(audience))
+    return refused(`token not issued for audience "${audience}"`);
+  if (!allowed.has(result.username)) {
+    return {
+      ok: false,
+      status: 403,
+      subject: result.username,
+      reason: `sender "${result.username}" is authenticated but not allowed (AUTH_ALLOWED_SUBJECTS)`,
+    };
+  }
+  return undefined;
+}
+
+/** Accepted reviews by token hash, each until the earlier of the TTL and the token's `exp`; oldest go first. */
+class ReviewCache {
+  private readonly entries = new Map<string, { subject: string; until: number }>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly size: number,
+    private readonly now: () => number,
+  ) {}
+
+  get(key: string): string | undefined {
+    const cached = this.entries.get(key);
+    if (cached && cached.until > this.now()) return cached.subject;
+    if (cached) this.entries.delete(key);
+    return undefined;
+  }
+
+  remember(key: string, subject: string, token: string): void {
+    const until = Math.min(this.now() + this.ttlMs, jwtExpiry(token) ?? Number.POSITIVE_INFINITY);
+    if (until <= this.now()) return;
+    this.entries.delete(key);
+    this.entries.set(key, { subject, until });
+    while (this.entries.size > this.size) this.entries.delete(this.entries.keys().next().value!);
+  }
+}
+
 /** Creates the authenticator; the cache is per instance. */
 export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
-  const now = options.now ?? Date.now;
-  const ttl = options.cacheTtlMs ?? 60_000;
-  const size = options.cacheSize ?? 256;
   const allowed = new Set(options.allowedSubjects);
-  const cache = new Map<string, { subject: string; until: number }>();
-
-  function remember(key: string, subject: string, token: string): void {
-    const until = Math.min(now() + ttl, jwtExpiry(token) ?? Number.POSITIVE_INFINITY);
-    if (until <= now()) return;
-    cache.delete(key);
-    cache.set(key, { subject, until });
-    while (cache.size > size) cache.delete(cache.keys().next().value!);
-  }
+  const cache = new ReviewCache(
+    options.cacheTtlMs ?? 60_000,
+    options.cacheSize ?? 256,
+    options.now ?? Date.now,
+  );
 
   return {
     async check(authorization) {
-      const match = BEARER.exec(authorization ?? '');
-      if (!match) {
-        return {
-          ok: false,
-          status: 401,
-          reason: authorization ? 'Authorization is not a bearer token' : 'no bearer token',
-        };
-      }
-      const token = match[1]!;
-      if (token.length > MAX_TOKEN_LENGTH) return { ok: false, status: 401, reason: 'token too long' };
+      const token = bearerToken(authorization);
+      if (typeof token !== 'string') return token;
       const key = createHash('sha256').update(token).digest('hex');
       const cached = cache.get(key);
-      if (cached && cached.until > now()) return { ok: true, subject: cached.subject };
-      if (cached) cache.delete(key);
-
+      if (cached !== undefined) return { ok: true, subject: cached };
       let result: TokenReviewResult;
       try {
         result = await options.review(token, options.audience);
       } catch (error) {
-        return {
-          ok: false,
-          status: 503,
-          reason: `token review failed: ${error instanceof Error ? error.message : String(error)}`,
-        };
+        const detail = error instanceof Error ? error.message : String(error);
+        return { ok: false, status: 503, reason: `token review failed: ${detail}` };
       }
-      if (!result.authenticated || !result.username) {
-        return { ok: false, status: 401, reason: `token not valid: ${result.error ?? 'not authenticated'}` };
-      }
-      // A client that asks for audiences must check the API server found the token valid for one.
-      if (!(result.audiences ?? []).includes(options.audience)) {
-        return { ok: false, status: 401, reason: `token not issued for audience "${options.audience}"` };
-      }
-      if (!allowed.has(result.username)) {
-        return {
-          ok: false,
-          status: 403,
-          subject: result.username,
-          reason: `sender "${result.username}" is authenticated but not allowed (AUTH_ALLOWED_SUBJECTS)`,
-        };
-      }
-      remember(key, result.username, token);
-      return { ok: true, subject: result.username };
+      const problem = reviewProblem(result, options.audience, allowed);
+      if (problem) return problem;
+      cache.remember(key, result.username!, token);
+      return { ok: true, subject: result.username! };
     },
   };
 }

@@ -3,6 +3,7 @@
  * `loadConfig` is pure: it never reads files or talks to the network, so it is trivially testable.
  */
 import { parseDuration } from './duration.js';
+import { isDnsSubdomain, isLabelKey, isNamespaceName } from './kube-names.js';
 
 /** Log levels in increasing severity. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -76,31 +77,6 @@ export class ConfigError extends Error {
   }
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-// DNS subdomain: object names, and the prefix before "/" of annotation and label keys.
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-// Label key: optional DNS-subdomain prefix, then a name of up to 63 characters.
-const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
-
-/** True when `value` is a DNS subdomain (an object name, an annotation prefix). */
-export function isDnsSubdomain(value: string): boolean {
-  return value.length <= 253 && DNS_SUBDOMAIN.test(value);
-}
-
-/** True when `value` is a valid Kubernetes namespace name. */
-export function isNamespaceName(value: string): boolean {
-  return value.length <= 63 && DNS_LABEL.test(value);
-}
-
-/** True when `value` is a valid Kubernetes label key (`[prefix/]name`). */
-export function isLabelKey(value: string): boolean {
-  const slash = value.lastIndexOf('/');
-  const prefix = slash >= 0 ? value.slice(0, slash) : undefined;
-  const name = slash >= 0 ? value.slice(slash + 1) : value;
-  if (prefix !== undefined && !isDnsSubdomain(prefix)) return false;
-  return name.length <= 63 && LABEL_NAME.test(name);
-}
-
 function list(value: string): string[] {
   return value
     .split(',')
@@ -139,107 +115,107 @@ function parseInteger(
   return parsed;
 }
 
+/** Reads one variable (or a few that belong together); a bad value adds a problem and a fallback is used. */
+type Reader<T> = (env: NodeJS.ProcessEnv, problems: string[]) => T;
+
+const readAnnotationPrefix: Reader<string> = (env, problems) => {
+  const prefix = (env.ANNOTATION_PREFIX ?? '').trim() || 'rolling.restart.controller';
+  if (!isDnsSubdomain(prefix)) {
+    problems.push(`ANNOTATION_PREFIX must be a DNS subdomain such as "example.com", got "${prefix}"`);
+  }
+  return prefix;
+};
+
+const readMatchLabels: Reader<string[]> = (env, problems) => {
+  const keys = env.MATCH_LABELS === undefined ? ['app', 'env'] : list(env.MATCH_LABELS);
+  const bad = keys.filter((key) => !isLabelKey(key));
+  if (bad.length > 0) problems.push(`MATCH_LABELS has invalid label keys: ${bad.join(', ')}`);
+  return keys;
+};
+
+const readWatchNamespaces: Reader<WatchNamespaces> = (env, problems) => {
+  const raw = (env.WATCH_NAMESPACES ?? '').trim();
+  if (raw === '*') return { mode: 'all' };
+  if (raw === '') return { mode: 'own' };
+  const namespaces = list(raw);
+  const bad = namespaces.filter((ns) => !isNamespaceName(ns));
+  if (bad.length === 0 && namespaces.length > 0)
+    return { mode: 'list', namespaces: [...new Set(namespaces)] };
+  problems.push(
+    `WATCH_NAMESPACES must be "*" or a comma list of namespace names, got invalid: ${bad.join(', ') || raw}`,
+  );
+  return { mode: 'own' };
+};
+
+const readLogLevel: Reader<LogLevel> = (env, problems) => {
+  const raw = (env.LOG_LEVEL ?? '').trim().toLowerCase() || 'info';
+  if ((LOG_LEVELS as readonly string[]).includes(raw)) return raw as LogLevel;
+  problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
+  return 'info';
+};
+
+const readConfigKinds: Reader<ConfigKind[]> = (env, problems) => {
+  const raw = env.CONFIG_KINDS === undefined ? ['ConfigMap'] : list(env.CONFIG_KINDS);
+  const kinds = raw.filter((kind): kind is ConfigKind => (CONFIG_KINDS as readonly string[]).includes(kind));
+  if (kinds.length !== raw.length || kinds.length === 0) {
+    problems.push(
+      `CONFIG_KINDS must be a comma list of ${CONFIG_KINDS.join(', ')}, got "${env.CONFIG_KINDS}"`,
+    );
+  }
+  return [...new Set(kinds)];
+};
+
+const readWorkloadSelector: Reader<string | undefined> = (env, problems) => {
+  const selector = (env.WORKLOAD_SELECTOR ?? '').trim() || undefined;
+  // Full selector grammar is the API server's job; refuse what can never be one (spaces inside terms, quotes).
+  if (selector && !/^[A-Za-z0-9_.\-/!=,() ]+$/.test(selector)) {
+    problems.push(`WORKLOAD_SELECTOR must be a label selector such as "restart=enabled", got "${selector}"`);
+  }
+  return selector;
+};
+
+const readMinRestartInterval: Reader<number> = (env, problems) => {
+  const raw = (env.MIN_RESTART_INTERVAL ?? '').trim();
+  const ms = raw === '' ? 0 : parseDuration(raw);
+  if (ms !== undefined) return ms;
+  problems.push(
+    `MIN_RESTART_INTERVAL must be a duration such as 30s, 5m or 1h (0 = none), got "${env.MIN_RESTART_INTERVAL}"`,
+  );
+  return 0;
+};
+
 /**
  * Reads and validates the settings. Throws a {@link ConfigError} naming every bad variable.
  * @param env - the environment, usually `process.env`
  */
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const problems: string[] = [];
-
-  const port = parseInteger('PORT', env.PORT, 8080, 1, 65535, problems);
-
-  const annotationPrefix = (env.ANNOTATION_PREFIX ?? '').trim() || 'rolling.restart.controller';
-  if (!isDnsSubdomain(annotationPrefix)) {
-    problems.push(
-      `ANNOTATION_PREFIX must be a DNS subdomain such as "example.com", got "${annotationPrefix}"`,
-    );
-  }
-
-  const matchLabels = env.MATCH_LABELS === undefined ? ['app', 'env'] : list(env.MATCH_LABELS);
-  const badLabels = matchLabels.filter((key) => !isLabelKey(key));
-  if (badLabels.length > 0) {
-    problems.push(`MATCH_LABELS has invalid label keys: ${badLabels.join(', ')}`);
-  }
-
-  let watchNamespaces: WatchNamespaces = { mode: 'own' };
-  const rawNamespaces = (env.WATCH_NAMESPACES ?? '').trim();
-  if (rawNamespaces === '*') {
-    watchNamespaces = { mode: 'all' };
-  } else if (rawNamespaces !== '') {
-    const namespaces = list(rawNamespaces);
-    const bad = namespaces.filter((ns) => !isNamespaceName(ns));
-    if (bad.length > 0 || namespaces.length === 0) {
-      problems.push(
-        `WATCH_NAMESPACES must be "*" or a comma list of namespace names, got invalid: ${bad.join(', ') || rawNamespaces}`,
-      );
-    } else {
-      watchNamespaces = { mode: 'list', namespaces: [...new Set(namespaces)] };
-    }
-  }
-
-  const dryRun = parseBoolean('DRY_RUN', env.DRY_RUN, false, problems);
-
-  const rawLevel = (env.LOG_LEVEL ?? '').trim().toLowerCase() || 'info';
-  const logLevel = (LOG_LEVELS as readonly string[]).includes(rawLevel) ? (rawLevel as LogLevel) : 'info';
-  if (logLevel !== rawLevel)
-    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
-
-  const rawKinds = env.CONFIG_KINDS === undefined ? ['ConfigMap'] : list(env.CONFIG_KINDS);
-  const configKinds = rawKinds.filter((kind): kind is ConfigKind =>
-    (CONFIG_KINDS as readonly string[]).includes(kind),
-  );
-  if (configKinds.length !== rawKinds.length || configKinds.length === 0) {
-    problems.push(
-      `CONFIG_KINDS must be a comma list of ${CONFIG_KINDS.join(', ')}, got "${env.CONFIG_KINDS}"`,
-    );
-  }
-
-  const workloadSelector = (env.WORKLOAD_SELECTOR ?? '').trim() || undefined;
-  // Full selector grammar is the API server's job; refuse what can never be one (spaces inside terms, quotes).
-  if (workloadSelector && !/^[A-Za-z0-9_.\-/!=,() ]+$/.test(workloadSelector)) {
-    problems.push(
-      `WORKLOAD_SELECTOR must be a label selector such as "restart=enabled", got "${workloadSelector}"`,
-    );
-  }
-
-  const patchConcurrency = parseInteger('PATCH_CONCURRENCY', env.PATCH_CONCURRENCY, 4, 1, 64, problems);
-  const apiTimeoutMs = parseInteger('API_TIMEOUT_MS', env.API_TIMEOUT_MS, 10_000, 100, 300_000, problems);
-  const shutdownTimeoutMs = parseInteger(
-    'SHUTDOWN_TIMEOUT_MS',
-    env.SHUTDOWN_TIMEOUT_MS,
-    10_000,
-    0,
-    300_000,
-    problems,
-  );
-
-  const auth = parseAuth(env, problems);
-  const rawInterval = (env.MIN_RESTART_INTERVAL ?? '').trim();
-  const minRestartIntervalMs = rawInterval === '' ? 0 : parseDuration(rawInterval);
-  if (minRestartIntervalMs === undefined) {
-    problems.push(
-      `MIN_RESTART_INTERVAL must be a duration such as 30s, 5m or 1h (0 = none), got "${env.MIN_RESTART_INTERVAL}"`,
-    );
-  }
-  const restartOnDelete = parseBoolean('RESTART_ON_DELETE', env.RESTART_ON_DELETE, false, problems);
-
-  if (problems.length > 0) throw new ConfigError(problems);
-  return {
-    port,
-    annotationPrefix,
-    matchLabels,
-    watchNamespaces,
-    dryRun,
-    logLevel,
-    configKinds: [...new Set(configKinds)],
-    workloadSelector,
-    patchConcurrency,
-    apiTimeoutMs,
-    shutdownTimeoutMs,
-    auth,
-    minRestartIntervalMs: minRestartIntervalMs ?? 0,
-    restartOnDelete,
+  // In this order the problems are listed.
+  const config: Config = {
+    port: parseInteger('PORT', env.PORT, 8080, 1, 65535, problems),
+    annotationPrefix: readAnnotationPrefix(env, problems),
+    matchLabels: readMatchLabels(env, problems),
+    watchNamespaces: readWatchNamespaces(env, problems),
+    dryRun: parseBoolean('DRY_RUN', env.DRY_RUN, false, problems),
+    logLevel: readLogLevel(env, problems),
+    configKinds: readConfigKinds(env, problems),
+    workloadSelector: readWorkloadSelector(env, problems),
+    patchConcurrency: parseInteger('PATCH_CONCURRENCY', env.PATCH_CONCURRENCY, 4, 1, 64, problems),
+    apiTimeoutMs: parseInteger('API_TIMEOUT_MS', env.API_TIMEOUT_MS, 10_000, 100, 300_000, problems),
+    shutdownTimeoutMs: parseInteger(
+      'SHUTDOWN_TIMEOUT_MS',
+      env.SHUTDOWN_TIMEOUT_MS,
+      10_000,
+      0,
+      300_000,
+      problems,
+    ),
+    auth: readAuth(env, problems),
+    minRestartIntervalMs: readMinRestartInterval(env, problems),
+    restartOnDelete: parseBoolean('RESTART_ON_DELETE', env.RESTART_ON_DELETE, false, problems),
   };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
 }
 
 const SERVICE_ACCOUNT_USER = 'system:serviceaccount:';
@@ -255,8 +231,19 @@ function subjectProblem(subject: string): string | undefined {
   return undefined;
 }
 
+/** `AUTH_ALLOWED_SUBJECTS`: a comma list of usernames, or undefined for the defaults. */
+function readAllowedSubjects(raw: string, problems: string[]): string[] | undefined {
+  if (raw === '') return undefined;
+  const subjects = list(raw);
+  const bad = subjects.map(subjectProblem).filter((p): p is string => p !== undefined);
+  if (bad.length > 0 || subjects.length === 0) {
+    problems.push(`AUTH_ALLOWED_SUBJECTS must be a comma list of usernames: ${bad.join('; ') || raw}`);
+  }
+  return [...new Set(subjects)];
+}
+
 /** `AUTH_AUDIENCE` and `AUTH_ALLOWED_SUBJECTS`; authentication is on when the audience is set. */
-function parseAuth(env: NodeJS.ProcessEnv, problems: string[]): AuthSettings | undefined {
+const readAuth: Reader<AuthSettings | undefined> = (env, problems) => {
   const audience = (env.AUTH_AUDIENCE ?? '').trim();
   const rawSubjects = (env.AUTH_ALLOWED_SUBJECTS ?? '').trim();
   if (audience === '') {
@@ -266,13 +253,5 @@ function parseAuth(env: NodeJS.ProcessEnv, problems: string[]): AuthSettings | u
   if (/[\s,"']/.test(audience) || audience.length > 1024) {
     problems.push(`AUTH_AUDIENCE must be one audience without spaces, commas or quotes, got "${audience}"`);
   }
-  if (rawSubjects === '') return { audience, allowedSubjects: undefined };
-  const subjects = list(rawSubjects);
-  const bad = subjects.map(subjectProblem).filter((p): p is string => p !== undefined);
-  if (bad.length > 0 || subjects.length === 0) {
-    problems.push(
-      `AUTH_ALLOWED_SUBJECTS must be a comma list of usernames: ${bad.join('; ') || rawSubjects}`,
-    );
-  }
-  return { audience, allowedSubjects: [...new Set(subjects)] };
-}
+  return { audience, allowedSubjects: readAllowedSubjects(rawSubjects, problems) };
+};

@@ -1,5 +1,17 @@
+/**
+ * The types a decision is made of and speaks in: made by decide.ts, applied by settle.ts, sent by kube.ts
+ * (the merge patch). Types only, so the API module needs nothing of the pure core.
+ */
 import type { LastWrite } from './last-write.js';
 import type { ConfigRef, WorkloadRef } from './model.js';
+
+/** Settings the decisions depend on. */
+export interface DecisionSettings {
+  annotationPrefix: string;
+  matchLabels: string[];
+  /** Default minimum time between two restarts of a workload (`MIN_RESTART_INTERVAL`); 0 or unset = none. */
+  minRestartIntervalMs?: number;
+}
 
 /** What caused a decision: an ApiServerSource action, or a resync. */
 export type Trigger = 'add' | 'update' | 'delete' | 'resync';
@@ -43,7 +55,7 @@ export interface Decision {
   reason: string;
   /** The config objects (`Kind ns/name`) this decision is about. */
   configs: string[];
-  /** The patch to apply for `restart` and `record`. */
+  /** The patch of a `restart`, `record` or `defer`, which settle.ts sends. */
   patch?: MergePatch;
   /**
    * Set on a `skip` because every tied config object's record already equals its current content: the

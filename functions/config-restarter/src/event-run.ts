@@ -1,10 +1,18 @@
 /**
  * The API calls of one event share one fate: the first transient failure (timeout, connection error,
  * 429, 5xx) cancels every other call of that event at once, so the sender gets its 503 within one
- * request deadline, whatever the number of workloads.
+ * request deadline, whatever the number of workloads. Here the act layer's API errors also become the
+ * function's own failures ({@link apiFailure}), which the HTTP layer answers.
  */
+import { Failure } from './failure.js';
 import { KubeApiError, type CallOptions } from './kube.js';
 import type { Metrics } from './metrics.js';
+
+/** An API error as the function's own failure: transient, RBAC or any other answer. */
+export function apiFailure(error: KubeApiError): Failure {
+  const kind = error.transient ? 'api-unavailable' : error.forbidden ? 'api-forbidden' : 'api-refused';
+  return new Failure(kind, error.message, { cause: error });
+}
 
 /** One event's API calls. */
 export class EventRun {

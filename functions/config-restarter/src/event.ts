@@ -4,7 +4,7 @@
  * the kind, namespace, name and action, never the object's content.
  */
 import { CloudEvent, HTTP, ValidationError } from 'cloudevents';
-import { isDnsSubdomain, isNamespaceName } from './config.js';
+import { isDnsSubdomain, isNamespaceName } from './kube-names.js';
 import type { ConfigRef } from './model.js';
 
 /** The event types of a Knative PingSource; such an event asks for a resync. */
@@ -117,6 +117,49 @@ function agree(
   return fromExtension ?? fromData;
 }
 
+/** The config kind an ApiServerSource event names, or why the event is not about a config object. */
+function configKindOf(
+  event: CloudEvent<unknown>,
+  data: Record<string, unknown> | undefined,
+): { kind: ConfigRef['kind'] } | { ignored: string } {
+  const kind = agree('kind', stringAttribute(event, 'kind'), field(data, 'kind'));
+  const apiVersion = agree('apiversion', stringAttribute(event, 'apiversion'), field(data, 'apiVersion'));
+  if (!kind) throw new DecodeError('event names no kind (extension "kind" or data.kind)');
+  if (kind !== 'ConfigMap' && kind !== 'Secret')
+    return { ignored: `kind ${kind} is not a ConfigMap or Secret` };
+  if (apiVersion && apiVersion !== 'v1') return { ignored: `apiVersion ${apiVersion} of ${kind} is not v1` };
+  return { kind };
+}
+
+/** The namespace and name an event names (extensions, or the data's coordinates), checked. */
+function objectRef(
+  event: CloudEvent<unknown>,
+  kind: ConfigRef['kind'],
+  coordinates: Record<string, unknown> | undefined,
+): ConfigRef {
+  const namespace = agree('namespace', stringAttribute(event, 'namespace'), field(coordinates, 'namespace'));
+  const name = agree('name', stringAttribute(event, 'name'), field(coordinates, 'name'));
+  if (!namespace) throw new DecodeError('event names no namespace (extension "namespace" or data)');
+  if (!name) throw new DecodeError('event names no object name (extension "name" or data)');
+  if (!isNamespaceName(namespace)) throw new DecodeError(`"${namespace}" is not a valid namespace name`);
+  if (!isDnsSubdomain(name)) throw new DecodeError(`"${name}" is not a valid ${kind} name`);
+  return { kind, namespace, name };
+}
+
+/**
+ * Where the object's coordinates are in the data: its metadata in Resource mode (the data is the
+ * object), the data itself in Reference mode.
+ */
+function coordinatesOf(
+  data: Record<string, unknown> | undefined,
+  mode: 'resource' | 'reference',
+): Record<string, unknown> | undefined {
+  if (mode === 'reference') return data;
+  return data?.metadata && typeof data.metadata === 'object'
+    ? (data.metadata as Record<string, unknown>)
+    : undefined;
+}
+
 /** Turns a validated CloudEvent into a {@link Notice}. Throws {@link DecodeError} on contradictions. */
 export function toNotice(event: CloudEvent<unknown>): Notice {
   const info: EventInfo = {
@@ -130,34 +173,9 @@ export function toNotice(event: CloudEvent<unknown>): Notice {
   if (!match) return { type: 'ignored', event: info, reason: `event type ${event.type} is not handled` };
   const mode = match[1] === 'ref' ? 'reference' : 'resource';
   const action = match[2] as 'add' | 'update' | 'delete';
-
   const data = dataObject(event);
-  const metadata =
-    mode === 'resource' && data?.metadata && typeof data.metadata === 'object'
-      ? (data.metadata as Record<string, unknown>)
-      : undefined;
-  const dataCoordinates = mode === 'resource' ? metadata : data;
-
-  const kind = agree('kind', stringAttribute(event, 'kind'), field(data, 'kind'));
-  const apiVersion = agree('apiversion', stringAttribute(event, 'apiversion'), field(data, 'apiVersion'));
-  if (!kind) throw new DecodeError('event names no kind (extension "kind" or data.kind)');
-  if (kind !== 'ConfigMap' && kind !== 'Secret') {
-    return { type: 'ignored', event: info, reason: `kind ${kind} is not a ConfigMap or Secret` };
-  }
-  if (apiVersion && apiVersion !== 'v1') {
-    return { type: 'ignored', event: info, reason: `apiVersion ${apiVersion} of ${kind} is not v1` };
-  }
-  const namespace = agree(
-    'namespace',
-    stringAttribute(event, 'namespace'),
-    field(dataCoordinates, 'namespace'),
-  );
-  const name = agree('name', stringAttribute(event, 'name'), field(dataCoordinates, 'name'));
-  if (!namespace) throw new DecodeError('event names no namespace (extension "namespace" or data)');
-  if (!name) throw new DecodeError('event names no object name (extension "name" or data)');
-  if (!isNamespaceName(namespace)) throw new DecodeError(`"${namespace}" is not a valid namespace name`);
-  if (!isDnsSubdomain(name)) {
-    throw new DecodeError(`"${name}" is not a valid ${kind} name`);
-  }
-  return { type: 'change', event: info, action, mode, ref: { kind: kind, namespace, name } };
+  const kind = configKindOf(event, data);
+  if ('ignored' in kind) return { type: 'ignored', event: info, reason: kind.ignored };
+  const ref = objectRef(event, kind.kind, coordinatesOf(data, mode));
+  return { type: 'change', event: info, action, mode, ref };
 }

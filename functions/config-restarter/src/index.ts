@@ -2,6 +2,7 @@
  * Entry point: `node dist/index.js`. Reads the settings, connects to the API server, starts the warm
  * workload index, serves HTTP, and on SIGTERM stops readiness, drains in-flight events and exits.
  */
+/* eslint-disable max-lines-per-function, complexity -- main assembles every part in one function: load, wire, listen, drain */
 import { realpathSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,7 +11,6 @@ import { collectDefaultMetrics } from 'prom-client';
 import { createApp } from './app.js';
 import { createAuthenticator, defaultAllowedSubjects, type Authenticator } from './auth.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { summarizeWorkload } from './decide.js';
 import { createKubeClient } from './kube.js';
 import { loadApiAccess, type ApiAccess } from './kube-credentials.js';
 import { createLogger, type Logger } from './log.js';
@@ -20,6 +20,7 @@ import { createServer } from './server.js';
 import { createKubePost, createTokenReviewer } from './token-review.js';
 import { WorkloadIndex } from './workload-index.js';
 import { WORKLOAD_KINDS } from './workload-kinds.js';
+import { summarizeWorkload } from './workload-summary.js';
 
 /** Something that delivers process signals (`process` in production). */
 export interface SignalSource {

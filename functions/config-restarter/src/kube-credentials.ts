@@ -8,6 +8,7 @@
  * `@kubernetes/client-node`'s `KubeConfig`, imported only then: that module pulls in the whole generated
  * API model (about 75 MB of resident memory) which the function otherwise never needs.
  */
+/* eslint-disable max-depth, max-lines-per-function, complexity -- fromKubeconfig follows kubectl's merge and precedence rules in one pass */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

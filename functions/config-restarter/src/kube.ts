@@ -1,12 +1,14 @@
 /**
  * The only module that talks to the Kubernetes API server.
  *
- * Requests go through one keep-alive agent per process, with a real per-request deadline (connect,
- * TLS and the whole answer: an `AbortSignal`, not a socket idle timeout), an optional caller signal that
- * cancels every call of one event at once, pagination and error mapping. Watches use
+ * Requests go through {@link createApiTransport}: a keep-alive agent per user (this client, token-review.ts),
+ * a real per-request deadline (connect, TLS and the whole answer: an `AbortSignal`, not a socket idle
+ * timeout), an optional caller signal that cancels every call of one event at once, pagination and error
+ * mapping. Watches use
  * `@kubernetes/client-node`'s `Watch` on an agent of their own, so a long-lived watch never takes a socket
  * from the patch pool.
  */
+/* eslint-disable max-lines, max-lines-per-function, complexity -- the transport, the client and the watch adapter share one closure over the agents and credentials: over the size budgets as one unit */
 import http from 'node:http';
 import https from 'node:https';
 import { Watch } from '@kubernetes/client-node/dist/watch.js';

@@ -20,14 +20,6 @@ export interface LastWrite {
   sameSecond?: string[];
 }
 
-/** One `metadata.managedFields` entry, as far as it is read here. */
-export interface ManagedFieldsEntry {
-  manager?: string;
-  operation?: string;
-  time?: string;
-  subresource?: string;
-}
-
 /** The latest entry of `metadata.managedFields`, or undefined when there is none with a manager and a time. */
 export function lastWriteOf(metadata: ObjectMeta | undefined): LastWrite | undefined {
   const entries = (Array.isArray(metadata?.managedFields) ? metadata.managedFields : [])

@@ -20,43 +20,30 @@ export interface Metrics {
   observeIndex(state: () => IndexState): void;
 }
 
-/** Creates the metrics on a fresh registry (so tests and several apps never share counters). */
-export function createMetrics(): Metrics {
-  const registry = new Registry();
-  let indexState: (() => IndexState) | undefined;
-  const indexRelists = new Counter({
-    name: 'config_restarter_index_relists_total',
-    help: 'Lists of workloads by the warm index: initial, expired (410 Gone) or after a failure.',
-    labelNames: ['reason'],
-    registers: [registry],
-  });
-  new Gauge({
+/** The index gauges: each reads its value from the index's state at every scrape (undefined = unset). */
+const INDEX_GAUGES: { name: string; help: string; value(state: IndexState): number | undefined }[] = [
+  {
     name: 'config_restarter_index_synced',
     help: '1 once every shard of the workload index has listed, else 0.',
-    registers: [registry],
-    collect() {
-      if (indexState) this.set(indexState().synced ? 1 : 0);
-    },
-  });
-  new Gauge({
+    value: (state) => (state.synced ? 1 : 0),
+  },
+  {
     name: 'config_restarter_index_workloads',
     help: 'Workloads held by the warm index.',
-    registers: [registry],
-    collect() {
-      if (indexState) this.set(indexState().workloads);
-    },
-  });
-  new Gauge({
+    value: (state) => state.workloads,
+  },
+  {
     name: 'config_restarter_index_last_relist_timestamp_seconds',
     help: 'Unix time of the latest list of the warm index.',
-    registers: [registry],
-    collect() {
-      const last = indexState?.().lastRelist;
-      if (last) this.set(Date.parse(last) / 1000);
-    },
-  });
+    value: (state) => (state.lastRelist ? Date.parse(state.lastRelist) / 1000 : undefined),
+  },
+];
+
+/** The per-event metrics. */
+function eventMetrics(
+  registry: Registry,
+): Pick<Metrics, 'events' | 'decisions' | 'apiErrors' | 'patchConflicts' | 'eventDuration'> {
   return {
-    registry,
     events: new Counter({
       name: 'config_restarter_events_total',
       help: 'CloudEvents received, by category and result.',
@@ -87,6 +74,33 @@ export function createMetrics(): Metrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+  };
+}
+
+/** Creates the metrics on a fresh registry (so tests and several apps never share counters). */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  let indexState: (() => IndexState) | undefined;
+  const indexRelists = new Counter({
+    name: 'config_restarter_index_relists_total',
+    help: 'Lists of workloads by the warm index: initial, expired (410 Gone) or after a failure.',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  for (const gauge of INDEX_GAUGES) {
+    new Gauge({
+      name: gauge.name,
+      help: gauge.help,
+      registers: [registry],
+      collect() {
+        const value = indexState && gauge.value(indexState());
+        if (value !== undefined) this.set(value);
+      },
+    });
+  }
+  return {
+    registry,
+    ...eventMetrics(registry),
     indexRelists,
     observeIndex(state) {
       indexState = state;

@@ -3,8 +3,14 @@
  * the data comes from the network; the pure code checks before it trusts.
  */
 import type { ConfigKind } from './config.js';
-import { CONFIG_KIND_SPECS } from './config-kinds.js';
-import type { ManagedFieldsEntry } from './last-write.js';
+
+/** One `metadata.managedFields` entry, as far as it is read (see last-write.ts). */
+export interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: string;
+  time?: string;
+  subresource?: string;
+}
 
 /** Object metadata fields the function uses. */
 export interface ObjectMeta {
@@ -86,20 +92,6 @@ export interface ContainerLike {
 export interface PodTemplateLike {
   metadata?: ObjectMeta;
   spec?: PodSpecLike;
-}
-
-/** Canonical key of a config object inside one namespace, used in the hash record. */
-export function configKey(ref: Pick<ConfigRef, 'kind' | 'name'>): string {
-  return `${CONFIG_KIND_SPECS[ref.kind].recordPrefix}/${ref.name}`;
-}
-
-/**
- * Key of one (config object, key set) in the hash record: `configmap/<name>` when every key counts,
- * `configmap/<name>#<k1,k2>` (keys sorted) when the workload uses only those keys. Config keys hold only
- * `[-._a-zA-Z0-9]`, so `#` and `,` cannot clash with them.
- */
-export function recordKey(ref: Pick<ConfigRef, 'kind' | 'name'>, keys?: readonly string[]): string {
-  return keys === undefined ? configKey(ref) : `${configKey(ref)}#${keys.join(',')}`;
 }
 
 /** `Kind namespace/name`, for messages. */

@@ -4,7 +4,7 @@
  * (the original contract; an object carrying only the annotation produces no event through a selecting
  * source and is rolled out by the resync).
  */
-import { annotationKeys } from './decide.js';
+import { annotationKeys } from './annotations.js';
 import type { ObjectMeta } from './model.js';
 
 /** The opt-in keys of config objects for one prefix. */

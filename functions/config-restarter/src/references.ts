@@ -4,11 +4,11 @@
  * each kind appears is data in the config-kind table.
  */
 import type { ConfigKind } from './config.js';
-import { CONFIG_KIND_LIST, type ConfigUse } from './config-kinds.js';
+import { CONFIG_KIND_LIST, type ConfigKindSpec, type ConfigUse } from './config-kinds.js';
 import type { ContainerLike, PodSpecLike } from './model.js';
 
-/** Names of the config objects a pod spec uses, per config kind. */
-export type ConfigReferences = Record<ConfigKind, Set<string>>;
+/** A pod-spec volume. */
+type PodVolume = NonNullable<PodSpecLike['volumes']>[number];
 
 /**
  * The keys a pod spec uses of one config object: `'all'` when any use sees every key (envFrom, a
@@ -29,43 +29,36 @@ function merge(uses: Map<string, KeySet>, found: ConfigUse | undefined): void {
   uses.set(found.name, [...new Set([...(current ?? []), ...found.keys])].sort());
 }
 
+/** The uses of one config kind in a pod spec's volumes and containers. */
+function usesOfKind(
+  spec: ConfigKindSpec,
+  volumes: PodVolume[],
+  containers: ContainerLike[],
+): Map<string, KeySet> {
+  const found = new Map<string, KeySet>();
+  for (const volume of volumes) {
+    merge(found, spec.fromVolume(volume));
+    for (const source of asArray(volume?.projected?.sources)) merge(found, spec.fromProjection(source));
+  }
+  for (const container of containers) {
+    for (const from of asArray(container?.envFrom)) merge(found, spec.fromEnvFrom(from));
+    for (const variable of asArray(container?.env)) merge(found, spec.fromEnv(variable));
+  }
+  return found;
+}
+
 /** Collects every ConfigMap and Secret a pod spec uses, with the keys it uses of each. */
 export function collectUses(podSpec: PodSpecLike | undefined): ConfigUses {
-  const uses = Object.fromEntries(
-    CONFIG_KIND_LIST.map((spec) => [spec.kind, new Map<string, KeySet>()]),
-  ) as ConfigUses;
-  if (!podSpec || typeof podSpec !== 'object') return uses;
+  const spec = podSpec && typeof podSpec === 'object' ? podSpec : {};
   const containers: ContainerLike[] = [
-    ...asArray(podSpec.containers),
-    ...asArray(podSpec.initContainers),
-    ...asArray(podSpec.ephemeralContainers),
+    ...asArray(spec.containers),
+    ...asArray(spec.initContainers),
+    ...asArray(spec.ephemeralContainers),
   ];
-  for (const spec of CONFIG_KIND_LIST) {
-    const found = uses[spec.kind];
-    for (const volume of asArray(podSpec.volumes)) {
-      merge(found, spec.fromVolume(volume));
-      for (const source of asArray(volume?.projected?.sources)) merge(found, spec.fromProjection(source));
-    }
-    for (const container of containers) {
-      for (const from of asArray(container?.envFrom)) merge(found, spec.fromEnvFrom(from));
-      for (const variable of asArray(container?.env)) merge(found, spec.fromEnv(variable));
-    }
-  }
   // imagePullSecrets are deliberately not references: the running containers do not read them.
-  return uses;
-}
-
-/** Collects every ConfigMap and Secret name a pod spec references. */
-export function collectReferences(podSpec: PodSpecLike | undefined): ConfigReferences {
-  const uses = collectUses(podSpec);
   return Object.fromEntries(
-    CONFIG_KIND_LIST.map((spec) => [spec.kind, new Set(uses[spec.kind].keys())]),
-  ) as ConfigReferences;
-}
-
-/** True when the pod spec references the config object `kind`/`name`. */
-export function usesConfig(podSpec: PodSpecLike | undefined, kind: ConfigKind, name: string): boolean {
-  return collectUses(podSpec)[kind].has(name);
+    CONFIG_KIND_LIST.map((kind) => [kind.kind, usesOfKind(kind, asArray(spec.volumes), containers)]),
+  ) as ConfigUses;
 }
 
 function asArray<T>(value: T[] | undefined): T[] {

@@ -5,22 +5,31 @@
  */
 import type { ConfigKind } from './config.js';
 import { KeyedMutex, mapLimit } from './concurrency.js';
-import type { ConfigChange, Decision } from './decide.js';
+import type { ConfigChange } from './decision-types.js';
 import type { Notice } from './event.js';
-import { EventRun } from './event-run.js';
+import { apiFailure, EventRun } from './event-run.js';
+import { Failure } from './failure.js';
 import { DELETED_HASH } from './hash.js';
-import type { ClusterClient } from './kube.js';
-import { KubeApiError } from './kube.js';
-import { describeLastWrite, type LastWrite } from './last-write.js';
+import { KubeApiError, type ClusterClient } from './kube.js';
+import { describeLastWrite } from './last-write.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
-import { describeRef } from './model.js';
+import { describeRef, type ConfigObject } from './model.js';
 import { configOptIn, isConfigOptedIn, notOptedInReason, type ConfigOptIn } from './opt-in.js';
-import { Settler, toChange, type Failure, type SettleSettings, type TimedChange } from './settle.js';
+import {
+  ignored,
+  lastWrites,
+  report,
+  type Outcome,
+  type ReportedDecision,
+  type WorkloadFailure,
+} from './outcome.js';
+import { Settler, toChange, type SettleSettings, type TimedChange } from './settle.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import { qualifiedKind } from './workload-kinds.js';
 
-export type { Failure } from './settle.js';
+/** An event about one config object. */
+type ChangeNotice = Extract<Notice, { type: 'change' }>;
 
 /** Namespaces the restarter may act in. */
 export type NamespaceScope = { all: true } | { all: false; namespaces: string[] };
@@ -37,27 +46,6 @@ export interface RestarterSettings extends SettleSettings {
    * (`RESTART_ON_DELETE`); otherwise a delete restarts nothing.
    */
   restartOnDelete?: boolean;
-}
-
-/** The last write of one config object of a decision: a field manager, not a user (see last-write.ts). */
-export type ConfigLastWrite = { config: string } & LastWrite;
-
-/**
- * A decision as reported: no patch body, plus whether it was a dry run and, per config object it is about,
- * the field manager that changed that object last.
- */
-export type ReportedDecision = Omit<Decision, 'patch' | 'upToDate'> & {
-  dryRun: boolean;
-  lastWrite: ConfigLastWrite[];
-};
-
-/** The result of handling one notice. */
-export interface Outcome {
-  /** `processed`: decisions were made; `ignored`: nothing to do; `refused`: outside the watched namespaces. */
-  result: 'processed' | 'ignored' | 'refused';
-  reason: string;
-  decisions: ReportedDecision[];
-  failures: Failure[];
 }
 
 /** Dependencies of {@link createRestarter}. */
@@ -83,10 +71,6 @@ export function inScope(scope: NamespaceScope, namespace: string): boolean {
 /** Human-readable scope, for messages. */
 export function describeScope(scope: NamespaceScope): string {
   return scope.all ? '*' : scope.namespaces.join(',');
-}
-
-function ignored(reason: string): Outcome {
-  return { result: 'ignored', reason, decisions: [], failures: [] };
 }
 
 /** A deletion confirmed by a 404: its labels are gone, so only references tie workloads to it. */
@@ -118,7 +102,19 @@ class ConfigRestarter implements Restarter {
     this.optIn = configOptIn(deps.settings.annotationPrefix);
   }
 
-  handle(notice: Notice): Promise<Outcome> {
+  /** Handles a notice; a failure of the event as a whole becomes a `failed` outcome (see failure.ts). */
+  async handle(notice: Notice): Promise<Outcome> {
+    try {
+      return await this.dispatch(notice);
+    } catch (error) {
+      const failure =
+        error instanceof KubeApiError ? apiFailure(error) : error instanceof Failure ? error : undefined;
+      if (!failure) throw error;
+      return { result: 'failed', reason: failure.message, decisions: [], failures: [], failure };
+    }
+  }
+
+  private dispatch(notice: Notice): Promise<Outcome> {
     switch (notice.type) {
       case 'ignored':
         return Promise.resolve(ignored(notice.reason));
@@ -129,10 +125,9 @@ class ConfigRestarter implements Restarter {
     }
   }
 
-  /** An ApiServerSource event about one config object. */
-  private async change(notice: Extract<Notice, { type: 'change' }>): Promise<Outcome> {
-    const { settings, client, index, metrics } = this.deps;
-    const { ref, action } = notice;
+  /** Why an event about `ref` is not acted on before anything is read, or undefined. */
+  private precheck({ ref, action }: ChangeNotice): Outcome | undefined {
+    const { settings } = this.deps;
     if (!settings.configKinds.includes(ref.kind)) {
       return ignored(`${ref.kind} changes are not enabled (CONFIG_KINDS=${settings.configKinds.join(',')})`);
     }
@@ -147,34 +142,41 @@ class ConfigRestarter implements Restarter {
     if (action === 'delete' && !settings.restartOnDelete) {
       return ignored(`${describeRef(ref)} was deleted; a delete restarts nothing (RESTART_ON_DELETE is off)`);
     }
-    const run = new EventRun(metrics);
-    await this.awaitIndex(ref.namespace, run);
-    // Taken before the read: workload state observed after this moment makes the content read stale.
-    const readAt = index.tick();
-    const object = await run.call((call) => client.getConfig(ref, call));
-    let change: ConfigChange;
+    return undefined;
+  }
+
+  /** The change the object just read amounts to, or why there is none. */
+  private changeOf({ ref, action }: ChangeNotice, object: ConfigObject | undefined): ConfigChange | Outcome {
     if (action === 'delete') {
       // The event is only a hint: a delete counts once the API server confirms the object is gone.
       if (object)
         return ignored(`${describeRef(ref)} still exists; a delete of an existing object restarts nothing`);
-      change = tombstone(ref);
-    } else {
-      if (!object) return ignored(`${describeRef(ref)} no longer exists`);
-      if (!isConfigOptedIn(object.metadata, this.optIn)) {
-        return ignored(`${describeRef(ref)} is not opted in (${notOptedInReason(this.optIn)})`);
-      }
-      change = toChange(ref.kind, object, action);
+      return tombstone(ref);
     }
-    const changes = [{ change, readAt }];
-    const acted = await this.act(changes, run);
-    return {
-      result: 'processed',
-      reason: change.deleted
-        ? `delete of ${describeRef(ref)}, confirmed gone`
-        : `${action} of ${describeRef(ref)}, content ${change.hash}` +
-          (change.lastWrite ? `, last changed by ${describeLastWrite(change.lastWrite)}` : ''),
-      ...acted,
-    };
+    if (!object) return ignored(`${describeRef(ref)} no longer exists`);
+    if (!isConfigOptedIn(object.metadata, this.optIn)) {
+      return ignored(`${describeRef(ref)} is not opted in (${notOptedInReason(this.optIn)})`);
+    }
+    return toChange(ref.kind, object, action);
+  }
+
+  /** An ApiServerSource event about one config object. */
+  private async change(notice: ChangeNotice): Promise<Outcome> {
+    const early = this.precheck(notice);
+    if (early) return early;
+    const run = new EventRun(this.deps.metrics);
+    await this.awaitIndex(notice.ref.namespace, run);
+    // Taken before the read: workload state observed after this moment makes the content read stale.
+    const readAt = this.deps.index.tick();
+    const object = await run.call((call) => this.deps.client.getConfig(notice.ref, call));
+    const change = this.changeOf(notice, object);
+    if ('result' in change) return change;
+    const acted = await this.act([{ change, readAt }], run);
+    const reason = change.deleted
+      ? `delete of ${describeRef(notice.ref)}, confirmed gone`
+      : `${notice.action} of ${describeRef(notice.ref)}, content ${change.hash}` +
+        (change.lastWrite ? `, last changed by ${describeLastWrite(change.lastWrite)}` : '');
+    return { result: 'processed', reason, ...acted };
   }
 
   /** A resync: every opted-in config object of the watched namespaces, against its workloads. */
@@ -186,7 +188,7 @@ class ConfigRestarter implements Restarter {
     const byNamespace = await this.optedInConfigs(scopeNamespaces, run);
     const namespaces = scopeNamespaces ?? [...byNamespace.keys()].sort();
     const decisions: ReportedDecision[] = [];
-    const failures: Failure[] = [];
+    const failures: WorkloadFailure[] = [];
     let configCount = 0;
     for (const namespace of namespaces) {
       const changes = byNamespace.get(namespace) ?? [];
@@ -211,16 +213,18 @@ class ConfigRestarter implements Restarter {
   ): Promise<Map<string, TimedChange[]>> {
     const { client, index, settings } = this.deps;
     const byNamespace = new Map<string, TimedChange[]>();
+    const add = (kind: ConfigKind, object: ConfigObject, readAt: number): void => {
+      const namespace = object.metadata?.namespace;
+      if (!namespace || !isConfigOptedIn(object.metadata, this.optIn)) return;
+      const list = byNamespace.get(namespace) ?? [];
+      list.push({ change: toChange(kind, object, 'resync'), readAt });
+      byNamespace.set(namespace, list);
+    };
     for (const kind of settings.configKinds) {
       for (const namespace of namespaces ?? [undefined]) {
         const readAt = index.tick();
-        for (const object of await run.call((call) => client.listConfigs(kind, namespace, call))) {
-          const objectNamespace = object.metadata?.namespace;
-          if (!objectNamespace || !isConfigOptedIn(object.metadata, this.optIn)) continue;
-          const list = byNamespace.get(objectNamespace) ?? [];
-          list.push({ change: toChange(kind, object, 'resync'), readAt });
-          byNamespace.set(objectNamespace, list);
-        }
+        const objects = await run.call((call) => client.listConfigs(kind, namespace, call));
+        for (const object of objects) add(kind, object, readAt);
       }
     }
     return byNamespace;
@@ -235,14 +239,13 @@ class ConfigRestarter implements Restarter {
         AbortSignal.any([AbortSignal.timeout(syncTimeoutMs), run.signal]),
       );
     } catch (error) {
+      // A list the index tried and the API server failed says more than the wait that ran out.
       if (error instanceof KubeApiError) throw error;
-      throw new KubeApiError(
-        0,
-        'list',
-        'workloads',
-        namespace,
-        undefined,
-        `the workload index did not finish its first list within ${syncTimeoutMs} ms`,
+      const where = namespace === undefined ? '' : ` of namespace "${namespace}"`;
+      throw new Failure(
+        'index-not-listed',
+        `the workload index${where} did not finish its first list within ${syncTimeoutMs} ms`,
+        { cause: error },
       );
     }
   }
@@ -262,7 +265,7 @@ class ConfigRestarter implements Restarter {
         );
       });
     });
-    const failures: Failure[] = [];
+    const failures: WorkloadFailure[] = [];
     const decisions: ReportedDecision[] = [];
     const writes = lastWrites(changes);
     for (const { decision, failure } of results) {
@@ -285,24 +288,4 @@ class ConfigRestarter implements Restarter {
       `${a.summary.kind.kind}/${a.summary.name}`.localeCompare(`${b.summary.kind.kind}/${b.summary.name}`),
     );
   }
-}
-
-/** The last write of each changed config object, by `Kind ns/name` (as decisions name them). */
-function lastWrites(changes: readonly TimedChange[]): Map<string, LastWrite> {
-  const writes = new Map<string, LastWrite>();
-  for (const { change } of changes)
-    if (change.lastWrite) writes.set(describeRef(change.ref), change.lastWrite);
-  return writes;
-}
-
-/** A decision as reported: without its patch, saying whether it was a dry run and who changed its configs. */
-function report(decision: Decision, dryRun: boolean, writes: Map<string, LastWrite>): ReportedDecision {
-  const { patch: _patch, upToDate: _upToDate, ...rest } = decision;
-  const reason =
-    dryRun && decision.action !== 'skip' ? `dry run, nothing persisted: ${decision.reason}` : decision.reason;
-  const lastWrite = decision.configs.flatMap((config) => {
-    const write = writes.get(config);
-    return write ? [{ config, ...write }] : [];
-  });
-  return { ...rest, reason, dryRun, lastWrite };
 }

@@ -4,21 +4,25 @@
  * - A record is written only over workload state observed *before* its config content was read (otherwise
  *   the config object is read again first), so records never move backwards, whichever instance writes.
  * - A skip that rests on a cached record ("already rolled out") of an `update` is confirmed with a GET.
- * - Every patch carries the workload's resourceVersion; a 409 reads the workload and decides again.
+ * - Every patch carries the workload's resourceVersion; a 409 reads the workload and decides again, at most
+ *   `maxConflictAttempts` patches; then the workload fails with a `conflicts` failure (retry later).
  */
 import type { ConfigKind } from './config.js';
-import type { ConfigChange, Decision, DecisionSettings, Trigger, WorkloadSummary } from './decide.js';
-import { decideForWorkload, summarizeWorkload, workloadRef } from './decide.js';
-import type { EventRun } from './event-run.js';
+import { decideForWorkload } from './decide.js';
+import type { ConfigChange, Decision, DecisionSettings, Trigger } from './decision-types.js';
+import { apiFailure, type EventRun } from './event-run.js';
+import { Failure } from './failure.js';
 import { contentHash, keyDigests } from './hash.js';
 import { KubeApiError, type ClusterClient } from './kube.js';
 import { lastWriteOf } from './last-write.js';
 import type { Metrics } from './metrics.js';
 import type { ConfigObject, KubeObject } from './model.js';
 import { describeRef } from './model.js';
+import type { WorkloadFailure } from './outcome.js';
 import { configOptIn, isConfigOptedIn, type ConfigOptIn } from './opt-in.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import type { WorkloadKind } from './workload-kinds.js';
+import { summarizeWorkload, workloadRef, type WorkloadSummary } from './workload-summary.js';
 
 /** A config change and when its content was read (an index clock value, see `WorkloadIndex.tick`). */
 export interface TimedChange {
@@ -26,19 +30,13 @@ export interface TimedChange {
   readAt: number;
 }
 
-/** A workload whose patch failed. */
-export interface Failure {
-  workload: Decision['workload'];
-  error: KubeApiError;
-}
-
 /** The decision that held, and the failure if the patch did not go through. */
-export type Settled = { decision: Decision; failure?: Failure };
+export type Settled = { decision: Decision; failure?: WorkloadFailure };
 
 /** What settling needs to know. */
 export interface SettleSettings extends DecisionSettings {
   dryRun: boolean;
-  /** Attempts per workload when patches meet resourceVersion conflicts. */
+  /** Patches per workload and event while they meet resourceVersion conflicts (default 5). */
   maxConflictAttempts?: number;
 }
 
@@ -54,10 +52,29 @@ export function toChange(kind: ConfigKind, object: ConfigObject, trigger: Trigge
   };
 }
 
+/** The change's last write, when the object's managedFields name one. */
 function withLastWrite(object: ConfigObject): Pick<ConfigChange, 'lastWrite'> {
   const lastWrite = lastWriteOf(object.metadata);
   return lastWrite ? { lastWrite } : {};
 }
+
+/** What one workload's settling has seen so far. */
+interface SettleState {
+  /** The latest observation of the workload. */
+  entry: Observed;
+  /** The changes, each with when its content was read. */
+  changes: TimedChange[];
+  /** The workload was read from the API server during this settling (not only from the index). */
+  confirmed: boolean;
+  /** The latest decision. */
+  decision: Decision | undefined;
+}
+
+/**
+ * How a round ended: settled, `again` (a read changed the state: decide again) or `conflict` (the patch met
+ * a newer resourceVersion; the workload has been read again).
+ */
+type Round = Settled | 'again' | 'conflict';
 
 /** Settles workloads against the API server; one per process. */
 export class Settler {
@@ -75,69 +92,78 @@ export class Settler {
     this.maxAttempts = settings.maxConflictAttempts ?? 5;
   }
 
-  /** Decides and acts for one workload until the decision holds (see the module comment). */
+  /**
+   * Decides and acts for one workload until the decision holds (see the module comment). Only patches
+   * count as attempts: between two of them a round can at most confirm the workload once and read the
+   * config objects again once per new observation of the workload, so the loop ends.
+   */
   async settle(start: Observed, changes: TimedChange[], run: EventRun): Promise<Settled> {
-    let entry = start;
-    let current = changes;
-    let confirmed = false;
-    let decision: Decision | undefined;
-    const skip = (reason: string): Settled => ({
-      decision: {
-        workload: workloadRef(entry.summary),
-        action: 'skip',
-        reason,
-        configs: current.map(({ change }) => describeRef(change.ref)),
-      },
-    });
-    for (let attempt = 1; attempt <= this.maxAttempts + 2; attempt++) {
-      if (run.failed) {
-        return {
-          ...skip('not attempted: an earlier API call of this event failed'),
-          failure: notAttempted(entry, run),
-        };
-      }
-      decision = decideForWorkload(
-        this.settings,
-        entry.summary,
-        current.map((timed) => timed.change),
-        this.now(),
-      );
-      if (!decision) return skip('no longer tied after a concurrent change');
-      if (!decision.patch) {
-        if (confirmed || !decision.upToDate || !current.some(({ change }) => change.trigger === 'update')) {
-          return { decision };
-        }
-        const fresh = await this.refresh(entry, run);
-        if (!fresh) return skip('workload was deleted');
-        entry = fresh;
-        confirmed = true;
-        continue;
-      }
-      const stale = current.filter((timed) => timed.readAt < entry.observedAt);
-      if (stale.length > 0) {
-        const fresh = await Promise.all(stale.map((timed) => this.reread(timed, run)));
-        current = [
-          ...current.filter((timed) => timed.readAt >= entry.observedAt),
-          ...fresh.filter((timed) => timed !== undefined),
-        ];
-        if (current.length === 0) return skip('config object was deleted or opted out meanwhile');
-        continue;
-      }
-      const patched = await this.patch(entry, decision, run);
-      if (patched !== 'conflict')
-        return patched === 'deleted' ? skip('workload was deleted before the patch') : patched;
-      const fresh = await this.refresh(entry, run);
-      if (!fresh) return skip('workload was deleted before the patch');
-      entry = fresh;
-      confirmed = true;
+    const state: SettleState = { entry: start, changes, confirmed: false, decision: undefined };
+    let conflicts = 0;
+    while (conflicts < this.maxAttempts) {
+      const round = await this.round(state, run);
+      if (round === 'conflict') conflicts++;
+      else if (round !== 'again') return round;
     }
-    return {
-      decision: decision ?? skip('conflicting').decision,
-      failure: {
-        workload: workloadRef(entry.summary),
-        error: apiError(entry, 409, `still conflicting after ${this.maxAttempts} attempts`),
-      },
-    };
+    return this.conflicting(state);
+  }
+
+  /** One round: decide on what is known, then confirm, re-read or patch as the decision needs. */
+  private async round(state: SettleState, run: EventRun): Promise<Round> {
+    if (run.failed) return this.notAttempted(state, run);
+    const decision = decideForWorkload(
+      this.settings,
+      state.entry.summary,
+      state.changes.map((timed) => timed.change),
+      this.now(),
+    );
+    state.decision = decision;
+    if (!decision) return skip(state, 'no longer tied after a concurrent change');
+    if (!decision.patch) return this.confirm(state, decision, run);
+    if (state.changes.some((timed) => timed.readAt < state.entry.observedAt))
+      return this.rereadStale(state, run);
+    const patched = await this.patch(state.entry, decision, run);
+    if (patched === 'deleted') return skip(state, 'workload was deleted before the patch');
+    if (patched !== 'conflict') return patched;
+    return (await this.observeAgain(state, run))
+      ? 'conflict'
+      : skip(state, 'workload was deleted before the patch');
+  }
+
+  /**
+   * A decision without a patch holds, unless it is an `update`'s "already rolled out" resting on a cached
+   * record: that one is read from the API server first.
+   */
+  private async confirm(state: SettleState, decision: Decision, run: EventRun): Promise<Round> {
+    const needsConfirmation =
+      !state.confirmed &&
+      decision.upToDate &&
+      state.changes.some(({ change }) => change.trigger === 'update');
+    if (!needsConfirmation) return { decision };
+    return (await this.observeAgain(state, run)) ? 'again' : skip(state, 'workload was deleted');
+  }
+
+  /** Reads again the config objects read before the latest observation of the workload. */
+  private async rereadStale(state: SettleState, run: EventRun): Promise<Round> {
+    const observedAt = state.entry.observedAt;
+    const stale = state.changes.filter((timed) => timed.readAt < observedAt);
+    const fresh = await Promise.all(stale.map((timed) => this.reread(timed, run)));
+    state.changes = [
+      ...state.changes.filter((timed) => timed.readAt >= observedAt),
+      ...fresh.filter((timed) => timed !== undefined),
+    ];
+    return state.changes.length === 0
+      ? skip(state, 'config object was deleted or opted out meanwhile')
+      : 'again';
+  }
+
+  /** Reads the workload from the API server into `state`; false when it is gone. */
+  private async observeAgain(state: SettleState, run: EventRun): Promise<boolean> {
+    const fresh = await this.refresh(state.entry, run);
+    if (!fresh) return false;
+    state.entry = fresh;
+    state.confirmed = true;
+    return true;
   }
 
   /** Sends a decision's patch; `conflict` on a stale resourceVersion, `deleted` on a 404. */
@@ -160,10 +186,42 @@ export class Settler {
         this.index.forget(kind, namespace, name);
         return 'deleted';
       }
-      if (error.status !== 409) return { decision, failure: { workload: decision.workload, error } };
+      if (error.status !== 409)
+        return { decision, failure: { workload: decision.workload, error: apiFailure(error) } };
       this.metrics.patchConflicts.inc();
       return 'conflict';
     }
+  }
+
+  /** The workload kept conflicting: the last decision, failed for a retry later. */
+  private conflicting(state: SettleState): Settled {
+    return {
+      decision: state.decision ?? skip(state, 'conflicting').decision,
+      failure: {
+        workload: workloadRef(state.entry.summary),
+        error: new Failure(
+          'conflicts',
+          `${describePatch(state.entry)} still conflicting after ${this.maxAttempts} attempts: ` +
+            'the workload changed under every patch',
+        ),
+      },
+    };
+  }
+
+  /** A workload left alone because an earlier call of its event failed. */
+  private notAttempted(state: SettleState, run: EventRun): Settled {
+    const cause = run.cause;
+    return {
+      ...skip(state, 'not attempted: an earlier API call of this event failed'),
+      failure: {
+        workload: workloadRef(state.entry.summary),
+        error: new Failure(
+          'not-attempted',
+          `${describePatch(state.entry)} not attempted: ${cause?.message ?? 'an earlier API call of this event failed'}`,
+          { cause },
+        ),
+      },
+    };
   }
 
   /**
@@ -194,13 +252,20 @@ export class Settler {
   }
 }
 
-function apiError(entry: Observed, status: number, detail: string): KubeApiError {
-  const { kind, namespace, name } = entry.summary;
-  return new KubeApiError(status, 'patch', `${kind.plural}.${kind.group}`, namespace, name, detail);
+/** A skip of the workload in `state`, about its changes. */
+function skip(state: SettleState, reason: string): Settled {
+  return {
+    decision: {
+      workload: workloadRef(state.entry.summary),
+      action: 'skip',
+      reason,
+      configs: state.changes.map(({ change }) => describeRef(change.ref)),
+    },
+  };
 }
 
-/** The failure of a workload left alone because an earlier call of its event failed. */
-function notAttempted(entry: Observed, run: EventRun): Failure {
-  const cause = run.cause?.message ?? 'an earlier API call of this event failed';
-  return { workload: workloadRef(entry.summary), error: apiError(entry, 0, `not attempted: ${cause}`) };
+/** `patch deployments.apps "x" in namespace "y"`, for messages. */
+function describePatch(entry: Observed): string {
+  const { kind, namespace, name } = entry.summary;
+  return `patch ${kind.plural}.${kind.group} "${name}" in namespace "${namespace}"`;
 }

@@ -3,7 +3,7 @@
  * so that it can be rewired onto any client: {@link createTokenReviewer} needs only a `post(path, body)`;
  * {@link createKubePost} builds one from a kubeconfig with a hard per-request deadline.
  */
-import type { TokenReviewer } from './auth.js';
+import type { TokenReviewer, TokenReviewResult } from './auth.js';
 import { createApiTransport } from './kube.js';
 import type { ApiAccess } from './kube-credentials.js';
 
@@ -36,12 +36,17 @@ export function createTokenReviewer(post: PostJson): TokenReviewer {
     if (status < 200 || status >= 300) {
       throw new Error(`create tokenreviews failed with HTTP ${status}: ${review.message ?? 'no detail'}`);
     }
-    return {
-      authenticated: review.status?.authenticated === true,
-      username: review.status?.user?.username,
-      audiences: review.status?.audiences ?? [],
-      error: review.status?.error,
-    };
+    return reviewResult(review);
+  };
+}
+
+/** What the API server's answer says about the token. */
+function reviewResult({ status }: TokenReviewStatus): TokenReviewResult {
+  return {
+    authenticated: status?.authenticated === true,
+    username: status?.user?.username,
+    audiences: status?.audiences ?? [],
+    error: status?.error,
   };
 }
 

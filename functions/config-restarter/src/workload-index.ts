@@ -3,28 +3,31 @@
  * decided from memory instead of listing every workload again. Each entry is a {@link WorkloadSummary}
  * (a few fields, not the object), found by the config objects it references and by its `MATCH_LABELS`
  * values. The API server stays the truth: patches carry the entry's resourceVersion as a precondition and
- * a conflict refreshes the entry (see the restarter).
+ * a conflict refreshes the entry (see settle.ts).
  *
- * One shard per (workload kind, namespace) - or per kind for all namespaces - runs list, then watch from
- * the list's resourceVersion; a watch the server closes is resumed from the last version seen, an expired
- * one (410 Gone) relists. Kinds the API server does not serve (discovery) are checked again later.
+ * One shard per (workload kind, namespace) - or per kind for all namespaces - keeps its part of the index
+ * by list and watch (index-shard.ts).
  */
 import { CONFIG_KIND_LIST } from './config-kinds.js';
-import { labelTuple, type WorkloadSummary } from './decide.js';
-import { KubeApiError, type ClusterClient, type WatchEnd } from './kube.js';
-import type { Logger } from './log.js';
+import {
+  createShard,
+  runShard,
+  type RelistReason,
+  type Shard,
+  type ShardHost,
+  type ShardOptions,
+  type ShardState,
+} from './index-shard.js';
 import type { ConfigRef, KubeObject } from './model.js';
-import { configKey } from './model.js';
+import { configKey } from './records.js';
 import { qualifiedKind, type WorkloadKind } from './workload-kinds.js';
+import { labelTuple, type WorkloadSummary } from './workload-summary.js';
 
 /** An index entry: the summary and when this process observed it (see {@link WorkloadIndex.tick}). */
 export interface Observed {
   summary: WorkloadSummary;
   observedAt: number;
 }
-
-/** Why a shard listed its workloads. */
-export type RelistReason = 'initial' | 'expired' | 'failed';
 
 /** State of the index, for readiness and metrics. */
 export interface IndexState {
@@ -37,51 +40,16 @@ export interface IndexState {
   shards: { kind: string; namespace: string; state: ShardState; workloads: number; error?: string }[];
 }
 
-/**
- * `pending`: not listed yet; `watching`: listed and following; `retrying`: the last call failed;
- * `unserved`: the API server does not serve the kind; `forbidden`: a kind whose RBAC comes from an
- * optional component was denied (left out, checked again later).
- */
-export type ShardState = 'pending' | 'watching' | 'retrying' | 'unserved' | 'forbidden';
-
 /** Options of {@link WorkloadIndex}. */
-export interface WorkloadIndexOptions {
-  client: ClusterClient;
+export interface WorkloadIndexOptions extends ShardOptions {
   kinds: readonly WorkloadKind[];
   /** The namespaces to follow; undefined = all namespaces (one cluster-wide shard per kind). */
   namespaces: readonly string[] | undefined;
-  /** Label selector applied by the API server (`WORKLOAD_SELECTOR`). */
-  labelSelector?: string | undefined;
   /** Label keys that tie workloads to config objects (`MATCH_LABELS`). */
   matchLabels: readonly string[];
   summarize(kind: WorkloadKind, object: KubeObject): WorkloadSummary;
-  logger: Logger;
-  /** Server-side lifetime of one watch request. Default 300 s (with jitter). */
-  watchTimeoutSeconds?: number;
-  /** How soon a kind that is not served is looked up again. Default 60 s. */
-  unservedRecheckMs?: number;
-  /** Backoff after a failed list or watch: first and longest wait. Default 500 ms .. 30 s. */
-  backoffMs?: { initial: number; max: number };
   /** Called on every list (metrics). */
   onRelist?: (reason: RelistReason) => void;
-}
-
-interface Shard {
-  kind: WorkloadKind;
-  /** undefined = all namespaces. */
-  namespace: string | undefined;
-  state: ShardState;
-  ids: Set<string>;
-  resourceVersion: string;
-  lastError: KubeApiError | undefined;
-  /** Listed at least once, or found its kind not served. */
-  everSynced: boolean;
-  /** Resolved once the shard listed at least once (or found its kind not served). */
-  synced: Promise<void>;
-  markSynced: () => void;
-  /** Resolved at every failed attempt before the first sync, so waiting events can answer at once. */
-  attempted: Promise<void>;
-  markAttempted: () => void;
 }
 
 function entryId(kind: WorkloadKind, namespace: string, name: string): string {
@@ -93,31 +61,22 @@ function isOlder(incoming: string, current: string): boolean {
   return /^\d+$/.test(incoming) && /^\d+$/.test(current) && BigInt(incoming) < BigInt(current);
 }
 
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve: () => void = () => undefined;
-  const promise = new Promise<void>((done) => {
-    resolve = done;
-  });
-  return { promise, resolve };
+/** The `byReference` keys of a workload: one per config object its pod template references. */
+function referenceKeys(summary: WorkloadSummary): string[] {
+  return CONFIG_KIND_LIST.flatMap((spec) =>
+    summary.references[spec.kind].map(
+      (name) => `${summary.namespace}\u0000${configKey({ kind: spec.kind, name })}`,
+    ),
+  );
 }
 
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    timer.unref();
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+/** True when `shard` holds the workloads of `kind` in `namespace`. */
+function holds(shard: Shard, kind: WorkloadKind, namespace: string): boolean {
+  return shard.kind === kind && (shard.namespace === undefined || shard.namespace === namespace);
+}
 
 /** The watch-fed index of workloads. */
-export class WorkloadIndex {
+export class WorkloadIndex implements ShardHost {
   private readonly entries = new Map<string, Observed>();
   /** `namespace\0configmap/name` -> ids of the workloads whose pod template references it. */
   private readonly byReference = new Map<string, Set<string>>();
@@ -132,23 +91,7 @@ export class WorkloadIndex {
   constructor(private readonly options: WorkloadIndexOptions) {
     const namespaces = options.namespaces ?? [undefined];
     this.shards = options.kinds.flatMap((kind) =>
-      namespaces.map((namespace): Shard => {
-        const synced = deferred();
-        const attempted = deferred();
-        return {
-          kind,
-          namespace,
-          state: 'pending',
-          ids: new Set(),
-          resourceVersion: '',
-          lastError: undefined,
-          everSynced: false,
-          synced: synced.promise,
-          markSynced: synced.resolve,
-          attempted: attempted.promise,
-          markAttempted: attempted.resolve,
-        };
-      }),
+      namespaces.map((namespace) => createShard(kind, namespace)),
     );
   }
 
@@ -161,7 +104,7 @@ export class WorkloadIndex {
   start(): void {
     if (this.started) return;
     this.started = true;
-    for (const shard of this.shards) void this.run(shard);
+    for (const shard of this.shards) void runShard(shard, this, this.options, this.lifetime.signal);
   }
 
   /** Stops every watch. */
@@ -207,11 +150,6 @@ export class WorkloadIndex {
     });
   }
 
-  /** Every workload of a namespace. */
-  inNamespace(namespace: string): Observed[] {
-    return [...this.entries.values()].filter((entry) => entry.summary.namespace === namespace);
-  }
-
   /** The entry of one workload. */
   get(kind: WorkloadKind, namespace: string, name: string): Observed | undefined {
     return this.entries.get(entryId(kind, namespace, name));
@@ -221,7 +159,7 @@ export class WorkloadIndex {
   observe(summary: WorkloadSummary): Observed {
     const id = entryId(summary.kind, summary.namespace, summary.name);
     const current = this.entries.get(id);
-    if (current && isOlder(summary.resourceVersion, current.summary.resourceVersion)) return current;
+    if (current && this.holdsNewer(id, summary.resourceVersion)) return current;
     const observed = { summary, observedAt: this.tick() };
     if (this.covers(summary.kind, summary.namespace)) this.put(id, observed);
     return observed;
@@ -248,10 +186,16 @@ export class WorkloadIndex {
     };
   }
 
-  private covers(kind: WorkloadKind, namespace: string): boolean {
-    return this.shards.some(
-      (shard) => shard.kind === kind && (shard.namespace === undefined || shard.namespace === namespace),
+  /** True when the entry `id` holds a newer resourceVersion than `resourceVersion`. */
+  private holdsNewer(id: string, resourceVersion: string | undefined): boolean {
+    const current = this.entries.get(id);
+    return (
+      current !== undefined && !!resourceVersion && isOlder(resourceVersion, current.summary.resourceVersion)
     );
+  }
+
+  private covers(kind: WorkloadKind, namespace: string): boolean {
+    return this.shards.some((shard) => holds(shard, kind, namespace));
   }
 
   private put(id: string, observed: Observed): void {
@@ -259,22 +203,11 @@ export class WorkloadIndex {
     if (previous) this.unlink(id, previous.summary);
     this.entries.set(id, observed);
     const { summary } = observed;
-    for (const spec of CONFIG_KIND_LIST) {
-      for (const name of summary.references[spec.kind]) {
-        this.link(this.byReference, `${summary.namespace}\u0000${configKey({ kind: spec.kind, name })}`, id);
-      }
-    }
+    for (const key of referenceKeys(summary)) this.link(this.byReference, key, id);
     if (summary.labelTuple !== undefined) {
       this.link(this.byLabels, `${summary.namespace}\u0000${summary.labelTuple}`, id);
     }
-    for (const shard of this.shards) {
-      if (
-        shard.kind === summary.kind &&
-        (shard.namespace === undefined || shard.namespace === summary.namespace)
-      ) {
-        shard.ids.add(id);
-      }
-    }
+    for (const shard of this.shards) if (holds(shard, summary.kind, summary.namespace)) shard.ids.add(id);
   }
 
   private remove(id: string): void {
@@ -298,17 +231,13 @@ export class WorkloadIndex {
       ids.delete(id);
       if (ids.size === 0) map.delete(key);
     };
-    for (const spec of CONFIG_KIND_LIST) {
-      for (const name of summary.references[spec.kind]) {
-        drop(this.byReference, `${summary.namespace}\u0000${configKey({ kind: spec.kind, name })}`);
-      }
-    }
+    for (const key of referenceKeys(summary)) drop(this.byReference, key);
     if (summary.labelTuple !== undefined)
       drop(this.byLabels, `${summary.namespace}\u0000${summary.labelTuple}`);
   }
 
-  /** Applies one watch event. */
-  private apply(shard: Shard, type: string, object: KubeObject): void {
+  /** Applies one watch event of `shard` (see {@link ShardHost}). */
+  apply(shard: Shard, type: string, object: KubeObject): void {
     const resourceVersion = object.metadata?.resourceVersion;
     if (resourceVersion) shard.resourceVersion = resourceVersion;
     if (type === 'BOOKMARK') return;
@@ -319,13 +248,17 @@ export class WorkloadIndex {
       this.remove(id);
       return;
     }
-    const current = this.entries.get(id);
-    if (current && resourceVersion && isOlder(resourceVersion, current.summary.resourceVersion)) return;
+    if (this.holdsNewer(id, resourceVersion)) return;
     this.put(id, { summary: this.options.summarize(shard.kind, object), observedAt: this.tick() });
   }
 
-  /** Replaces a shard's entries with a fresh list. */
-  private async relist(shard: Shard, reason: RelistReason): Promise<void> {
+  /** Drops every entry of `shard` (see {@link ShardHost}). */
+  clear(shard: Shard): void {
+    for (const id of [...shard.ids]) this.remove(id);
+  }
+
+  /** Replaces a shard's entries with a fresh list (see {@link ShardHost}). */
+  async relist(shard: Shard, reason: RelistReason): Promise<void> {
     this.options.onRelist?.(reason);
     const { items, resourceVersion } = await this.options.client.listWorkloads(shard.kind, shard.namespace, {
       labelSelector: this.options.labelSelector,
@@ -336,119 +269,10 @@ export class WorkloadIndex {
     for (const observed of items) {
       const id = entryId(shard.kind, observed.summary.namespace, observed.summary.name);
       fresh.add(id);
-      const current = this.entries.get(id);
-      if (current && isOlder(observed.summary.resourceVersion, current.summary.resourceVersion)) continue;
-      this.put(id, observed);
+      if (!this.holdsNewer(id, observed.summary.resourceVersion)) this.put(id, observed);
     }
     for (const id of [...shard.ids]) if (!fresh.has(id)) this.remove(id);
     shard.resourceVersion = resourceVersion;
     this.lastRelist = new Date();
-  }
-
-  /** One shard's life: discover, list, watch; relist on 410; back off on failures. */
-  private async run(shard: Shard): Promise<void> {
-    const { logger } = this.options;
-    const signal = this.lifetime.signal;
-    const backoff = this.options.backoffMs ?? { initial: 500, max: 30_000 };
-    let wait = backoff.initial;
-    let reason: RelistReason | undefined = 'initial';
-    const failed = async (error: unknown, what: string): Promise<void> => {
-      shard.lastError =
-        error instanceof KubeApiError
-          ? error
-          : new KubeApiError(
-              0,
-              what,
-              shard.kind.plural,
-              shard.namespace,
-              undefined,
-              String((error as Error)?.message ?? error),
-            );
-      shard.state = 'retrying';
-      shard.markAttempted();
-      logger.warn('index: API call failed; retrying', {
-        kind: shard.kind.kind,
-        namespace: shard.namespace ?? '*',
-        error: shard.lastError.message,
-        retryInMs: wait,
-      });
-      await sleep(wait, signal);
-      wait = Math.min(wait * 2, backoff.max);
-    };
-    while (!signal.aborted) {
-      if (reason !== undefined) {
-        try {
-          if (!(await this.options.client.serves(shard.kind, { signal }))) {
-            for (const id of [...shard.ids]) this.remove(id);
-            if (shard.state !== 'unserved') {
-              logger.info('index: kind not served by the API server', { kind: qualifiedKind(shard.kind) });
-            }
-            shard.state = 'unserved';
-            shard.lastError = undefined;
-            shard.everSynced = true;
-            shard.markSynced();
-            await sleep(this.options.unservedRecheckMs ?? 60_000, signal);
-            continue;
-          }
-          await this.relist(shard, reason);
-        } catch (error) {
-          if (signal.aborted) return;
-          if (error instanceof KubeApiError && error.forbidden && shard.kind.optionalAccess) {
-            // Served but not granted: the optional component is not applied. Leave the kind out.
-            for (const id of [...shard.ids]) this.remove(id);
-            if (shard.state !== 'forbidden') {
-              logger.warn('index: kind served but access denied; left out until granted', {
-                kind: qualifiedKind(shard.kind),
-                namespace: shard.namespace ?? '*',
-                grantWith: shard.kind.optionalAccess,
-                error: error.message,
-              });
-            }
-            shard.state = 'forbidden';
-            shard.lastError = undefined;
-            shard.everSynced = true;
-            shard.markSynced();
-            await sleep(this.options.unservedRecheckMs ?? 60_000, signal);
-            continue;
-          }
-          await failed(error, 'list');
-          reason = shard.resourceVersion ? 'failed' : reason;
-          continue;
-        }
-        shard.state = 'watching';
-        shard.lastError = undefined;
-        shard.everSynced = true;
-        shard.markSynced();
-        reason = undefined;
-        wait = backoff.initial;
-      }
-      const timeout = this.options.watchTimeoutSeconds ?? 300;
-      const handle = this.options.client.watchWorkloads(shard.kind, shard.namespace, {
-        labelSelector: this.options.labelSelector,
-        resourceVersion: shard.resourceVersion,
-        // Jitter, so the shards of many instances do not all rewatch at once.
-        timeoutSeconds: Math.round(timeout * (0.8 + Math.random() * 0.4)),
-        onEvent: (type, object) => {
-          this.apply(shard, type, object);
-          wait = backoff.initial;
-        },
-      });
-      const onStop = (): void => handle.stop();
-      signal.addEventListener('abort', onStop, { once: true });
-      const watchedSince = Date.now();
-      const end: WatchEnd = await handle.ended;
-      signal.removeEventListener('abort', onStop);
-      if (signal.aborted) return;
-      if (end.reason === 'expired') reason = 'expired';
-      else if (end.reason === 'closed' && Date.now() - watchedSince < 1000) {
-        // A server that closes watches at once must not be hammered.
-        await sleep(wait, signal);
-        wait = Math.min(wait * 2, backoff.max);
-      } else if (end.reason === 'failed') {
-        await failed(end.error, 'watch');
-        // Resume from the last version; if that has expired meanwhile the next watch says so (410).
-        if (shard.state === 'retrying') shard.state = 'watching';
-      }
-    }
   }
 }

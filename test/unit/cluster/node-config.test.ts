@@ -11,7 +11,7 @@ import {
   type NodeLayout,
 } from '../../../cluster/node-config.js';
 import { NODE_NETWORK, nodeNetnsName } from '../../../cluster/node-network.js';
-import { nodeCgroupRoot, parseNetnsMounts } from '../../../cluster/node.js';
+import { nodeCgroupRoot, parseNetnsMounts } from '../../../cluster/node-host.js';
 
 const layout: NodeLayout = {
   root: '/tmp/c/node',

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import request from 'supertest';
 import { HTTP } from 'cloudevents';
-import { REPLY_EVENT_TYPE } from '../../../functions/config-restarter/src/app.js';
+import { REPLY_EVENT_TYPE } from '../../../functions/config-restarter/src/reply.js';
 import { createLogger, silentLogger } from '../../../functions/config-restarter/src/log.js';
 import type { WireRequest } from '../../../cluster/apiserver-event.js';
 import { configMap, FakeCluster, RESOURCE, stopStarted, workload } from './fake-cluster.js';
@@ -163,6 +163,21 @@ describe('config-restarter HTTP', () => {
       expect(res.body).toMatchObject({ error: 'unavailable' });
     },
   );
+
+  it('answers a workload that changed under every patch with 503 and Retry-After, listing it', async () => {
+    const { app, cluster } = await setup();
+    cluster.beforePatch = (resource, namespace, name) => {
+      cluster.put(resource, cluster.read(resource, namespace, name)!);
+    };
+    const res = await post(app, fixture('ref-update'));
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBeDefined();
+    expect(res.body).toMatchObject({
+      error: 'unavailable',
+      failures: [{ workload: { kind: 'Service', name: 'helloworld-test' } }],
+    });
+    expect((res.body as { detail: string }).detail).toContain('still conflicting after 5 attempts');
+  });
 
   it('answers a forbidden patch with an error naming verb, resource and namespace', async () => {
     const { app, cluster } = await setup();

@@ -1,17 +1,16 @@
 /**
- * The pure core beyond the first four kinds: CronJobs and Argo Rollouts, per-key ties, the minimum restart
- * interval with pending restarts, and restarts on a confirmed deletion.
+ * The pure core beyond the first four kinds: CronJobs and Argo Rollouts, per-key ties, and restarts on a
+ * confirmed deletion (the minimum restart interval: storm-control.test.ts).
  */
-import {
-  annotationKeys,
-  decideForWorkload,
-  parseHashRecord,
-  parsePendingRestart,
-  summarizeWorkload,
-  type ConfigChange,
-  type DecisionSettings,
-  type Trigger,
-} from '../../../functions/config-restarter/src/decide.js';
+import { annotationKeys } from '../../../functions/config-restarter/src/annotations.js';
+import { decideForWorkload } from '../../../functions/config-restarter/src/decide.js';
+import type {
+  ConfigChange,
+  DecisionSettings,
+  Trigger,
+} from '../../../functions/config-restarter/src/decision-types.js';
+import { parseHashRecord, parsePendingRestart } from '../../../functions/config-restarter/src/records.js';
+import { summarizeWorkload } from '../../../functions/config-restarter/src/workload-summary.js';
 import { DELETED_HASH, keyDigests, subsetHash } from '../../../functions/config-restarter/src/hash.js';
 import type { KubeObject } from '../../../functions/config-restarter/src/model.js';
 import { WORKLOAD_KINDS, type WorkloadKind } from '../../../functions/config-restarter/src/workload-kinds.js';
@@ -256,138 +255,6 @@ describe('per-key ties', () => {
     expect(subsetHash(digestsOf(before), ['A'])).toBe(subsetHash(digestsOf(bChanged), ['A']));
     expect(subsetHash(digestsOf(before), ['A'])).not.toBe(subsetHash(digestsOf(aChanged), ['A']));
     expect(subsetHash(digestsOf(before), ['A', 'B'])).not.toBe(subsetHash(digestsOf(bChanged), ['A', 'B']));
-  });
-});
-
-describe('minimum restart interval', () => {
-  const lastRestart = '2026-11-21T11:59:30.000Z'; // 30 s before now
-  const recordedOld = { [keys.configHashes]: JSON.stringify({ 'configmap/cm': 'sha256:{"A":"0"}' }) };
-
-  function w(annotations: Record<string, string> = {}, restartedAt: string | null = lastRestart) {
-    return workload('Deployment', 'w', {
-      labels,
-      annotations: { ...recordedOld, ...annotations },
-      ...(restartedAt ? { templateAnnotations: { [keys.restartTimestamp]: restartedAt } } : {}),
-    });
-  }
-  const pendingOf = (decision: ReturnType<typeof decide>) =>
-    parsePendingRestart(decision?.patch?.metadata.annotations[keys.pendingRestart] ?? undefined);
-
-  it.each<[string, Record<string, string>, DecisionSettings, string | null, string]>([
-    ['no interval', {}, settings, lastRestart, 'restart'],
-    [
-      'annotation 5m, restarted 30 s ago',
-      { [keys.minRestartInterval]: '5m' },
-      settings,
-      lastRestart,
-      'defer',
-    ],
-    [
-      'annotation 20s, restarted 30 s ago',
-      { [keys.minRestartInterval]: '20s' },
-      settings,
-      lastRestart,
-      'restart',
-    ],
-    [
-      'default 1m, restarted 30 s ago',
-      {},
-      { ...settings, minRestartIntervalMs: 60_000 },
-      lastRestart,
-      'defer',
-    ],
-    [
-      'annotation 0 overrides a default',
-      { [keys.minRestartInterval]: '0' },
-      { ...settings, minRestartIntervalMs: 60_000 },
-      lastRestart,
-      'restart',
-    ],
-    ['never restarted before', { [keys.minRestartInterval]: '5m' }, settings, null, 'restart'],
-    [
-      'bad annotation: the default applies',
-      { [keys.minRestartInterval]: 'soon' },
-      { ...settings, minRestartIntervalMs: 60_000 },
-      lastRestart,
-      'defer',
-    ],
-  ])('%s -> %s', (_name, annotations, s, restartedAt, action) => {
-    const decision = decide(w(annotations, restartedAt), [changeOf({ A: '1' })], now, s);
-    expect(decision?.action).toBe(action);
-    if (action === 'defer') {
-      expect(decision?.reason).toContain('restart deferred until');
-      expect(decision?.reason).toContain('carried out by the first resync');
-      expect(at(decision?.patch, ['spec'])).toBeUndefined();
-      // The record keeps the old content, so the change stays visible to later resyncs.
-      expect(decision?.patch?.metadata.annotations[keys.configHashes]).toBeUndefined();
-      expect(pendingOf(decision)).toEqual({
-        records: ['configmap/cm'],
-        since: now.toISOString(),
-        due: expect.any(String) as string,
-      });
-    }
-  });
-
-  it('names an unreadable annotation in the reason', () => {
-    const decision = decide(w({ [keys.minRestartInterval]: 'soon' }), [changeOf({ A: '1' })], now, {
-      ...settings,
-      minRestartIntervalMs: 60_000,
-    });
-    expect(decision?.reason).toContain('"soon" is not a duration');
-  });
-
-  it('a second change inside the interval adds nothing when the restart is already pending', () => {
-    const first = decide(w({ [keys.minRestartInterval]: '5m' }), [changeOf({ A: '1' })]);
-    const pending = first!.patch!.metadata.annotations[keys.pendingRestart]!;
-    const second = decide(
-      w({ [keys.minRestartInterval]: '5m', [keys.pendingRestart]: pending }),
-      [changeOf({ A: '2' })],
-      new Date(now.getTime() + 5000),
-    );
-    expect(second?.action).toBe('skip');
-    expect(second?.patch).toBeUndefined();
-    expect(second?.reason).toContain('already pending');
-  });
-
-  it('the first resync after the interval carries a pending restart out, even without an earlier record', () => {
-    const pending = JSON.stringify({
-      records: ['configmap/cm'],
-      since: now.toISOString(),
-      due: '2026-11-21T12:04:30.000Z',
-    });
-    const noRecord = workload('Deployment', 'w', {
-      labels,
-      annotations: { [keys.minRestartInterval]: '5m', [keys.pendingRestart]: pending },
-      templateAnnotations: { [keys.restartTimestamp]: lastRestart },
-    });
-    const early = decide(noRecord, [changeOf({ A: '3' }, 'resync')], new Date('2026-11-21T12:02:00.000Z'));
-    expect(early?.action).toBe('skip');
-    const later = new Date('2026-11-21T12:05:00.000Z');
-    const decision = decide(noRecord, [changeOf({ A: '3' }, 'resync')], later);
-    expect(decision?.action).toBe('restart');
-    expect(decision?.reason).toContain('restart pending since');
-    expect(decision?.patch?.metadata.annotations[keys.pendingRestart]).toBeNull();
-    expect(parseHashRecord(decision?.patch?.metadata.annotations[keys.configHashes])).toEqual({
-      'configmap/cm': 'sha256:{"A":"3"}',
-    });
-    expect(at(decision?.patch, ['spec', 'template', 'metadata', 'annotations'])).toEqual({
-      [keys.restartTimestamp]: later.toISOString(),
-    });
-  });
-
-  it('drops a pending restart when the content is back to what was rolled out', () => {
-    const pending = JSON.stringify({
-      records: ['configmap/cm'],
-      since: now.toISOString(),
-      due: '2026-11-21T12:04:30.000Z',
-    });
-    const decision = decide(w({ [keys.minRestartInterval]: '5m', [keys.pendingRestart]: pending }), [
-      changeOf({ A: '0' }, 'resync'),
-    ]);
-    expect(decision?.action).toBe('record');
-    expect(decision?.reason).toContain('pending restart dropped');
-    expect(decision?.patch?.metadata.annotations[keys.pendingRestart]).toBeNull();
-    expect(at(decision?.patch, ['spec'])).toBeUndefined();
   });
 });
 

@@ -1,14 +1,15 @@
+import { annotationKeys } from '../../../functions/config-restarter/src/annotations.js';
 import {
-  annotationKeys,
   decideForWorkload as decideForSummary,
-  summarizeWorkload,
-  type DecisionSettings,
-  labelsMatch,
-  parseHashRecord,
   planRestarts,
-  type ConfigChange,
-  type Trigger,
 } from '../../../functions/config-restarter/src/decide.js';
+import type {
+  DecisionSettings,
+  ConfigChange,
+  Trigger,
+} from '../../../functions/config-restarter/src/decision-types.js';
+import { parseHashRecord } from '../../../functions/config-restarter/src/records.js';
+import { summarizeWorkload } from '../../../functions/config-restarter/src/workload-summary.js';
 import { WORKLOAD_KINDS, type WorkloadKind } from '../../../functions/config-restarter/src/workload-kinds.js';
 import type { KubeObject } from '../../../functions/config-restarter/src/model.js';
 import { workload } from './fake-cluster.js';
@@ -45,20 +46,6 @@ function change(
 ): ConfigChange {
   return { ref: { kind: 'ConfigMap', namespace: 'helloworld', name }, hash, labels, trigger, ...extra };
 }
-
-describe('labelsMatch', () => {
-  it.each([
-    [['app', 'env'], labels, labels, true],
-    [['app', 'env'], labels, { ...labels, extra: 'x' }, true],
-    [['app', 'env'], labels, { app: 'helloworld', env: 'prod' }, false],
-    [['app', 'env'], { app: 'helloworld' }, labels, false],
-    [['app', 'env'], {}, {}, false],
-    [['app', 'env'], undefined, undefined, false],
-    [[], labels, labels, false],
-  ])('%j config %j workload %j -> %s', (match, configLabels, workloadLabels, expected) => {
-    expect(labelsMatch(match, configLabels, workloadLabels)).toBe(expected);
-  });
-});
 
 describe('decideForWorkload', () => {
   describe.each(['Deployment', 'StatefulSet', 'DaemonSet', 'Service'])('%s', (kindName) => {

@@ -15,11 +15,8 @@ import {
 } from '../../../functions/config-restarter/src/kube.js';
 import type { ConfigKind } from '../../../functions/config-restarter/src/config.js';
 import { CONFIG_KIND_SPECS } from '../../../functions/config-restarter/src/config-kinds.js';
-import {
-  summarizeWorkload,
-  type DecisionSettings,
-  type MergePatch,
-} from '../../../functions/config-restarter/src/decide.js';
+import type { DecisionSettings, MergePatch } from '../../../functions/config-restarter/src/decision-types.js';
+import { summarizeWorkload } from '../../../functions/config-restarter/src/workload-summary.js';
 import { silentLogger, type Logger } from '../../../functions/config-restarter/src/log.js';
 import { createMetrics, type Metrics } from '../../../functions/config-restarter/src/metrics.js';
 import {

@@ -1,5 +1,10 @@
-import { collectReferences, usesConfig } from '../../../functions/config-restarter/src/references.js';
+import type { ConfigKind } from '../../../functions/config-restarter/src/config.js';
+import { collectUses } from '../../../functions/config-restarter/src/references.js';
 import type { PodSpecLike } from '../../../functions/config-restarter/src/model.js';
+
+/** True when the pod spec uses the config object `kind`/`name` at all. */
+const uses = (podSpec: PodSpecLike | undefined, kind: ConfigKind, name: string): boolean =>
+  collectUses(podSpec)[kind].has(name);
 
 const cases: [string, PodSpecLike, boolean][] = [
   ['a volume', { volumes: [{ configMap: { name: 'cm' } }] }, true],
@@ -29,17 +34,17 @@ const cases: [string, PodSpecLike, boolean][] = [
   ['malformed lists', { volumes: 'nope', containers: [null] } as unknown as PodSpecLike, false],
 ];
 
-describe('usesConfig: ConfigMap', () => {
+describe('collectUses: ConfigMap', () => {
   it.each(cases)('%s', (_name, podSpec, expected) => {
-    expect(usesConfig(podSpec, 'ConfigMap', 'cm')).toBe(expected);
+    expect(uses(podSpec, 'ConfigMap', 'cm')).toBe(expected);
   });
 
   it('is false without a pod spec', () => {
-    expect(usesConfig(undefined, 'ConfigMap', 'cm')).toBe(false);
+    expect(uses(undefined, 'ConfigMap', 'cm')).toBe(false);
   });
 });
 
-describe('usesConfig: Secret', () => {
+describe('collectUses: Secret', () => {
   it.each<[string, PodSpecLike, boolean]>([
     ['a volume', { volumes: [{ secret: { secretName: 's' } }] }, true],
     ['a projected volume', { volumes: [{ projected: { sources: [{ secret: { name: 's' } }] } }] }, true],
@@ -48,15 +53,15 @@ describe('usesConfig: Secret', () => {
     ['only an imagePullSecret', { imagePullSecrets: [{ name: 's' }] }, false],
     ['a ConfigMap of the same name', { volumes: [{ configMap: { name: 's' } }] }, false],
   ])('%s', (_name, podSpec, expected) => {
-    expect(usesConfig(podSpec, 'Secret', 's')).toBe(expected);
+    expect(uses(podSpec, 'Secret', 's')).toBe(expected);
   });
 });
 
-it('collectReferences gathers every name once', () => {
-  const refs = collectReferences({
+it('collectUses gathers every name once', () => {
+  const refs = collectUses({
     volumes: [{ configMap: { name: 'a' } }, { secret: { secretName: 'x' } }],
     containers: [{ envFrom: [{ configMapRef: { name: 'a' } }, { configMapRef: { name: 'b' } }] }],
   });
-  expect([...refs.ConfigMap].sort()).toEqual(['a', 'b']);
-  expect([...refs.Secret]).toEqual(['x']);
+  expect([...refs.ConfigMap.keys()].sort()).toEqual(['a', 'b']);
+  expect([...refs.Secret.keys()]).toEqual(['x']);
 });

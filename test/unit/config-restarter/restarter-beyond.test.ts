@@ -3,11 +3,8 @@
  * restart interval carried out by a resync, and restarts on a deletion the API server confirms.
  */
 import { jest } from '@jest/globals';
-import {
-  annotationKeys,
-  parseHashRecord,
-  parsePendingRestart,
-} from '../../../functions/config-restarter/src/decide.js';
+import { annotationKeys } from '../../../functions/config-restarter/src/annotations.js';
+import { parseHashRecord, parsePendingRestart } from '../../../functions/config-restarter/src/records.js';
 import type { Notice } from '../../../functions/config-restarter/src/event.js';
 import { DELETED_HASH } from '../../../functions/config-restarter/src/hash.js';
 import type { RestarterSettings } from '../../../functions/config-restarter/src/restarter.js';

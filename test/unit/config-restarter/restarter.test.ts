@@ -1,8 +1,15 @@
-import { annotationKeys, parseHashRecord } from '../../../functions/config-restarter/src/decide.js';
+import { annotationKeys } from '../../../functions/config-restarter/src/annotations.js';
+import { parseHashRecord } from '../../../functions/config-restarter/src/records.js';
 import { contentHash } from '../../../functions/config-restarter/src/hash.js';
 import type { Notice } from '../../../functions/config-restarter/src/event.js';
-import type { Outcome, RestarterSettings } from '../../../functions/config-restarter/src/restarter.js';
+import type { Outcome } from '../../../functions/config-restarter/src/outcome.js';
+import type { RestarterSettings } from '../../../functions/config-restarter/src/restarter.js';
+import { silentLogger } from '../../../functions/config-restarter/src/log.js';
+import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
+import { createRestarter } from '../../../functions/config-restarter/src/restarter.js';
+import { WorkloadIndex } from '../../../functions/config-restarter/src/workload-index.js';
 import { WORKLOAD_KINDS } from '../../../functions/config-restarter/src/workload-kinds.js';
+import { summarizeWorkload } from '../../../functions/config-restarter/src/workload-summary.js';
 import { configMap, FakeCluster, RESOURCE, startRestarter, stopStarted, workload } from './fake-cluster.js';
 
 afterEach(stopStarted);
@@ -238,16 +245,89 @@ describe('restarter', () => {
     cluster.failures.push({ verb: 'patch', resource: 'statefulsets.apps', status: 403 });
     const outcome = await handle(update());
     expect(outcome.failures).toHaveLength(1);
-    expect(outcome.failures[0]?.error.forbidden).toBe(true);
+    expect(outcome.failures[0]?.error).toMatchObject({ kind: 'api-forbidden', retry: 'never' });
     expect(outcome.failures[0]?.error.message).toMatch(
       /patch statefulsets\.apps "w" in namespace "helloworld"/,
     );
   });
 
-  it('lets a transient read failure propagate so the event is retried', async () => {
+  it('fails the event on a transient read failure, so it is retried later', async () => {
     const { cluster, handle } = await setup();
     cluster.failures.push({ verb: 'get', resource: 'configmaps', status: 503 });
-    await expect(handle(update())).rejects.toMatchObject({ status: 503, transient: true });
+    const outcome = await handle(update());
+    expect(outcome).toMatchObject({ result: 'failed', failure: { kind: 'api-unavailable', retry: 'later' } });
+    expect(outcome.failure?.cause).toMatchObject({ status: 503, verb: 'get', resource: 'configmaps' });
+    expect(outcome.reason).toMatch(/get configmaps "cm" in namespace "helloworld" failed with HTTP 503/);
+  });
+
+  it('gives up on a workload that changes under every patch after maxConflictAttempts patches, to retry later', async () => {
+    const { cluster, handle } = await setup({ maxConflictAttempts: 3 });
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
+    // Another writer changes the workload between every read and every patch.
+    cluster.beforePatch = (resource, namespace, name) => {
+      cluster.put(resource, cluster.read(resource, namespace, name)!);
+    };
+    const outcome = await handle(update());
+    expect(cluster.calls.filter((c) => c.verb === 'patch')).toHaveLength(3);
+    expect(outcome.result).toBe('processed');
+    expect(outcome.failures).toHaveLength(1);
+    expect(outcome.failures[0]?.error).toMatchObject({ kind: 'conflicts', retry: 'later' });
+    expect(outcome.failures[0]?.error.message).toBe(
+      'patch deployments.apps "w" in namespace "helloworld" still conflicting after 3 attempts: ' +
+        'the workload changed under every patch',
+    );
+    expect(template(cluster, 'Deployment', 'w')?.[keys.restartTimestamp]).toBeUndefined();
+  });
+
+  it('makes five patch attempts by default', async () => {
+    const { cluster, handle } = await setup();
+    cluster.put('configmaps', configMap('cm', { MESSAGE: 'v1' }, { labels }));
+    cluster.put(RESOURCE.Deployment!, workload('Deployment', 'w', { labels }));
+    cluster.beforePatch = (resource, namespace, name) => {
+      cluster.put(resource, cluster.read(resource, namespace, name)!);
+    };
+    const outcome = await handle(update());
+    expect(cluster.calls.filter((c) => c.verb === 'patch')).toHaveLength(5);
+    expect(outcome.failures[0]?.error.kind).toBe('conflicts');
+  });
+
+  it('fails the event, to retry later, when the index has not listed within syncTimeoutMs', async () => {
+    const cluster = new FakeCluster();
+    const settings: RestarterSettings = {
+      annotationPrefix: 'rolling.restart.controller',
+      matchLabels: ['app', 'env'],
+      dryRun: false,
+      configKinds: ['ConfigMap'],
+      patchConcurrency: 4,
+      scope: { all: false, namespaces: ['helloworld'] },
+      syncTimeoutMs: 50,
+    };
+    // Never started: its first list never comes.
+    const index = new WorkloadIndex({
+      client: cluster,
+      kinds: WORKLOAD_KINDS,
+      namespaces: ['helloworld'],
+      matchLabels: settings.matchLabels,
+      summarize: (kind, object) => summarizeWorkload(settings, kind, object),
+      logger: silentLogger,
+    });
+    const restarter = createRestarter({
+      client: cluster,
+      index,
+      settings,
+      logger: silentLogger,
+      metrics: createMetrics(),
+    });
+    const outcome = await restarter.handle(update());
+    expect(outcome).toMatchObject({
+      result: 'failed',
+      failure: { kind: 'index-not-listed', retry: 'later' },
+    });
+    expect(outcome.reason).toBe(
+      'the workload index of namespace "helloworld" did not finish its first list within 50 ms',
+    );
+    expect(cluster.calls).toEqual([]);
   });
 });
 
@@ -320,7 +400,7 @@ describe('restarter with several instances and a lagging index', () => {
     const patches = cluster.calls.filter((c) => c.verb === 'patch');
     expect(patches.length).toBeLessThanOrEqual(2);
     expect(outcome.failures).toHaveLength(10);
-    expect(outcome.failures.every((f) => f.error.transient)).toBe(true);
+    expect(outcome.failures.every((f) => f.error.retry === 'later')).toBe(true);
     expect(outcome.failures.filter((f) => f.error.message.includes('not attempted'))).toHaveLength(
       10 - patches.length,
     );

@@ -2,7 +2,7 @@
  * The warm index over the in-memory cluster: list then watch, compact entries found by reference and by
  * labels, relist on 410 Gone, kinds not served, failures before the first list, and its state.
  */
-import { summarizeWorkload } from '../../../functions/config-restarter/src/decide.js';
+import { summarizeWorkload } from '../../../functions/config-restarter/src/workload-summary.js';
 import { silentLogger } from '../../../functions/config-restarter/src/log.js';
 import { WorkloadIndex } from '../../../functions/config-restarter/src/workload-index.js';
 import { WORKLOAD_KINDS } from '../../../functions/config-restarter/src/workload-kinds.js';

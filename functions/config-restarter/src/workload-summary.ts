@@ -1,0 +1,165 @@
+/**
+ * The workload summary: the few fields of a workload a decision needs, which is also what the warm index
+ * stores per workload (not the object). A freshly read object is summarised the same way, so both paths
+ * decide alike.
+ */
+import { annotationKeys, isOptedIn } from './annotations.js';
+import type { ConfigKind } from './config.js';
+import { CONFIG_KIND_LIST } from './config-kinds.js';
+import type { DecisionSettings } from './decision-types.js';
+import { parseDuration } from './duration.js';
+import type { KubeObject, WorkloadRef } from './model.js';
+import { parseHashRecord, parsePendingRestart, type PendingRestart } from './records.js';
+import { collectUses, type ConfigUses } from './references.js';
+import {
+  lastRestartOf,
+  podTemplate,
+  restartMethodOf,
+  type RestartMethod,
+  type WorkloadKind,
+} from './workload-kinds.js';
+
+/** What a decision needs to know about a workload: a few fields, not the object. */
+export interface WorkloadSummary {
+  kind: WorkloadKind;
+  namespace: string;
+  name: string;
+  /** The precondition of every patch. */
+  resourceVersion: string;
+  /** The workload's values of the `MATCH_LABELS` keys (see {@link labelTuple}), or undefined. */
+  labelTuple: string | undefined;
+  /** The workload carries the opt-in annotation. */
+  optedIn: boolean;
+  /** Why the object must not be patched, or undefined. */
+  unpatchable: string | undefined;
+  /** The object can be restarted: it has a pod template at its kind's path, or restarts through a field. */
+  hasTemplate: boolean;
+  /** Names of the config objects its pod template references, per config kind. */
+  references: Readonly<Record<ConfigKind, readonly string[]>>;
+  /**
+   * Per config kind: the config objects the pod template uses ONLY through these keys (sorted). A name
+   * missing here (but in `references`) is used whole.
+   */
+  keySets: Readonly<Record<ConfigKind, Readonly<Record<string, readonly string[]>>>>;
+  /** The hash record: record key (see `recordKey`) -> content hash last rolled out. */
+  records: Readonly<Record<string, string>>;
+  /** How a restart is written for this object. */
+  restart: RestartMethod;
+  /** When it was last restarted (RFC 3339), as the restart method records it. */
+  lastRestart: string | undefined;
+  /** Its own minimum restart interval (annotation), in ms; undefined = the default. */
+  minRestartIntervalMs: number | undefined;
+  /** The annotation's value when it is not a duration (the default applies). */
+  badMinRestartInterval: string | undefined;
+  /** A restart deferred earlier, if any. */
+  pending: PendingRestart | undefined;
+}
+
+/**
+ * The values of the `matchLabels` keys as one comparable string, or undefined when a key is missing
+ * (an object lacking any of the keys matches nothing by labels, never everything).
+ */
+export function labelTuple(
+  matchLabels: readonly string[],
+  labels: Record<string, string> | undefined,
+): string | undefined {
+  if (matchLabels.length === 0 || !labels) return undefined;
+  const values: string[] = [];
+  for (const key of matchLabels) {
+    const value = labels[key];
+    if (typeof value !== 'string') return undefined;
+    values.push(value);
+  }
+  return JSON.stringify(values);
+}
+
+/** Per config kind: the names used, and the key sets of those used only through some keys. */
+function referencesOf(uses: ConfigUses): Pick<WorkloadSummary, 'references' | 'keySets'> {
+  const entries = CONFIG_KIND_LIST.map((spec) => {
+    const used = [...uses[spec.kind]];
+    const keyed = used.filter((entry): entry is [string, readonly string[]] => entry[1] !== 'all');
+    return { kind: spec.kind, names: used.map(([name]) => name).sort(), keySets: Object.fromEntries(keyed) };
+  });
+  return {
+    references: Object.fromEntries(entries.map((e) => [e.kind, e.names])) as Record<ConfigKind, string[]>,
+    keySets: Object.fromEntries(entries.map((e) => [e.kind, e.keySets])) as Record<
+      ConfigKind,
+      Record<string, readonly string[]>
+    >,
+  };
+}
+
+/** The workload's own minimum restart interval, and the annotation's value when it is unreadable. */
+function intervalOf(
+  raw: string | undefined,
+): Pick<WorkloadSummary, 'minRestartIntervalMs' | 'badMinRestartInterval'> {
+  const interval = raw === undefined ? undefined : parseDuration(raw);
+  return {
+    minRestartIntervalMs: interval,
+    badMinRestartInterval: raw !== undefined && interval === undefined ? raw : undefined,
+  };
+}
+
+/** The metadata a summary reads, with the identity fields defaulted to `''`. */
+function metadataOf(object: KubeObject): {
+  namespace: string;
+  name: string;
+  resourceVersion: string;
+  labels: Record<string, string> | undefined;
+  annotations: Record<string, string> | undefined;
+} {
+  const meta = object.metadata;
+  return {
+    namespace: meta?.namespace ?? '',
+    name: meta?.name ?? '',
+    resourceVersion: meta?.resourceVersion ?? '',
+    labels: meta?.labels,
+    annotations: meta?.annotations,
+  };
+}
+
+/**
+ * Summarises a workload object for the decisions. One object literal with every field (no spreads), so
+ * every summary has the same shape: the decisions read these fields for every workload of every event.
+ */
+export function summarizeWorkload(
+  settings: DecisionSettings,
+  kind: WorkloadKind,
+  object: KubeObject,
+): WorkloadSummary {
+  const keys = annotationKeys(settings.annotationPrefix);
+  const template = podTemplate(kind, object);
+  const restart = restartMethodOf(kind, object);
+  const meta = metadataOf(object);
+  const annotations = meta.annotations;
+  const { references, keySets } = referencesOf(collectUses(template?.spec));
+  const interval = intervalOf(annotations?.[keys.minRestartInterval]);
+  return {
+    kind,
+    namespace: meta.namespace,
+    name: meta.name,
+    resourceVersion: meta.resourceVersion,
+    labelTuple: labelTuple(settings.matchLabels, meta.labels),
+    optedIn: isOptedIn(annotations, keys.restartOnTrigger),
+    unpatchable: kind.unpatchableReason(object),
+    hasTemplate: template !== undefined || restart.via === 'field',
+    references,
+    keySets,
+    records: parseHashRecord(annotations?.[keys.configHashes]),
+    restart,
+    lastRestart: lastRestartOf(kind, restart, object, keys.restartTimestamp),
+    minRestartIntervalMs: interval.minRestartIntervalMs,
+    badMinRestartInterval: interval.badMinRestartInterval,
+    pending: parsePendingRestart(annotations?.[keys.pendingRestart]),
+  };
+}
+
+/** Reference to a workload. */
+export function workloadRef(workload: Pick<WorkloadSummary, 'kind' | 'namespace' | 'name'>): WorkloadRef {
+  return {
+    apiVersion: `${workload.kind.group}/${workload.kind.version}`,
+    kind: workload.kind.kind,
+    namespace: workload.namespace,
+    name: workload.name,
+  };
+}
