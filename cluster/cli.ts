@@ -10,6 +10,7 @@ import {
   ensureKnativePathBinaries,
   ensureNodeBinaries,
 } from './binaries.js';
+import { ensureEnvoy } from './envoy.js';
 import { clusterStatus, defaultClusterDir, startCluster, stopCluster } from './control-plane.js';
 import type { ControllerProcess } from './controllers.js';
 import type { NodeInfo } from './node.js';
@@ -107,6 +108,7 @@ async function main(argv: string[]): Promise<number> {
       await ensureBinaries(stderrLog);
       await ensureNodeBinaries(stderrLog);
       await ensureKnativePathBinaries(stderrLog);
+      await ensureEnvoy(stderrLog);
       console.log(`binaries ready (${elapsed(start)} s):`);
       for (const line of describeBinarySources()) console.log(`  ${line}`);
       return 0;

@@ -1,6 +1,13 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { COMPONENTS, ensureBinaries, ensureNodeBinaries, type Component } from '../../cluster/binaries.js';
+import {
+  COMPONENTS,
+  ensureBinaries,
+  ensureKnativePathBinaries,
+  ensureNodeBinaries,
+  type Component,
+} from '../../cluster/binaries.js';
+import { ensureEnvoy } from '../../cluster/envoy.js';
 import { startCluster, stopCluster } from '../../cluster/control-plane.js';
 import { REPO_ROOT, elapsed, isProcessAlive } from '../../cluster/util.js';
 
@@ -25,6 +32,9 @@ export async function setupTestCluster(): Promise<void> {
   process.stderr.write('\n');
   const binaries = await ensureBinaries(log);
   const nodeBinaries = await ensureNodeBinaries(log);
+  // Built (or downloaded) here, with network access, for knative-path.test.ts: never inside a test's timeout.
+  const knativePathBinaries = await ensureKnativePathBinaries(log);
+  await ensureEnvoy(log);
   // A previous run killed before its teardown may have left processes behind: always start from scratch.
   if (await stopCluster(TEST_CLUSTER_DIR, log)) log('stopped a test cluster left over from an earlier run');
   // Files of the previous run (logs, per-test kubeconfigs) are kept for post-mortems until now.
@@ -47,10 +57,11 @@ export async function setupTestCluster(): Promise<void> {
     process.env.CLUSTER_NODE_NETNS = cluster.node.netns;
     process.env.CLUSTER_CONTAINERD_ADDRESS = cluster.node.containerdAddress;
   }
-  for (const [component, binary] of Object.entries({ ...binaries, ...nodeBinaries }) as [
-    Component,
-    string,
-  ][]) {
+  for (const [component, binary] of Object.entries({
+    ...binaries,
+    ...nodeBinaries,
+    ...knativePathBinaries,
+  }) as [Component, string][]) {
     process.env[COMPONENTS[component].envVar] = binary;
   }
   log(`test cluster ready at ${cluster.server} in ${elapsed(start)} s (kubeconfig ${cluster.kubeconfig})`);
