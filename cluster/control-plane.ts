@@ -436,6 +436,11 @@ async function launch(
     });
     log(`node ${state.node.nodeName} ready (${elapsed(start)} s, network namespace ${state.node.netns})`);
     if (nodeInputs.knative) {
+      // The Eventing controller runs mtping as its pingsource-mt-adapter Deployment: one adapter, not two.
+      const ping = state.controllers.filter((c) => c.name === 'knative-ping-adapter');
+      await stopControllers(ping, log);
+      state.controllers = state.controllers.filter((c) => !ping.includes(c));
+      writeState(dir, state);
       const node = state.node;
       await startKnativePath({
         dir,

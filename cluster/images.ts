@@ -29,7 +29,7 @@ import { elapsed, type Log, REPO_ROOT } from './util.js';
 
 /** The images the local node runs. */
 export type ImageName =
-  'pause' | 'queue-proxy' | 'apiserver-adapter' | 'envoy' | 'helloworld' | 'config-restarter';
+  'pause' | 'queue-proxy' | 'apiserver-adapter' | 'mtping' | 'envoy' | 'helloworld' | 'config-restarter';
 
 /** One built image. */
 export interface BuiltImage {
@@ -99,7 +99,7 @@ async function pausePlan(): Promise<ImagePlan> {
 
 /**
  * A Knative Go command at ko's path (`/ko-app/<name>`), as a numeric non-root user (Knative's securityContexts have
- * runAsNonRoot): queue-proxy, the ApiServerSource receive adapter.
+ * runAsNonRoot): queue-proxy, the ApiServerSource receive adapter, the PingSource adapter.
  */
 function koAppPlan(component: Component, name: string): (log: Log) => Promise<ImagePlan> {
   return async (log) => {
@@ -201,6 +201,7 @@ const IMAGES: Readonly<Record<ImageName, (log: Log) => Promise<ImagePlan>>> = {
   pause: pausePlan,
   'queue-proxy': koAppPlan('queueProxy', 'queue'),
   'apiserver-adapter': koAppPlan('apiserverAdapter', 'apiserver_receive_adapter'),
+  mtping: koAppPlan('pingAdapter', 'mtping'),
   envoy: envoyPlan,
   helloworld: nodePackagePlan('app'),
   'config-restarter': nodePackagePlan(path.join('functions', 'config-restarter')),

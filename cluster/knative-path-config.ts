@@ -101,17 +101,21 @@ export interface PathManifest {
   subsets?: { addresses?: { ip: string }[] }[];
 }
 
+/** The local images the files name by a placeholder (`image: envoy`, `image: mtping`). */
+export type PathImages = Record<'envoy' | 'mtping', string>;
+
 /**
  * Fills in what the files leave open: Endpoints name the node IP, the `kube-dns` Service gets the DNS Service IP,
- * and the gateway's Envoy container the local image.
+ * and the containers of the gateway (Envoy) and of the PingSource adapter (mtping) the local images.
  */
-export function fillPlaceholders(manifest: PathManifest, envoyImage: string): void {
+export function fillPlaceholders(manifest: PathManifest, images: PathImages): void {
   for (const subset of manifest.subsets ?? []) {
     for (const address of subset.addresses ?? []) address.ip = NODE_NETWORK.nodeIp;
   }
   if (manifest.kind === 'Service' && manifest.spec?.clusterIP)
     manifest.spec.clusterIP = NODE_NETWORK.dnsServiceIp;
   for (const container of manifest.spec?.template?.spec?.containers ?? []) {
-    if (container.image === 'envoy') container.image = envoyImage;
+    const local = container.image ? images[container.image as keyof PathImages] : undefined;
+    if (local) container.image = local;
   }
 }

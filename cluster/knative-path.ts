@@ -20,6 +20,7 @@ import {
   eventingControllerEnv,
   fillPlaceholders,
   kourierEnv,
+  type PathImages,
 } from './knative-path-config.js';
 import { KubeRequestError, kubeRequest, type KubeTarget } from './kube.js';
 import { nodePaths } from './node-config.js';
@@ -135,12 +136,12 @@ function spawnInNode(name: KnativePathProcessName, ctx: PathContext, detached: b
 }
 
 /** Server-side applies the files of `cluster/system/knative-path/` with the placeholders filled in. */
-async function installPathObjects(target: KubeTarget, envoyImage: string): Promise<void> {
+async function installPathObjects(target: KubeTarget, images: PathImages): Promise<void> {
   const files = readdirSync(SYSTEM_DIR)
     .filter((file) => file.endsWith('.yaml'))
     .sort()
     .map((file) => path.join(SYSTEM_DIR, file));
-  await installObjects(target, files, (manifest) => fillPlaceholders(manifest, envoyImage));
+  await installObjects(target, files, (manifest) => fillPlaceholders(manifest, images));
 }
 
 /** Makes Kourier the ingress of every Knative Route (the Serving controller resyncs on the change). */
@@ -192,7 +193,7 @@ export async function startKnativePath(options: StartKnativePathOptions): Promis
   const { node, target, log, timeoutMs } = options;
   let start = Date.now();
   const binaries = await ensureKnativePathBinaries(log);
-  const images = await buildImages(['envoy', 'apiserver-adapter'], { log });
+  const images = await buildImages(['envoy', 'apiserver-adapter', 'mtping'], { log });
   await importImages(images, { containerdAddress: node.containerdAddress, log });
   log(`Knative path binaries and images ready (${elapsed(start)} s)`);
 
@@ -211,7 +212,7 @@ export async function startKnativePath(options: StartKnativePathOptions): Promis
     profilingPorts: { kourier: kourierProfiling, eventing: eventingProfiling },
   };
   await selectKourier(target);
-  await installPathObjects(target, images.envoy.ref);
+  await installPathObjects(target, { envoy: images.envoy.ref, mtping: images.mtping.ref });
 
   const processes: NodeProcess[] = [];
   for (const name of PATH_PROCESS_NAMES) {

@@ -24,7 +24,7 @@ const target = adminTarget();
 const node = testNode();
 const namespace = uniqueName('knpath');
 const processes: NodeProcess[] = [];
-let images: Record<'helloworld' | 'config-restarter' | 'apiserver-adapter', BuiltImage>;
+let images: Record<'helloworld' | 'config-restarter' | 'apiserver-adapter' | 'mtping', BuiltImage>;
 
 interface Condition {
   type: string;
@@ -80,7 +80,7 @@ beforeAll(async () => {
     log,
     onSpawned: (p) => processes.push(p),
   });
-  images = await buildImages(['helloworld', 'config-restarter', 'apiserver-adapter'], {
+  images = await buildImages(['helloworld', 'config-restarter', 'apiserver-adapter', 'mtping'], {
     log: () => undefined,
   });
   await importImages(images, { containerdAddress: node.containerdAddress, log: () => undefined });
@@ -88,14 +88,16 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopKnativePath(processes, () => undefined);
-  // The gateway's Envoy pods would otherwise keep asking the stopped control plane for configuration.
-  await kubeRequest(
-    target,
-    'DELETE',
-    `/apis/apps/v1/namespaces/${KOURIER_GATEWAY_NAMESPACE}/deployments/${KOURIER_GATEWAY}`,
-    undefined,
-    { allowStatus: [404] },
-  );
+  // The gateway's Envoy pods would otherwise keep asking the stopped control plane for configuration, and the
+  // PingSource adapter pod would fire the PingSources of later tests next to the cluster's own mtping process.
+  for (const deployment of [
+    `${KOURIER_GATEWAY_NAMESPACE}/deployments/${KOURIER_GATEWAY}`,
+    'knative-eventing/deployments/pingsource-mt-adapter',
+  ]) {
+    await kubeRequest(target, 'DELETE', `/apis/apps/v1/namespaces/${deployment}`, undefined, {
+      allowStatus: [404],
+    });
+  }
   await deleteNamespace(target, namespace);
 }, 120_000);
 
@@ -161,7 +163,7 @@ describe('the Knative path', () => {
     expect(res.headers.server).toBe('envoy');
   }, 300_000);
 
-  it('reconciles the ApiServerSource of knative/ into a Ready adapter pod that restarts helloworld on an edit', async () => {
+  it('reconciles the sources of knative/ into Ready adapter pods, and an edit restarts helloworld through them', async () => {
     const manifests = localManifests(images, { dir: TEST_CLUSTER_DIR, namespace });
     await applyKustomization(adminKubeconfigPath(), manifests.function);
     const fn = await readyKsvc('config-restarter');
@@ -201,6 +203,25 @@ describe('the Knative path', () => {
     expect(adapterPod?.spec.serviceAccountName).toBe('config-restarter-source');
     expect(adapterPod?.spec.containers[0]?.image).toBe(images['apiserver-adapter'].ref);
     expect(ready(adapterPod?.status.conditions)).toBe(true);
+
+    // The PingSource of knative/ too: its sink URI, and the adapter Deployment the Eventing controller scaled up.
+    const ping = await eventually(
+      'PingSource Ready',
+      async () => {
+        const p = await get<KnativeObject>(
+          `/apis/sources.knative.dev/v1/namespaces/${namespace}/pingsources/config-restarter-resync`,
+        );
+        return ready(p?.status?.conditions) ? p : undefined;
+      },
+      180_000,
+    );
+    expect(ping.status?.sinkUri).toBe(fn.status?.url);
+    const { body: mtping } = await kubeRequest<{
+      spec: { replicas: number; template: { spec: { containers: { image: string }[] } } };
+      status: { availableReplicas?: number };
+    }>(target, 'GET', '/apis/apps/v1/namespaces/knative-eventing/deployments/pingsource-mt-adapter');
+    expect(mtping.spec.template.spec.containers[0]?.image).toBe(images.mtping.ref);
+    expect(mtping.status.availableReplicas).toBe(1);
 
     // helloworld's test environment next to it; its ConfigMap carries the watch label.
     await applyKustomization(adminKubeconfigPath(), manifests.helloworld);

@@ -14,6 +14,10 @@ import { NODE_NETWORK } from '../../../cluster/node-network.js';
 import { REPO_ROOT } from '../../../cluster/util.js';
 
 const SYSTEM_DIR = path.join(REPO_ROOT, 'cluster', 'system', 'knative-path');
+const IMAGES = {
+  envoy: 'localhost/config-restarter/envoy:abc',
+  mtping: 'localhost/config-restarter/mtping:def',
+};
 
 function load(file: string): (PathManifest & { metadata: { name: string; namespace?: string } })[] {
   return yaml.loadAll(readFileSync(path.join(SYSTEM_DIR, file), 'utf8')) as (PathManifest & {
@@ -68,7 +72,7 @@ describe('process environments', () => {
 describe('cluster/system/knative-path', () => {
   it('points the selector-less Services at the node IP and kube-dns at the DNS Service IP', () => {
     const objects = [...load('dns.yaml'), ...load('kourier.yaml')];
-    for (const o of objects) fillPlaceholders(o, 'localhost/config-restarter/envoy:abc');
+    for (const o of objects) fillPlaceholders(o, IMAGES);
     const endpoints = objects.filter((o) => o.kind === 'Endpoints');
     expect(endpoints.map((e) => e.metadata.name).sort()).toEqual(['kube-dns', 'net-kourier-controller']);
     for (const e of endpoints) {
@@ -80,7 +84,7 @@ describe('cluster/system/knative-path', () => {
 
   it('runs the upstream gateway Deployment with the local Envoy image', () => {
     const objects = load('kourier.yaml');
-    for (const o of objects) fillPlaceholders(o, 'localhost/config-restarter/envoy:abc');
+    for (const o of objects) fillPlaceholders(o, IMAGES);
     const gateway = objects.find((o) => o.kind === 'Deployment');
     expect(gateway?.metadata.name).toBe(KOURIER_GATEWAY);
     expect(gateway?.spec?.template?.spec?.containers?.map((c) => c.image)).toEqual([
@@ -90,5 +94,18 @@ describe('cluster/system/knative-path', () => {
       data: Record<string, string>;
     };
     expect(bootstrap.data['envoy-bootstrap.yaml']).toContain('net-kourier-controller.knative-serving');
+  });
+
+  it("runs Eventing's PingSource adapter Deployment with the local mtping image and its own ServiceAccount", () => {
+    const objects = load('eventing.yaml');
+    for (const o of objects) fillPlaceholders(o, IMAGES);
+    const adapter = objects.find((o) => o.kind === 'Deployment');
+    expect(adapter?.metadata.name).toBe('pingsource-mt-adapter');
+    expect(adapter?.spec?.template?.spec?.containers?.map((c) => c.image)).toEqual([IMAGES.mtping]);
+    const podSpec = adapter?.spec?.template?.spec as { serviceAccountName?: string } | undefined;
+    expect(podSpec?.serviceAccountName).toBe('pingsource-mt-adapter');
+    expect(objects.map((o) => o.kind)).toEqual(
+      expect.arrayContaining(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding']),
+    );
   });
 });
