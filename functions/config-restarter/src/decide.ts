@@ -10,13 +10,7 @@ import { recordEntries, outcomeFor } from './config-outcome.js';
 import type { ConfigChange, Decision, DecisionSettings, MergePatch } from './decision-types.js';
 import { describeRef } from './model.js';
 import { hashRecordAnnotation } from './records.js';
-import {
-  carryWindow,
-  closeWindow,
-  holdForWindow,
-  windowGaps,
-  type WindowClose,
-} from './settle-window.js';
+import { carryWindow, closeWindow, holdForWindow, windowGaps, type WindowClose } from './settle-window.js';
 import { carryPending, holdRestart, pendingAnnotation, type Owed } from './storm-control.js';
 import { tiesOf } from './ties.js';
 import { restartPatch } from './workload-kinds.js';

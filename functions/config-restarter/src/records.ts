@@ -144,5 +144,9 @@ export function parseSettleWindow(value: string | undefined): SettleWindow | und
 
 /** Serialises a settle window with sorted records. */
 export function formatSettleWindow(window: SettleWindow): string {
-  return JSON.stringify({ records: [...new Set(window.records)].sort(), opened: window.opened, until: window.until });
+  return JSON.stringify({
+    records: [...new Set(window.records)].sort(),
+    opened: window.opened,
+    until: window.until,
+  });
 }
