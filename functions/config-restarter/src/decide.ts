@@ -170,8 +170,12 @@ export function decideForWorkload(
   now: Date,
 ): Decision | undefined {
   const ties = tiesOf(settings, workload, changes);
+  if (ties.length === 0) {
+    return workload.window
+      ? closeUntied(annotationKeys(settings.annotationPrefix), workload, now)
+      : undefined;
+  }
   const keys = annotationKeys(settings.annotationPrefix);
-  if (ties.length === 0) return workload.window ? closeUntied(keys, workload, now) : undefined;
   const context: Context = {
     keys,
     workload,
