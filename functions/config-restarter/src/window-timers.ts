@@ -43,6 +43,8 @@ interface Timed {
 
 /** Past the window's end, so the instance's own clock has passed it too when the close decides. */
 const SLACK_MS = 20;
+/** The longest delay `setTimeout` keeps (a longer one fires at once); a longer window is armed again. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
 
 function idOf({ kind, namespace, name }: WorkloadKey): string {
   return `${qualifiedKind(kind)}/${namespace}/${name}`;
@@ -92,7 +94,7 @@ export class WindowTimers implements IndexFollower {
   }
 
   private arm(id: string, timed: Timed, delayMs: number): void {
-    timed.timer = setTimeout(() => void this.fire(id, timed), Math.max(0, delayMs));
+    timed.timer = setTimeout(() => void this.fire(id, timed), Math.min(Math.max(0, delayMs), MAX_DELAY_MS));
     // A timer never keeps a draining process alive: the window stays on the workload.
     timed.timer.unref();
   }

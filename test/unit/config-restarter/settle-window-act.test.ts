@@ -292,6 +292,19 @@ describe('the window timers', () => {
     never.timed.stop();
   });
 
+  it('a window longer than a timer can wait (about 24.8 days) is neither closed early nor spun on', async () => {
+    const setTimer = jest.spyOn(globalThis, 'setTimeout');
+    const { timed, close } = timers();
+    timed.observed(summary(30 * 24 * 3600 * 1000));
+    await sleep(100);
+    timed.stop();
+    expect(close).not.toHaveBeenCalled();
+    // Node fires a longer timer at once: the delay is capped, and the window armed once.
+    const delays = setTimer.mock.calls.map(([, ms]) => ms ?? 0).filter((ms) => ms > 1000);
+    setTimer.mockRestore();
+    expect(delays).toEqual([2 ** 31 - 1]);
+  });
+
   it('a timer that fires before the instance clock reaches the end waits for it', async () => {
     const { timed, close, setLag } = timers();
     timed.observed(summary(30));
