@@ -112,6 +112,7 @@ export async function main(options: MainOptions = {}): Promise<RunningFunction> 
     annotationPrefix: config.annotationPrefix,
     matchLabels: config.matchLabels,
     minRestartIntervalMs: config.minRestartIntervalMs,
+    settleWindowMs: config.settleWindowMs,
   };
   const index = new WorkloadIndex({
     client,
@@ -176,6 +177,7 @@ export async function main(options: MainOptions = {}): Promise<RunningFunction> 
       ? { audience: config.auth.audience, allowedSubjects: auth?.allowedSubjects }
       : 'off',
     minRestartIntervalMs: config.minRestartIntervalMs,
+    settleWindowMs: config.settleWindowMs,
     restartOnDelete: config.restartOnDelete,
   });
 
@@ -193,6 +195,7 @@ export async function main(options: MainOptions = {}): Promise<RunningFunction> 
     });
     const outcome = await Promise.race([closed.then(() => 'drained' as const), timedOut]);
     clearTimeout(timer);
+    restarter.stop();
     index.stop();
     if (outcome === 'timeout') {
       server.closeAllConnections();

@@ -387,12 +387,15 @@ export function startIndex(
   return index;
 }
 
-/** Indexes started by {@link startRestarter}; {@link stopStarted} stops them (call it in `afterEach`). */
-const startedIndexes: WorkloadIndex[] = [];
+/**
+ * Indexes and restarters (their settle-window timers) started by {@link startRestarter}; {@link stopStarted}
+ * stops them (call it in `afterEach`).
+ */
+const started: { stop(): void }[] = [];
 
-/** Stops every index {@link startRestarter} started. */
+/** Stops every index and restarter {@link startRestarter} started. */
 export function stopStarted(): void {
-  for (const index of startedIndexes.splice(0)) index.stop();
+  for (const part of started.splice(0)) part.stop();
 }
 
 /**
@@ -425,7 +428,7 @@ export async function startRestarter(
     namespaces: settings.scope.all ? undefined : settings.scope.namespaces,
     ...(options.workloadSelector ? { labelSelector: options.workloadSelector } : {}),
   });
-  startedIndexes.push(index);
+  started.push(index);
   await index.whenSynced(undefined, AbortSignal.timeout(5_000));
   const startupCalls = cluster.calls.splice(0);
   const metrics = createMetrics();
@@ -437,5 +440,6 @@ export async function startRestarter(
     settings,
     ...(options.now ? { now: options.now } : {}),
   });
+  started.push(restarter);
   return { restarter, index, metrics, startupCalls };
 }
