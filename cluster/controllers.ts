@@ -258,7 +258,8 @@ export const CONTROLLERS: Readonly<Record<ControllerName, ControllerSpec>> = {
 /** Start order does not matter; listed for logs and status output. */
 export const CONTROLLER_NAMES = Object.keys(CONTROLLERS) as ControllerName[];
 
-interface Manifest {
+/** An object of `cluster/system/`, as far as the installer reads it. */
+export interface Manifest {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace?: string };
@@ -272,14 +273,44 @@ function objectPath(m: Manifest): string {
     ConfigMap: 'configmaps',
     Secret: 'secrets',
     Service: 'services',
+    Endpoints: 'endpoints',
+    Deployment: 'deployments',
+    ServiceAccount: 'serviceaccounts',
+    ClusterRole: 'clusterroles',
+    ClusterRoleBinding: 'clusterrolebindings',
     MutatingWebhookConfiguration: 'mutatingwebhookconfigurations',
     ValidatingWebhookConfiguration: 'validatingwebhookconfigurations',
+    ValidatingAdmissionPolicy: 'validatingadmissionpolicies',
+    ValidatingAdmissionPolicyBinding: 'validatingadmissionpolicybindings',
   };
   const plural = plurals[m.kind];
   if (!plural) throw new Error(`cluster/system: unexpected kind ${m.kind}`);
   const base = m.apiVersion === 'v1' ? '/api/v1' : `/apis/${m.apiVersion}`;
   const ns = m.metadata.namespace ? `/namespaces/${m.metadata.namespace}` : '';
   return `${base}${ns}/${plural}/${m.metadata.name}`;
+}
+
+/**
+ * Server-side applies every object of `files`, after `edit` had its say on each (e.g. filling in a port).
+ */
+export async function installObjects(
+  target: KubeTarget,
+  files: readonly string[],
+  edit: (manifest: Manifest) => void = () => undefined,
+): Promise<void> {
+  const manifests = files.flatMap((file) => yaml.loadAll(readFileSync(file, 'utf8')) as Manifest[]);
+  for (const manifest of manifests) {
+    edit(manifest);
+    await kubeRequest(
+      target,
+      'PATCH',
+      `${objectPath(manifest)}?fieldManager=${FIELD_MANAGER}&force=true`,
+      manifest,
+      {
+        contentType: 'application/apply-patch+yaml',
+      },
+    );
+  }
 }
 
 /**
@@ -291,11 +322,11 @@ export async function installSystemObjects(
   target: KubeTarget,
   webhookPorts: Readonly<Record<WebhookService, number>>,
 ): Promise<void> {
-  const manifests = readdirSync(SYSTEM_DIR)
+  const files = readdirSync(SYSTEM_DIR)
     .filter((file) => file.endsWith('.yaml'))
     .sort()
-    .flatMap((file) => yaml.loadAll(readFileSync(path.join(SYSTEM_DIR, file), 'utf8')) as Manifest[]);
-  for (const manifest of manifests) {
+    .map((file) => path.join(SYSTEM_DIR, file));
+  await installObjects(target, files, (manifest) => {
     for (const webhook of manifest.webhooks ?? []) {
       const service = webhook.clientConfig.service;
       if (!service) continue;
@@ -304,16 +335,7 @@ export async function installSystemObjects(
         throw new Error(`cluster/system: no webhook process serves ${service.namespace}/${service.name}`);
       service.port = port;
     }
-    await kubeRequest(
-      target,
-      'PATCH',
-      `${objectPath(manifest)}?fieldManager=${FIELD_MANAGER}&force=true`,
-      manifest,
-      {
-        contentType: 'application/apply-patch+yaml',
-      },
-    );
-  }
+  });
 }
 
 /**

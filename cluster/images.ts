@@ -10,8 +10,9 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureBinary } from './binaries.js';
+import { ensureBinary, type Component } from './binaries.js';
 import { runCommand, runPipe } from './command.js';
+import { ensureEnvoy } from './envoy.js';
 import {
   DEFAULT_PATH,
   dockerfileRuntimeConfig,
@@ -27,7 +28,8 @@ import { copyIn, mkdirIn, productionModules, sharedLibraries, writeAccounts } fr
 import { elapsed, type Log, REPO_ROOT } from './util.js';
 
 /** The images the local node runs. */
-export type ImageName = 'pause' | 'queue-proxy' | 'helloworld' | 'config-restarter';
+export type ImageName =
+  'pause' | 'queue-proxy' | 'apiserver-adapter' | 'mtping' | 'envoy' | 'helloworld' | 'config-restarter';
 
 /** One built image. */
 export interface BuiltImage {
@@ -95,26 +97,53 @@ async function pausePlan(): Promise<ImagePlan> {
   };
 }
 
-/** Knative's queue-proxy at ko's path, as a numeric non-root user (its securityContext has runAsNonRoot). */
-async function queueProxyPlan(log: Log): Promise<ImagePlan> {
-  const binary = await ensureBinary('queueProxy', log);
-  const ca = hostFile(CA_CERTIFICATES, 'ca-certificates');
-  // ko's base image user (nonroot) and environment.
-  const user = '65532:65532';
+/**
+ * A Knative Go command at ko's path (`/ko-app/<name>`), as a numeric non-root user (Knative's securityContexts have
+ * runAsNonRoot): queue-proxy, the ApiServerSource receive adapter, the PingSource adapter.
+ */
+function koAppPlan(component: Component, name: string): (log: Log) => Promise<ImagePlan> {
+  return async (log) => {
+    const binary = await ensureBinary(component, log);
+    const ca = hostFile(CA_CERTIFICATES, 'ca-certificates');
+    // ko's base image user (nonroot) and environment.
+    const user = '65532:65532';
+    return {
+      inputs: [
+        { kind: 'file', label: name, path: binary },
+        { kind: 'file', label: 'ca-certificates', path: ca },
+      ],
+      config: {
+        entrypoint: [`/ko-app/${name}`],
+        user,
+        env: { PATH: `${DEFAULT_PATH}:/ko-app`, SSL_CERT_FILE: CA_CERTIFICATES },
+      },
+      fill: (rootfs) => {
+        copyIn(rootfs, binary, `ko-app/${name}`, true);
+        copyIn(rootfs, ca, CA_CERTIFICATES, false);
+        writeAccounts(rootfs, [{ name: 'nonroot', ...ids(user) }]);
+      },
+    };
+  };
+}
+
+/**
+ * Envoy (the Kourier gateway) at the path of the upstream envoyproxy/envoy image, `/usr/local/bin/envoy`, with the
+ * shared libraries and loader `ldd` lists; its Deployment sets the user (65534) and the command.
+ */
+async function envoyPlan(log: Log): Promise<ImagePlan> {
+  const binary = await ensureEnvoy(log);
+  const libraries = await sharedLibraries(binary);
   return {
     inputs: [
-      { kind: 'file', label: 'queue', path: binary },
-      { kind: 'file', label: 'ca-certificates', path: ca },
+      { kind: 'file', label: 'envoy', path: binary },
+      ...libraries.map((lib): HashInput => ({ kind: 'file', label: lib, path: lib })),
     ],
-    config: {
-      entrypoint: ['/ko-app/queue'],
-      user,
-      env: { PATH: `${DEFAULT_PATH}:/ko-app`, SSL_CERT_FILE: CA_CERTIFICATES },
-    },
+    config: { entrypoint: ['/usr/local/bin/envoy'], user: '65534:65534', env: { PATH: DEFAULT_PATH } },
     fill: (rootfs) => {
-      copyIn(rootfs, binary, 'ko-app/queue', true);
-      copyIn(rootfs, ca, CA_CERTIFICATES, false);
-      writeAccounts(rootfs, [{ name: 'nonroot', ...ids(user) }]);
+      copyIn(rootfs, binary, 'usr/local/bin/envoy', true);
+      for (const lib of libraries) copyIn(rootfs, lib, lib, true);
+      writeAccounts(rootfs, [{ name: 'nobody', ...ids('65534:65534') }]);
+      mkdirIn(rootfs, 'tmp', 0o1777);
     },
   };
 }
@@ -170,7 +199,10 @@ function nodePackagePlan(packagePath: string): (log: Log) => Promise<ImagePlan> 
 /** The one table of images: how each is planned. */
 const IMAGES: Readonly<Record<ImageName, (log: Log) => Promise<ImagePlan>>> = {
   pause: pausePlan,
-  'queue-proxy': queueProxyPlan,
+  'queue-proxy': koAppPlan('queueProxy', 'queue'),
+  'apiserver-adapter': koAppPlan('apiserverAdapter', 'apiserver_receive_adapter'),
+  mtping: koAppPlan('pingAdapter', 'mtping'),
+  envoy: envoyPlan,
   helloworld: nodePackagePlan('app'),
   'config-restarter': nodePackagePlan(path.join('functions', 'config-restarter')),
 };

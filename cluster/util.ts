@@ -26,26 +26,37 @@ export function elapsed(startMs: number): string {
 }
 
 /**
- * Finds `count` distinct free TCP ports on 127.0.0.1 by letting the kernel pick them. All listeners are held open
- * until every port is known so the same port is never handed out twice.
+ * Ports handed out by {@link freePorts}: below Linux's default ephemeral range (32768-60999). An outgoing connection
+ * never takes one of these as its source port, so a server restarted on its old port (as the fault tests do while
+ * clients keep reconnecting) never finds it taken by a client that connected to itself.
+ */
+const PORT_RANGE = { min: 20_000, max: 32_767 };
+
+function listenOn(port: number): Promise<ReturnType<typeof createServer> | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+/**
+ * Finds `count` distinct free TCP ports on 127.0.0.1 (random ones from {@link PORT_RANGE}, each checked by
+ * listening on it). All listeners are held open until every port is known so the same port is never handed out
+ * twice.
  */
 export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const server = createServer();
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => {
-    const address = s.address();
-    if (address === null || typeof address === 'string') throw new Error('unexpected listener address');
-    return address.port;
-  });
+  const servers: ReturnType<typeof createServer>[] = [];
+  const ports: number[] = [];
+  for (let attempts = 0; ports.length < count; attempts++) {
+    if (attempts > 1_000) throw new Error(`no ${count} free ports in ${PORT_RANGE.min}-${PORT_RANGE.max}`);
+    const port = PORT_RANGE.min + Math.floor(Math.random() * (PORT_RANGE.max - PORT_RANGE.min + 1));
+    if (ports.includes(port)) continue;
+    const server = await listenOn(port);
+    if (!server) continue;
+    servers.push(server);
+    ports.push(port);
+  }
   await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   return ports;
 }

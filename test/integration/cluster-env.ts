@@ -17,3 +17,15 @@ export function adminTarget(): KubeconfigSpec {
 export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(3).toString('hex')}`;
 }
+
+/** The test node's network namespace and containerd socket, published by global-setup.ts. */
+export function testNode(): { netns: string; containerdAddress: string } {
+  const netns = process.env.CLUSTER_NODE_NETNS;
+  const containerdAddress = process.env.CLUSTER_CONTAINERD_ADDRESS;
+  if (!netns || !containerdAddress) {
+    throw new Error(
+      'CLUSTER_NODE_NETNS/CLUSTER_CONTAINERD_ADDRESS are not set: run through `npm run test:integration`',
+    );
+  }
+  return { netns, containerdAddress };
+}

@@ -402,6 +402,7 @@ describe('the function as a Knative Service', () => {
       SHUTDOWN_DELAY_MS: '3000',
       SHUTDOWN_TIMEOUT_MS: '20000',
       MIN_RESTART_INTERVAL: '1h30m',
+      SETTLE_WINDOW: '2s',
       RESTART_ON_DELETE: 'true',
       AUTH_AUDIENCE: AUDIENCE,
       AUTH_ALLOWED_SUBJECTS:
@@ -420,6 +421,7 @@ describe('the function as a Knative Service', () => {
       shutdownDelayMs: 3000,
       shutdownTimeoutMs: 20000,
       minRestartIntervalMs: 90 * 60_000,
+      settleWindowMs: 2000,
       restartOnDelete: true,
       auth: {
         audience: AUDIENCE,
@@ -681,6 +683,16 @@ describe('values.schema.json and template checks refuse bad values at render tim
       'a negative minimum restart interval',
       { set: ['--set', DIGEST_SET, '--set', 'settings.minRestartInterval=-5m'] },
       /at '\/settings\/minRestartInterval'/,
+    ],
+    [
+      'a settle window without a unit',
+      { set: ['--set', DIGEST_SET, '--set', 'settings.settleWindow=2'] },
+      /at '\/settings\/settleWindow'/,
+    ],
+    [
+      'a settle window in words',
+      { set: ['--set', DIGEST_SET, '--set', 'settings.settleWindow=2 seconds'] },
+      /at '\/settings\/settleWindow'[^]*does not match pattern/,
     ],
     [
       'a string for restartOnDelete',

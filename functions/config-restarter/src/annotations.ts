@@ -17,6 +17,10 @@ export interface AnnotationKeys {
   minRestartInterval: string;
   /** Written on the workload's metadata: a restart deferred by the minimum interval (JSON). */
   pendingRestart: string;
+  /** On a workload's metadata: its settle window (Go duration such as `30s`; `0` = none). */
+  settle: string;
+  /** Written on the workload's metadata: the open settle window (JSON), removed when it closes. */
+  settleWindow: string;
 }
 
 /** Annotation keys for a prefix such as `rolling.restart.controller`. */
@@ -28,6 +32,8 @@ export function annotationKeys(prefix: string): AnnotationKeys {
     configHashes: `${prefix}/configHashes`,
     minRestartInterval: `${prefix}/minRestartInterval`,
     pendingRestart: `${prefix}/pendingRestart`,
+    settle: `${prefix}/settle`,
+    settleWindow: `${prefix}/settleWindow`,
   };
 }
 

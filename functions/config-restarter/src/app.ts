@@ -15,7 +15,8 @@ import type { IndexState } from './workload-index.js';
 
 /** Dependencies of {@link createApp}. */
 export interface AppDeps {
-  restarter: Restarter;
+  /** Handles the decoded events (the window timers are the restarter's own business). */
+  restarter: Pick<Restarter, 'handle'>;
   logger: Logger;
   metrics: Metrics;
   /** False once shutdown began: readiness answers 503 so no new traffic arrives. */

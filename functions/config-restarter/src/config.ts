@@ -53,6 +53,12 @@ export interface Config {
    * duration such as `5m`; default 0 = none). A workload's `<prefix>/minRestartInterval` annotation wins.
    */
   minRestartIntervalMs: number;
+  /**
+   * Default settle window of a workload, in ms (`SETTLE_WINDOW`, a Go duration such as `2s` or `30s`;
+   * default 0 = off): the first change opens it, one restart at its end covers every change inside it.
+   * A workload's `<prefix>/settle` annotation wins.
+   */
+  settleWindowMs: number;
   /** A confirmed deletion restarts the workloads referencing the object (`RESTART_ON_DELETE`, default false). */
   restartOnDelete: boolean;
   /**
@@ -176,15 +182,19 @@ const readWorkloadSelector: Reader<string | undefined> = (env, problems) => {
   return selector;
 };
 
-const readMinRestartInterval: Reader<number> = (env, problems) => {
-  const raw = (env.MIN_RESTART_INTERVAL ?? '').trim();
-  const ms = raw === '' ? 0 : parseDuration(raw);
-  if (ms !== undefined) return ms;
-  problems.push(
-    `MIN_RESTART_INTERVAL must be a duration such as 30s, 5m or 1h (0 = none), got "${env.MIN_RESTART_INTERVAL}"`,
-  );
-  return 0;
-};
+/** A Go duration variable in ms: unset or empty = 0 (off). */
+function durationReader(name: string, examples: string): Reader<number> {
+  return (env, problems) => {
+    const raw = (env[name] ?? '').trim();
+    const ms = raw === '' ? 0 : parseDuration(raw);
+    if (ms !== undefined) return ms;
+    problems.push(`${name} must be a duration such as ${examples} (0 = none), got "${env[name]}"`);
+    return 0;
+  };
+}
+
+const readMinRestartInterval = durationReader('MIN_RESTART_INTERVAL', '30s, 5m or 1h');
+const readSettleWindow = durationReader('SETTLE_WINDOW', '2s, 30s or 1m');
 
 /**
  * Reads and validates the settings. Throws a {@link ConfigError} naming every bad variable.
@@ -215,6 +225,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     ),
     auth: readAuth(env, problems),
     minRestartIntervalMs: readMinRestartInterval(env, problems),
+    settleWindowMs: readSettleWindow(env, problems),
     restartOnDelete: parseBoolean('RESTART_ON_DELETE', env.RESTART_ON_DELETE, false, problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -2,13 +2,15 @@
  * The decision, pure: given the current state of changed config objects and the summary of one workload
  * of their namespace, decide whether to restart it, only record, defer or skip it, with a reason. No I/O
  * here; settle.ts applies the patch a decision carries. The steps: ties (ties.ts), what each tied change
- * means (config-outcome.ts), restarts owed and the minimum interval (storm-control.ts), then the patch.
+ * means (config-outcome.ts), restarts owed, the settle window (settle-window.ts) and the minimum interval
+ * (storm-control.ts), then the patch.
  */
 import { annotationKeys, type AnnotationKeys } from './annotations.js';
 import { recordEntries, outcomeFor } from './config-outcome.js';
 import type { ConfigChange, Decision, DecisionSettings, MergePatch } from './decision-types.js';
 import { describeRef } from './model.js';
 import { hashRecordAnnotation } from './records.js';
+import { carryWindow, closeWindow, holdForWindow, windowGaps, type WindowClose } from './settle-window.js';
 import { carryPending, holdRestart, pendingAnnotation, type Owed } from './storm-control.js';
 import { tiesOf } from './ties.js';
 import { restartPatch } from './workload-kinds.js';
@@ -20,6 +22,8 @@ interface Context {
   workload: WorkloadSummary;
   /** The parts every decision about this workload carries. */
   about: Pick<Decision, 'workload' | 'configs'>;
+  /** How this decision closes the workload's ended settle window, if it has one. */
+  close: WindowClose | undefined;
 }
 
 /** Why the workload cannot be restarted at all, or undefined. */
@@ -42,7 +46,7 @@ function patchOf(
 }
 
 /** Restart now: the pod template (or restart field), the new records, what stays pending. */
-function restartDecision({ keys, workload, about }: Context, owed: Owed, now: Date): Decision {
+function restartDecision({ keys, workload, about, close }: Context, owed: Owed, now: Date): Decision {
   const rolled = owed.outcomes.filter((o) => o.action !== 'skip');
   const remaining = new Set([...owed.pending].filter((key) => !owed.outcomes.some((o) => o.key === key)));
   const note = workload.restart.note ? `; ${workload.restart.note}` : '';
@@ -55,11 +59,13 @@ function restartDecision({ keys, workload, about }: Context, owed: Owed, now: Da
       workload.pending?.since ?? '',
       workload.pending?.due ?? '',
     ),
+    ...close?.annotations,
   };
   return {
     ...about,
     action: 'restart',
-    reason: owed.outcomes.map((o) => o.reason).join('; ') + note,
+    reason: [...owed.outcomes.map((o) => o.reason), ...(close ? [close.reason] : [])].join('; ') + note,
+    ...(close ? { window: close.window } : {}),
     patch: patchOf(
       workload,
       annotations,
@@ -68,10 +74,24 @@ function restartDecision({ keys, workload, about }: Context, owed: Owed, now: Da
   };
 }
 
-/** Record only (first contact), or drop pending restarts that are owed nothing; undefined when neither. */
-function recordDecision({ keys, workload, about }: Context, owed: Owed): Decision | undefined {
+/** What a record-only decision drops or closes besides recording. */
+function recordNotes(owed: Owed, close: WindowClose | undefined): string[] {
+  const notes: string[] = [];
+  if (owed.resolved.length > 0) {
+    const keys = owed.resolved.map((o) => o.key).join(', ');
+    notes.push(`pending restart dropped for ${keys}: content is back to what was rolled out`);
+  }
+  if (close) notes.push(`${close.reason}: nothing to roll out, content is what was rolled out`);
+  return notes;
+}
+
+/**
+ * Record only (first contact), drop pending restarts that are owed nothing, or close an ended settle window
+ * with nothing to roll out; undefined when none of these.
+ */
+function recordDecision({ keys, workload, about, close }: Context, owed: Owed): Decision | undefined {
   const recordOnly = owed.outcomes.filter((o) => o.action === 'record');
-  if (recordOnly.length === 0 && owed.resolved.length === 0) return undefined;
+  if (recordOnly.length === 0 && owed.resolved.length === 0 && !close) return undefined;
   const annotations = {
     ...pendingAnnotation(
       keys,
@@ -81,16 +101,13 @@ function recordDecision({ keys, workload, about }: Context, owed: Owed): Decisio
       workload.pending?.due ?? '',
     ),
     ...hashRecordAnnotation(keys.configHashes, workload.records, recordEntries(recordOnly)),
+    ...close?.annotations,
   };
-  const dropped = owed.resolved.length
-    ? [
-        `pending restart dropped for ${owed.resolved.map((o) => o.key).join(', ')}: content is back to what was rolled out`,
-      ]
-    : [];
   return {
     ...about,
     action: 'record',
-    reason: [...owed.outcomes.map((o) => o.reason), ...dropped].join('; '),
+    reason: [...owed.outcomes.map((o) => o.reason), ...recordNotes(owed, close)].join('; '),
+    ...(close ? { window: close.window } : {}),
     patch: patchOf(workload, annotations),
   };
 }
@@ -106,16 +123,38 @@ function skipDecision({ about }: Context, owed: Owed): Decision {
   };
 }
 
-/** A restart, unless storm control holds it (deferred, or already pending). */
+/** A restart, unless the settle window or storm control holds it (deferred, or already pending). */
 function restartOrHold(settings: DecisionSettings, context: Context, owed: Owed, now: Date): Decision {
-  const hold = holdRestart(settings, context.keys, context.workload, owed, now);
+  const { keys, workload, about, close } = context;
+  const settle = holdForWindow(settings, keys, workload, owed, now);
+  const hold = settle ?? holdRestart(settings, keys, workload, owed, now);
   if (!hold) return restartDecision(context, owed, now);
-  if (hold.action === 'skip') return { ...context.about, action: 'skip', reason: hold.reason };
+  if (hold.action === 'skip') return { ...about, action: 'skip', reason: hold.reason };
+  // Storm control holds a restart whose window has ended: the window closes into the pending restart.
+  const closing = settle ? undefined : close;
   return {
-    ...context.about,
+    ...about,
     action: 'defer',
-    reason: hold.reason,
-    patch: patchOf(context.workload, hold.annotations),
+    reason: closing ? `${hold.reason}; ${closing.reason}` : hold.reason,
+    ...(settle?.window ? { window: settle.window } : closing ? { window: closing.window } : {}),
+    patch: patchOf(workload, { ...hold.annotations, ...closing?.annotations }),
+  };
+}
+
+/**
+ * An ended settle window on a workload none of the changes is tied to any more (its config objects were
+ * deleted, opted out or are no longer referenced): closed without a restart.
+ */
+function closeUntied(keys: AnnotationKeys, workload: WorkloadSummary, now: Date): Decision | undefined {
+  const close = closeWindow(keys, workload, now);
+  if (!close || workload.unpatchable || !workload.optedIn) return undefined;
+  return {
+    workload: workloadRef(workload),
+    action: 'record',
+    reason: `${close.reason}: none of them is tied to it any more, nothing to roll out`,
+    configs: windowGaps(workload, [], now).map(describeRef),
+    window: close.window,
+    patch: patchOf(workload, close.annotations),
   };
 }
 
@@ -131,18 +170,26 @@ export function decideForWorkload(
   now: Date,
 ): Decision | undefined {
   const ties = tiesOf(settings, workload, changes);
-  if (ties.length === 0) return undefined;
+  if (ties.length === 0) {
+    return workload.window
+      ? closeUntied(annotationKeys(settings.annotationPrefix), workload, now)
+      : undefined;
+  }
   const keys = annotationKeys(settings.annotationPrefix);
   const context: Context = {
     keys,
     workload,
     about: { workload: workloadRef(workload), configs: ties.map(({ change }) => describeRef(change.ref)) },
+    close: closeWindow(keys, workload, now),
   };
   const refusal = barrier(workload, keys);
   if (refusal) return { ...context.about, action: 'skip', reason: refusal };
   const owed = carryPending(
     workload,
-    ties.map(({ change, tie }) => outcomeFor(change, tie, workload.records)),
+    carryWindow(
+      workload,
+      ties.map(({ change, tie }) => outcomeFor(change, tie, workload.records)),
+    ),
   );
   if (owed.outcomes.some((o) => o.action === 'restart')) return restartOrHold(settings, context, owed, now);
   return recordDecision(context, owed) ?? skipDecision(context, owed);

@@ -11,6 +11,8 @@ export interface DecisionSettings {
   matchLabels: string[];
   /** Default minimum time between two restarts of a workload (`MIN_RESTART_INTERVAL`); 0 or unset = none. */
   minRestartIntervalMs?: number;
+  /** Default settle window of a workload (`SETTLE_WINDOW`); 0 or unset = none. */
+  settleWindowMs?: number;
 }
 
 /** What caused a decision: an ApiServerSource action, or a resync. */
@@ -32,9 +34,9 @@ export interface ConfigChange {
 }
 
 /**
- * `restart` rolls the pods; `record` only stores the content hash (or clears a pending restart); `defer`
- * records a restart as pending because the workload restarted less than its minimum interval ago;
- * `skip` changes nothing.
+ * `restart` rolls the pods; `record` only stores the content hash (or clears a pending restart or an ended
+ * settle window with nothing to roll out); `defer` keeps a restart for later: pending because the workload
+ * restarted less than its minimum interval ago, or inside its settle window; `skip` changes nothing.
  */
 export type DecisionAction = 'restart' | 'record' | 'defer' | 'skip';
 
@@ -63,4 +65,15 @@ export interface Decision {
    * record came from a cache.
    */
   upToDate?: true;
+  /** What the decision does to the workload's settle window, for logs and metrics (see settle-window.ts). */
+  window?: WindowTransition;
+}
+
+/** A settle window opened, extended by more config objects, or closed by a decision. */
+export interface WindowTransition {
+  transition: 'opened' | 'extended' | 'closed';
+  /** When the window ends (ended). */
+  until: string;
+  /** The config objects it covers, `Kind/name`. */
+  configs: string[];
 }

@@ -14,6 +14,8 @@ export interface Metrics {
   patchConflicts: Counter;
   /** Time to handle one event. */
   eventDuration: Histogram<'category'>;
+  /** Settle windows opened, extended (more config objects) and closed, by decisions that went through. */
+  settleWindows: Counter<'transition'>;
   /** Lists of the workload index, by reason. */
   indexRelists: Counter<'reason'>;
   /** Makes the index gauges read `state` at every scrape. */
@@ -87,6 +89,12 @@ export function createMetrics(): Metrics {
     labelNames: ['reason'],
     registers: [registry],
   });
+  const settleWindows = new Counter({
+    name: 'config_restarter_settle_windows_total',
+    help: 'Settle windows opened, extended by more config objects, and closed.',
+    labelNames: ['transition'],
+    registers: [registry],
+  });
   for (const gauge of INDEX_GAUGES) {
     new Gauge({
       name: gauge.name,
@@ -101,6 +109,7 @@ export function createMetrics(): Metrics {
   return {
     registry,
     ...eventMetrics(registry),
+    settleWindows,
     indexRelists,
     observeIndex(state) {
       indexState = state;

@@ -20,7 +20,7 @@ export type ConfigLastWrite = { config: string } & LastWrite;
  * A decision as reported: no patch body, plus whether it was a dry run and, per config object it is about,
  * the field manager that changed that object last.
  */
-export type ReportedDecision = Omit<Decision, 'patch' | 'upToDate'> & {
+export type ReportedDecision = Omit<Decision, 'patch' | 'upToDate' | 'window'> & {
   dryRun: boolean;
   lastWrite: ConfigLastWrite[];
 };
@@ -61,7 +61,8 @@ export function report(
   dryRun: boolean,
   writes: ReadonlyMap<string, LastWrite>,
 ): ReportedDecision {
-  const { patch: _patch, upToDate: _upToDate, ...rest } = decision;
+  // The settle window's transition is logged and counted where it happens (window-timers.ts), not replied.
+  const { patch: _patch, upToDate: _upToDate, window: _window, ...rest } = decision;
   const reason =
     dryRun && decision.action !== 'skip' ? `dry run, nothing persisted: ${decision.reason}` : decision.reason;
   const lastWrite = decision.configs.flatMap((config) => {

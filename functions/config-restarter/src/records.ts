@@ -1,9 +1,10 @@
 /**
  * What the function stores on a workload's metadata, and how: the hash record (`configHashes`, one
- * content hash per config object and key set) and the pending restart (`pendingRestart`). Keys and codecs
- * only; what to write is decided in decide.ts and storm-control.ts.
+ * content hash per config object and key set), the pending restart (`pendingRestart`) and the settle window
+ * (`settleWindow`). Keys and codecs only; what to write is decided in decide.ts, storm-control.ts and
+ * settle-window.ts.
  */
-import { CONFIG_KIND_SPECS } from './config-kinds.js';
+import { CONFIG_KIND_LIST, CONFIG_KIND_SPECS } from './config-kinds.js';
 import type { ConfigRef } from './model.js';
 
 /** Canonical key of a config object inside one namespace, used in the hash record. */
@@ -18,6 +19,14 @@ export function configKey(ref: Pick<ConfigRef, 'kind' | 'name'>): string {
  */
 export function recordKey(ref: Pick<ConfigRef, 'kind' | 'name'>, keys?: readonly string[]): string {
   return keys === undefined ? configKey(ref) : `${configKey(ref)}#${keys.join(',')}`;
+}
+
+/** The config object a record key names (`configmap/<name>#<keys>` -> ConfigMap `<name>`), or undefined. */
+export function configOfRecordKey(key: string): Pick<ConfigRef, 'kind' | 'name'> | undefined {
+  const slash = key.indexOf('/');
+  const spec = CONFIG_KIND_LIST.find((s) => s.recordPrefix === key.slice(0, slash));
+  const name = key.slice(slash + 1).split('#')[0] ?? '';
+  return slash > 0 && spec && name ? { kind: spec.kind, name } : undefined;
 }
 
 /** Parses the hash record annotation; anything unreadable counts as no record. */
@@ -105,4 +114,39 @@ export function hashRecordAnnotation(
   entries: readonly RecordEntry[],
 ): Record<string, string> {
   return entries.length === 0 ? {} : { [annotationKey]: formatHashRecord(withEntries(records, entries)) };
+}
+
+/**
+ * An open settle window, kept on the workload's metadata: the record keys of the config objects that
+ * changed inside it, when it opened and when it ends (RFC 3339). The restart happens once, at `until`.
+ */
+export interface SettleWindow {
+  records: string[];
+  opened: string;
+  until: string;
+}
+
+/** Parses the settle-window annotation; anything unreadable (or without an end) counts as no window. */
+export function parseSettleWindow(value: string | undefined): SettleWindow | undefined {
+  if (!value) return undefined;
+  try {
+    const parsed = JSON.parse(value) as Partial<SettleWindow> | null;
+    if (!parsed || typeof parsed !== 'object' || !Array.isArray(parsed.records)) return undefined;
+    const records = parsed.records.filter((r): r is string => typeof r === 'string');
+    const until = typeof parsed.until === 'string' ? parsed.until : '';
+    if (records.length === 0 || !Number.isFinite(Date.parse(until))) return undefined;
+    const opened = typeof parsed.opened === 'string' ? parsed.opened : '';
+    return { records: [...new Set(records)].sort(), opened, until };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Serialises a settle window with sorted records. */
+export function formatSettleWindow(window: SettleWindow): string {
+  return JSON.stringify({
+    records: [...new Set(window.records)].sort(),
+    opened: window.opened,
+    until: window.until,
+  });
 }

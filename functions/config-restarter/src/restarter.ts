@@ -3,13 +3,12 @@
  * each of them (see settle.ts: decide, patch with preconditions, decide again) and reports every decision.
  * The API is reached only through the injected {@link ClusterClient}. Safe with any number of instances.
  */
-import type { ConfigKind } from './config.js';
 import { KeyedMutex, mapLimit } from './concurrency.js';
+import { toChange, tombstone } from './config-change.js';
 import type { ConfigChange } from './decision-types.js';
 import type { Notice } from './event.js';
 import { apiFailure, EventRun } from './event-run.js';
 import { Failure } from './failure.js';
-import { DELETED_HASH } from './hash.js';
 import { KubeApiError, type ClusterClient } from './kube.js';
 import { describeLastWrite } from './last-write.js';
 import type { Logger } from './log.js';
@@ -24,28 +23,25 @@ import {
   type ReportedDecision,
   type WorkloadFailure,
 } from './outcome.js';
-import { Settler, toChange, type SettleSettings, type TimedChange } from './settle.js';
+import { describeScope, inScope, type NamespaceScope } from './scope.js';
+import { listOptedIn } from './resync-list.js';
+import { Settler, type SettleSettings, type TimedChange } from './settle.js';
+import { reportWindows, WindowTimers, type WorkloadKey } from './window-timers.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import { qualifiedKind } from './workload-kinds.js';
+
+// index.ts resolves the scope; it is named here with the restarter's settings.
+export { describeScope, type NamespaceScope } from './scope.js';
 
 /** An event about one config object. */
 type ChangeNotice = Extract<Notice, { type: 'change' }>;
 
-/** Namespaces the restarter may act in. */
-export type NamespaceScope = { all: true } | { all: false; namespaces: string[] };
-
 /** Settings of the restarter. */
 export interface RestarterSettings extends SettleSettings {
-  configKinds: ConfigKind[];
   patchConcurrency: number;
   scope: NamespaceScope;
   /** How long an event may wait for a cold index to list (`API_TIMEOUT_MS`). */
   syncTimeoutMs: number;
-  /**
-   * A confirmed deletion restarts the workloads whose pod template references the object
-   * (`RESTART_ON_DELETE`); otherwise a delete restarts nothing.
-   */
-  restartOnDelete?: boolean;
 }
 
 /** Dependencies of {@link createRestarter}. */
@@ -58,24 +54,13 @@ export interface RestarterDeps {
   now?: () => Date;
 }
 
-/** Handles notices. */
+/** Handles notices, and closes settle windows when they end. */
 export interface Restarter {
   handle(notice: Notice): Promise<Outcome>;
-}
-
-/** True when `namespace` is inside the scope. */
-export function inScope(scope: NamespaceScope, namespace: string): boolean {
-  return scope.all || scope.namespaces.includes(namespace);
-}
-
-/** Human-readable scope, for messages. */
-export function describeScope(scope: NamespaceScope): string {
-  return scope.all ? '*' : scope.namespaces.join(',');
-}
-
-/** A deletion confirmed by a 404: its labels are gone, so only references tie workloads to it. */
-function tombstone(ref: ConfigChange['ref']): ConfigChange {
-  return { ref, hash: DELETED_HASH, labels: {}, trigger: 'delete', deleted: true };
+  /** Closes one workload's settle window once it has ended (window-timers.ts calls this on time). */
+  closeWindow(workload: WorkloadKey): Promise<Outcome>;
+  /** Stops the window timers (shutdown); open windows stay on the workloads. */
+  stop(): void;
 }
 
 /** Creates the restarter. */
@@ -90,22 +75,40 @@ class ConfigRestarter implements Restarter {
   // Within this process one workload is settled by one event at a time; across processes the
   // resourceVersion preconditions do the same job.
   private readonly workloadLock = new KeyedMutex();
+  private readonly windows: WindowTimers;
 
   constructor(private readonly deps: RestarterDeps) {
-    this.settler = new Settler(
-      deps.client,
-      deps.index,
-      deps.settings,
-      deps.metrics,
-      deps.now ?? (() => new Date()),
-    );
+    const now = deps.now ?? (() => new Date());
+    this.settler = new Settler(deps.client, deps.index, deps.settings, deps.metrics, now);
     this.optIn = configOptIn(deps.settings.annotationPrefix);
+    const { logger, metrics } = deps;
+    this.windows = new WindowTimers({ close: (w) => this.closeWindow(w), logger, metrics, now });
+    deps.index.follow(this.windows);
   }
 
   /** Handles a notice; a failure of the event as a whole becomes a `failed` outcome (see failure.ts). */
-  async handle(notice: Notice): Promise<Outcome> {
+  handle(notice: Notice): Promise<Outcome> {
+    return this.guard(() => this.dispatch(notice));
+  }
+
+  async closeWindow({ kind, namespace, name }: WorkloadKey): Promise<Outcome> {
+    return this.guard(async () => {
+      const entry = this.deps.index.get(kind, namespace, name);
+      const what = `the settle window of ${kind.kind} ${namespace}/${name}`;
+      if (!entry?.summary.window) return ignored(`${what} is closed already`);
+      const acted = await this.settleAll([entry], [], new EventRun(this.deps.metrics));
+      return { result: 'processed', reason: `${what} ended at ${entry.summary.window.until}`, ...acted };
+    });
+  }
+
+  stop(): void {
+    this.windows.stop();
+  }
+
+  /** Runs `work`; a failure of it as a whole becomes a `failed` outcome (see failure.ts). */
+  private async guard(work: () => Promise<Outcome>): Promise<Outcome> {
     try {
-      return await this.dispatch(notice);
+      return await work();
     } catch (error) {
       const failure =
         error instanceof KubeApiError ? apiFailure(error) : error instanceof Failure ? error : undefined;
@@ -185,7 +188,9 @@ class ConfigRestarter implements Restarter {
     const run = new EventRun(this.deps.metrics);
     const scopeNamespaces = settings.scope.all ? undefined : settings.scope.namespaces;
     await this.awaitIndex(undefined, run);
-    const byNamespace = await this.optedInConfigs(scopeNamespaces, run);
+    const { client, index } = this.deps;
+    const source = { client, index, configKinds: settings.configKinds, optIn: this.optIn };
+    const byNamespace = await listOptedIn(source, scopeNamespaces, run);
     const namespaces = scopeNamespaces ?? [...byNamespace.keys()].sort();
     const decisions: ReportedDecision[] = [];
     const failures: WorkloadFailure[] = [];
@@ -204,30 +209,6 @@ class ConfigRestarter implements Restarter {
       decisions,
       failures,
     };
-  }
-
-  /** The opted-in config objects of the namespaces (all when undefined), by namespace. */
-  private async optedInConfigs(
-    namespaces: string[] | undefined,
-    run: EventRun,
-  ): Promise<Map<string, TimedChange[]>> {
-    const { client, index, settings } = this.deps;
-    const byNamespace = new Map<string, TimedChange[]>();
-    const add = (kind: ConfigKind, object: ConfigObject, readAt: number): void => {
-      const namespace = object.metadata?.namespace;
-      if (!namespace || !isConfigOptedIn(object.metadata, this.optIn)) return;
-      const list = byNamespace.get(namespace) ?? [];
-      list.push({ change: toChange(kind, object, 'resync'), readAt });
-      byNamespace.set(namespace, list);
-    };
-    for (const kind of settings.configKinds) {
-      for (const namespace of namespaces ?? [undefined]) {
-        const readAt = index.tick();
-        const objects = await run.call((call) => client.listConfigs(kind, namespace, call));
-        for (const object of objects) add(kind, object, readAt);
-      }
-    }
-    return byNamespace;
   }
 
   /** Waits until the index covering `namespace` has listed, at most `syncTimeoutMs`. */
@@ -250,10 +231,19 @@ class ConfigRestarter implements Restarter {
     }
   }
 
-  /** Settles every tied workload, at most `patchConcurrency` at a time, one event per workload at a time. */
-  private async act(changes: TimedChange[], run: EventRun): Promise<Omit<Outcome, 'result' | 'reason'>> {
+  /** Settles every tied workload. */
+  private act(changes: TimedChange[], run: EventRun): Promise<Omit<Outcome, 'result' | 'reason'>> {
+    return this.settleAll(this.tiedEntries(changes), changes, run);
+  }
+
+  /** Settles workloads, at most `patchConcurrency` at a time, one event per workload at a time. */
+  private async settleAll(
+    entries: Observed[],
+    changes: TimedChange[],
+    run: EventRun,
+  ): Promise<Omit<Outcome, 'result' | 'reason'>> {
     const { index, settings } = this.deps;
-    const results = await mapLimit(this.tiedEntries(changes), settings.patchConcurrency, (start) => {
+    const results = await mapLimit(entries, settings.patchConcurrency, (start) => {
       const { kind, namespace, name } = start.summary;
       return this.workloadLock.run(`${qualifiedKind(kind)}/${namespace}/${name}`, () => {
         // The index may hold a newer observation than the one this event started from.
@@ -265,9 +255,10 @@ class ConfigRestarter implements Restarter {
         );
       });
     });
+    reportWindows(this.deps.logger, this.deps.metrics, results, settings.dryRun);
     const failures: WorkloadFailure[] = [];
     const decisions: ReportedDecision[] = [];
-    const writes = lastWrites(changes);
+    const writes = lastWrites([...changes, ...results.flatMap((settled) => settled.read ?? [])]);
     for (const { decision, failure } of results) {
       if (failure) failures.push(failure);
       decisions.push(report(decision, settings.dryRun, writes));

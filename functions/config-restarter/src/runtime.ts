@@ -71,7 +71,7 @@ export interface Runtime {
   readonly settings: LogFields;
   /** Starts the index's lists and watches. */
   start(): void;
-  /** Stops them. */
+  /** Stops them, and the restarter's settle-window timers. */
   stop(): void;
 }
 
@@ -173,7 +173,18 @@ function describeSettings(
     workloadSelector: config.workloadSelector,
     senderAuthentication: config.auth ? { audience: config.auth.audience, allowedSubjects } : 'off',
     minRestartIntervalMs: config.minRestartIntervalMs,
+    settleWindowMs: config.settleWindowMs,
     restartOnDelete: config.restartOnDelete,
+  };
+}
+
+/** The settings of the decisions, for the index's summaries and the restarter alike. */
+function decisionSettingsOf(config: Config): DecisionSettings {
+  return {
+    annotationPrefix: config.annotationPrefix,
+    matchLabels: config.matchLabels,
+    minRestartIntervalMs: config.minRestartIntervalMs,
+    settleWindowMs: config.settleWindowMs,
   };
 }
 
@@ -185,11 +196,7 @@ export function createRuntime(
   options: RuntimeOptions = {},
 ): Runtime {
   const scope = resolveScope(config, access.ownNamespace);
-  const decisionSettings = {
-    annotationPrefix: config.annotationPrefix,
-    matchLabels: config.matchLabels,
-    minRestartIntervalMs: config.minRestartIntervalMs,
-  };
+  const decisionSettings = decisionSettingsOf(config);
   const shared = { config, access, logger, metrics: createMetrics(), scope, decisionSettings, options };
   const index = buildIndex(shared);
   const restarter = buildRestarter(shared, index);
@@ -212,6 +219,9 @@ export function createRuntime(
     restarter,
     settings: describeSettings(config, scope, auth?.allowedSubjects),
     start: () => index.start(),
-    stop: () => index.stop(),
+    stop: () => {
+      restarter.stop();
+      index.stop();
+    },
   };
 }

@@ -6,20 +6,22 @@
  * - A skip that rests on a cached record ("already rolled out") of an `update` is confirmed with a GET.
  * - Every patch carries the workload's resourceVersion; a 409 reads the workload and decides again, at most
  *   `maxConflictAttempts` patches; then the workload fails with a `conflicts` failure (retry later).
+ * - A settle window that has ended is closed with the current content of every config object it covers:
+ *   those the event did not read are read first (settle-window.ts `windowGaps`).
  */
 import type { ConfigKind } from './config.js';
+import { toChange, tombstone } from './config-change.js';
 import { decideForWorkload } from './decide.js';
-import type { ConfigChange, Decision, DecisionSettings, Trigger } from './decision-types.js';
+import type { ConfigChange, Decision, DecisionSettings } from './decision-types.js';
 import { apiFailure, type EventRun } from './event-run.js';
 import { Failure } from './failure.js';
-import { contentHash, keyDigests } from './hash.js';
 import { KubeApiError, type ClusterClient } from './kube.js';
-import { lastWriteOf } from './last-write.js';
 import type { Metrics } from './metrics.js';
-import type { ConfigObject, KubeObject } from './model.js';
+import type { ConfigRef, KubeObject } from './model.js';
 import { describeRef } from './model.js';
 import type { WorkloadFailure } from './outcome.js';
 import { configOptIn, isConfigOptedIn, type ConfigOptIn } from './opt-in.js';
+import { windowGaps } from './settle-window.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import type { WorkloadKind } from './workload-kinds.js';
 import { summarizeWorkload, workloadRef, type WorkloadSummary } from './workload-summary.js';
@@ -30,32 +32,24 @@ export interface TimedChange {
   readAt: number;
 }
 
-/** The decision that held, and the failure if the patch did not go through. */
-export type Settled = { decision: Decision; failure?: WorkloadFailure };
+/**
+ * The decision that held, the failure if the patch did not go through, and the config objects settling read
+ * beyond the given changes (an ended settle window's).
+ */
+export type Settled = { decision: Decision; failure?: WorkloadFailure; read?: TimedChange[] };
 
 /** What settling needs to know. */
 export interface SettleSettings extends DecisionSettings {
   dryRun: boolean;
   /** Patches per workload and event while they meet resourceVersion conflicts (default 5). */
   maxConflictAttempts?: number;
-}
-
-/** The change a config object's current state amounts to. */
-export function toChange(kind: ConfigKind, object: ConfigObject, trigger: Trigger): ConfigChange {
-  return {
-    ref: { kind, namespace: object.metadata?.namespace ?? '', name: object.metadata?.name ?? '' },
-    hash: contentHash(kind, object),
-    labels: object.metadata?.labels ?? {},
-    trigger,
-    keyDigests: keyDigests(kind, object),
-    ...withLastWrite(object),
-  };
-}
-
-/** The change's last write, when the object's managedFields name one. */
-function withLastWrite(object: ConfigObject): Pick<ConfigChange, 'lastWrite'> {
-  const lastWrite = lastWriteOf(object.metadata);
-  return lastWrite ? { lastWrite } : {};
+  /** Kinds acted on (`CONFIG_KINDS`); an ended window's config objects of other kinds are not read. */
+  configKinds: ConfigKind[];
+  /**
+   * A confirmed deletion restarts the workloads whose pod template references the object
+   * (`RESTART_ON_DELETE`); otherwise a delete restarts nothing.
+   */
+  restartOnDelete?: boolean;
 }
 
 /** What one workload's settling has seen so far. */
@@ -67,7 +61,9 @@ interface SettleState {
   /** The workload was read from the API server during this settling (not only from the index). */
   confirmed: boolean;
   /** The latest decision. */
-  decision: Decision | undefined;
+  decision?: Decision;
+  /** The config objects of an ended settle window, once read (at most once per settling). */
+  read?: TimedChange[];
 }
 
 /**
@@ -98,24 +94,29 @@ export class Settler {
    * config objects again once per new observation of the workload, so the loop ends.
    */
   async settle(start: Observed, changes: TimedChange[], run: EventRun): Promise<Settled> {
-    const state: SettleState = { entry: start, changes, confirmed: false, decision: undefined };
+    const state: SettleState = { entry: start, changes, confirmed: false };
     let conflicts = 0;
-    while (conflicts < this.maxAttempts) {
+    let settled: Settled | undefined;
+    while (!settled && conflicts < this.maxAttempts) {
       const round = await this.round(state, run);
       if (round === 'conflict') conflicts++;
-      else if (round !== 'again') return round;
+      else if (round !== 'again') settled = round;
     }
-    return this.conflicting(state);
+    settled ??= this.conflicting(state);
+    return state.read?.length ? { ...settled, read: state.read } : settled;
   }
 
   /** One round: decide on what is known, then confirm, re-read or patch as the decision needs. */
   private async round(state: SettleState, run: EventRun): Promise<Round> {
     if (run.failed) return this.notAttempted(state, run);
+    const now = this.now();
+    const gaps = state.read ? [] : this.windowGaps(state, now);
+    if (gaps.length > 0) return this.readWindow(state, gaps, run);
     const decision = decideForWorkload(
       this.settings,
       state.entry.summary,
       state.changes.map((timed) => timed.change),
-      this.now(),
+      now,
     );
     state.decision = decision;
     if (!decision) return skip(state, 'no longer tied after a concurrent change');
@@ -155,6 +156,31 @@ export class Settler {
     return state.changes.length === 0
       ? skip(state, 'config object was deleted or opted out meanwhile')
       : 'again';
+  }
+
+  /** The config objects of the workload's ended settle window that the changes leave out, of watched kinds. */
+  private windowGaps(state: SettleState, now: Date): ConfigRef[] {
+    const refs = state.changes.map((timed) => timed.change.ref);
+    return windowGaps(state.entry.summary, refs, now).filter((ref) =>
+      this.settings.configKinds.includes(ref.kind),
+    );
+  }
+
+  /** Reads the config objects an ended settle window covers beyond the changes, then decides again. */
+  private async readWindow(state: SettleState, refs: ConfigRef[], run: EventRun): Promise<Round> {
+    state.read = [];
+    const read = await Promise.all(
+      refs.map(async (ref): Promise<TimedChange | undefined> => {
+        const readAt = this.index.tick();
+        const object = await run.call((call) => this.client.getConfig(ref, call));
+        if (!object) return this.settings.restartOnDelete ? { change: tombstone(ref), readAt } : undefined;
+        if (!isConfigOptedIn(object.metadata, this.optIn)) return undefined;
+        return { change: toChange(ref.kind, object, 'resync'), readAt };
+      }),
+    );
+    state.read = read.filter((timed) => timed !== undefined);
+    state.changes = [...state.changes, ...state.read];
+    return 'again';
   }
 
   /** Reads the workload from the API server into `state`; false when it is gone. */

@@ -40,6 +40,12 @@ export interface IndexState {
   shards: { kind: string; namespace: string; state: ShardState; workloads: number; error?: string }[];
 }
 
+/** Told of every entry the index puts or removes (window-timers.ts follows the settle windows). */
+export interface IndexFollower {
+  observed(summary: WorkloadSummary): void;
+  removed(summary: WorkloadSummary): void;
+}
+
 /** Options of {@link WorkloadIndex}. */
 export interface WorkloadIndexOptions extends ShardOptions {
   kinds: readonly WorkloadKind[];
@@ -83,6 +89,7 @@ export class WorkloadIndex implements ShardHost {
   /** `namespace\0labelTuple` -> ids of the workloads carrying those `MATCH_LABELS` values. */
   private readonly byLabels = new Map<string, Set<string>>();
   private readonly shards: Shard[];
+  private readonly followers: IndexFollower[] = [];
   private readonly lifetime = new AbortController();
   private clock = 0;
   private lastRelist: Date | undefined;
@@ -98,6 +105,12 @@ export class WorkloadIndex implements ShardHost {
   /** A new observation time: later than every observation and read so far in this process. */
   tick(): number {
     return ++this.clock;
+  }
+
+  /** Tells `follower` of every entry put or removed from now on, and of those held already. */
+  follow(follower: IndexFollower): void {
+    this.followers.push(follower);
+    for (const { summary } of this.entries.values()) follower.observed(summary);
   }
 
   /** Starts listing and watching; idempotent. */
@@ -208,6 +221,7 @@ export class WorkloadIndex implements ShardHost {
       this.link(this.byLabels, `${summary.namespace}\u0000${summary.labelTuple}`, id);
     }
     for (const shard of this.shards) if (holds(shard, summary.kind, summary.namespace)) shard.ids.add(id);
+    for (const follower of this.followers) follower.observed(summary);
   }
 
   private remove(id: string): void {
@@ -216,6 +230,7 @@ export class WorkloadIndex implements ShardHost {
     this.unlink(id, previous.summary);
     this.entries.delete(id);
     for (const shard of this.shards) shard.ids.delete(id);
+    for (const follower of this.followers) follower.removed(previous.summary);
   }
 
   private link(map: Map<string, Set<string>>, key: string, id: string): void {

@@ -9,7 +9,13 @@ import { CONFIG_KIND_LIST } from './config-kinds.js';
 import type { DecisionSettings } from './decision-types.js';
 import { parseDuration } from './duration.js';
 import type { KubeObject, WorkloadRef } from './model.js';
-import { parseHashRecord, parsePendingRestart, type PendingRestart } from './records.js';
+import {
+  parseHashRecord,
+  parsePendingRestart,
+  parseSettleWindow,
+  type PendingRestart,
+  type SettleWindow,
+} from './records.js';
 import { collectUses, type ConfigUses } from './references.js';
 import {
   lastRestartOf,
@@ -53,6 +59,12 @@ export interface WorkloadSummary {
   badMinRestartInterval: string | undefined;
   /** A restart deferred earlier, if any. */
   pending: PendingRestart | undefined;
+  /** Its own settle window (annotation `settle`), in ms; undefined = the default (`SETTLE_WINDOW`). */
+  settleMs: number | undefined;
+  /** The `settle` annotation's value when it is not a duration (the default applies). */
+  badSettle: string | undefined;
+  /** The settle window open on it (or ended and not yet closed), if any. */
+  window: SettleWindow | undefined;
 }
 
 /**
@@ -89,15 +101,10 @@ function referencesOf(uses: ConfigUses): Pick<WorkloadSummary, 'references' | 'k
   };
 }
 
-/** The workload's own minimum restart interval, and the annotation's value when it is unreadable. */
-function intervalOf(
-  raw: string | undefined,
-): Pick<WorkloadSummary, 'minRestartIntervalMs' | 'badMinRestartInterval'> {
-  const interval = raw === undefined ? undefined : parseDuration(raw);
-  return {
-    minRestartIntervalMs: interval,
-    badMinRestartInterval: raw !== undefined && interval === undefined ? raw : undefined,
-  };
+/** A duration annotation (`minRestartInterval`, `settle`) in ms, and its value when it is unreadable. */
+function durationOf(raw: string | undefined): { ms: number | undefined; bad: string | undefined } {
+  const ms = raw === undefined ? undefined : parseDuration(raw);
+  return { ms, bad: raw !== undefined && ms === undefined ? raw : undefined };
 }
 
 /** The metadata a summary reads, with the identity fields defaulted to `''`. */
@@ -133,7 +140,8 @@ export function summarizeWorkload(
   const meta = metadataOf(object);
   const annotations = meta.annotations;
   const { references, keySets } = referencesOf(collectUses(template?.spec));
-  const interval = intervalOf(annotations?.[keys.minRestartInterval]);
+  const interval = durationOf(annotations?.[keys.minRestartInterval]);
+  const settle = durationOf(annotations?.[keys.settle]);
   return {
     kind,
     namespace: meta.namespace,
@@ -148,9 +156,12 @@ export function summarizeWorkload(
     records: parseHashRecord(annotations?.[keys.configHashes]),
     restart,
     lastRestart: lastRestartOf(kind, restart, object, keys.restartTimestamp),
-    minRestartIntervalMs: interval.minRestartIntervalMs,
-    badMinRestartInterval: interval.badMinRestartInterval,
+    minRestartIntervalMs: interval.ms,
+    badMinRestartInterval: interval.bad,
     pending: parsePendingRestart(annotations?.[keys.pendingRestart]),
+    settleMs: settle.ms,
+    badSettle: settle.bad,
+    window: parseSettleWindow(annotations?.[keys.settleWindow]),
   };
 }
 

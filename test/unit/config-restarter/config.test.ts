@@ -17,6 +17,7 @@ describe('loadConfig', () => {
       shutdownTimeoutMs: 10000,
       auth: undefined,
       minRestartIntervalMs: 0,
+      settleWindowMs: 0,
       restartOnDelete: false,
     });
   });
@@ -58,6 +59,10 @@ describe('loadConfig', () => {
     [{ MIN_RESTART_INTERVAL: '5m' }, { minRestartIntervalMs: 300_000 }],
     [{ MIN_RESTART_INTERVAL: '1h30m' }, { minRestartIntervalMs: 5_400_000 }],
     [{ MIN_RESTART_INTERVAL: '0' }, { minRestartIntervalMs: 0 }],
+    [{ SETTLE_WINDOW: '2s' }, { settleWindowMs: 2000 }],
+    [{ SETTLE_WINDOW: '1m30s' }, { settleWindowMs: 90_000 }],
+    [{ SETTLE_WINDOW: '250ms' }, { settleWindowMs: 250 }],
+    [{ SETTLE_WINDOW: ' 0 ' }, { settleWindowMs: 0 }],
     [{ RESTART_ON_DELETE: 'true' }, { restartOnDelete: true }],
   ])('reads %j', (env, expected) => {
     expect(loadConfig(env)).toMatchObject(expected);
@@ -89,6 +94,9 @@ describe('loadConfig', () => {
     [{ MIN_RESTART_INTERVAL: '5 minutes' }, 'MIN_RESTART_INTERVAL'],
     [{ MIN_RESTART_INTERVAL: '-5m' }, 'MIN_RESTART_INTERVAL'],
     [{ MIN_RESTART_INTERVAL: '300' }, 'MIN_RESTART_INTERVAL'],
+    [{ SETTLE_WINDOW: '2 seconds' }, 'SETTLE_WINDOW must be a duration such as 2s, 30s or 1m'],
+    [{ SETTLE_WINDOW: '-2s' }, 'SETTLE_WINDOW'],
+    [{ SETTLE_WINDOW: '30' }, 'SETTLE_WINDOW'],
     [{ RESTART_ON_DELETE: 'sometimes' }, 'RESTART_ON_DELETE'],
   ])('refuses %j naming the variable', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
@@ -103,6 +111,7 @@ describe('loadConfig', () => {
         LOG_LEVEL: 'x',
         WATCH_NAMESPACES: 'A',
         MIN_RESTART_INTERVAL: 'soon',
+        SETTLE_WINDOW: 'later',
         RESTART_ON_DELETE: 'x',
       });
       throw new Error('expected a ConfigError');
@@ -115,6 +124,7 @@ describe('loadConfig', () => {
         'LOG_LEVEL',
         'WATCH_NAMESPACES',
         'MIN_RESTART_INTERVAL',
+        'SETTLE_WINDOW',
         'RESTART_ON_DELETE',
       ])
         expect(problems).toContain(name);

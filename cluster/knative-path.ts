@@ -1,0 +1,317 @@
+/**
+ * The Knative path on the local node: CoreDNS (cluster.local for the pods), the Kourier ingress (its control plane
+ * and the upstream Envoy gateway Deployment) and the Knative Eventing controller (ApiServerSource, PingSource and
+ * the other Eventing kinds, with the adapter Deployments it makes running on the node). The three processes run in
+ * the node's network and mount namespaces, like the Knative autoscaler and activator; the gateway runs as pods.
+ * See docs/cluster.md, "The Knative path".
+ */
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureKnativePathBinaries, type KnativePathBinaries } from './binaries.js';
+import { installObjects } from './controllers.js';
+import { buildImages, importImages } from './images.js';
+import {
+  KOURIER_GATEWAY,
+  KOURIER_GATEWAY_NAMESPACE,
+  KOURIER_INGRESS_CLASS,
+  KNATIVE_PATH_PORTS,
+  corefile,
+  eventingControllerEnv,
+  fillPlaceholders,
+  kourierEnv,
+  type PathImages,
+} from './knative-path-config.js';
+import { KubeRequestError, kubeRequest, type KubeTarget } from './kube.js';
+import { nodePaths } from './node-config.js';
+import { NODE_NETWORK, fetchInNode, netnsPath, runCommand } from './node-network.js';
+import type { NodeInfo, NodeProcess } from './node.js';
+import {
+  elapsed,
+  freePorts,
+  isProcessAlive,
+  sleep,
+  spawnLogged,
+  terminateProcess,
+  waitFor,
+  type Log,
+} from './util.js';
+
+/** Names of the Knative path's processes, also their log file names (`<dir>/<name>.log`). */
+export type KnativePathProcessName = 'coredns' | 'kourier' | 'knative-eventing-controller';
+
+const SYSTEM_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'system', 'knative-path');
+const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Everything a process of the path needs to start. */
+interface PathContext {
+  dir: string;
+  node: NodeInfo;
+  binaries: KnativePathBinaries;
+  /** Admin kubeconfig (server on 127.0.0.1, which the node namespace bridges to the API server). */
+  kubeconfig: string;
+  target: KubeTarget;
+  adapterImage: string;
+  corefile: string;
+  profilingPorts: Record<'kourier' | 'eventing', number>;
+}
+
+interface PathProcessSpec {
+  command(ctx: PathContext): { binary: string; args: string[]; env: Record<string, string> };
+  ready(ctx: PathContext): Promise<boolean>;
+  stopGraceMs: number;
+}
+
+async function okInNode(netns: string, url: string): Promise<boolean> {
+  try {
+    return (await fetchInNode(netns, url, { timeoutMs: 2_000 })).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a lease whose name starts with `prefix` has a holder (a knative.dev/pkg reconciler took its bucket). */
+async function leaseHeld(target: KubeTarget, namespace: string, prefix: string): Promise<boolean> {
+  const { body } = await kubeRequest<{
+    items: { metadata: { name: string }; spec?: { holderIdentity?: string } }[];
+  }>(target, 'GET', `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`);
+  return body.items.some((l) => l.metadata.name.startsWith(prefix) && l.spec?.holderIdentity);
+}
+
+/** The per-process table: how each process of the path is started and when it counts as ready. */
+export const PATH_PROCESSES: Readonly<Record<KnativePathProcessName, PathProcessSpec>> = {
+  coredns: {
+    command: (ctx) => ({ binary: ctx.binaries.coredns, args: ['-conf', ctx.corefile], env: {} }),
+    // The ready plugin answers 200 once the kubernetes plugin has listed Services and EndpointSlices.
+    ready: (ctx) => okInNode(ctx.node.netns, `http://127.0.0.1:${KNATIVE_PATH_PORTS.dnsReady}/ready`),
+    stopGraceMs: 2_000,
+  },
+  kourier: {
+    command: (ctx) => ({
+      binary: ctx.binaries.kourier,
+      args: [`--kubeconfig=${ctx.kubeconfig}`],
+      env: kourierEnv('net-kourier-controller-local', ctx.profilingPorts.kourier),
+    }),
+    ready: (ctx) => leaseHeld(ctx.target, 'knative-serving', 'net-kourier-controller.'),
+    stopGraceMs: 3_000,
+  },
+  'knative-eventing-controller': {
+    command: (ctx) => ({
+      binary: ctx.binaries.eventingController,
+      args: [`--kubeconfig=${ctx.kubeconfig}`],
+      env: eventingControllerEnv(ctx.adapterImage, 'eventing-controller-local', ctx.profilingPorts.eventing),
+    }),
+    ready: (ctx) =>
+      leaseHeld(
+        ctx.target,
+        'knative-eventing',
+        'controller.knative.dev.eventing.pkg.reconciler.apiserversource.',
+      ),
+    stopGraceMs: 3_000,
+  },
+};
+
+/** Start order: DNS first (the gateway's bootstrap names the xDS server), then the ingress, then Eventing. */
+export const PATH_PROCESS_NAMES = Object.keys(PATH_PROCESSES) as KnativePathProcessName[];
+
+/** Spawns one process inside the node's network and mount namespaces. */
+function spawnInNode(name: KnativePathProcessName, ctx: PathContext, detached: boolean): NodeProcess {
+  const { binary, args, env } = PATH_PROCESSES[name].command(ctx);
+  const log = path.join(ctx.dir, `${name}.log`);
+  const pid = spawnLogged(
+    'nsenter',
+    [
+      `--net=${netnsPath(ctx.node.netns)}`,
+      `--mount=${nodePaths(ctx.node.root).mountNamespace}`,
+      '--',
+      binary,
+      ...args,
+    ],
+    log,
+    ctx.dir,
+    detached,
+    { PATH, HOME: process.env.HOME, ...env },
+  );
+  return { name, pid, binary, log };
+}
+
+/** Server-side applies the files of `cluster/system/knative-path/` with the placeholders filled in. */
+async function installPathObjects(target: KubeTarget, images: PathImages): Promise<void> {
+  const files = readdirSync(SYSTEM_DIR)
+    .filter((file) => file.endsWith('.yaml'))
+    .sort()
+    .map((file) => path.join(SYSTEM_DIR, file));
+  await installObjects(target, files, (manifest) => fillPlaceholders(manifest, images));
+}
+
+/** Makes Kourier the ingress of every Knative Route (the Serving controller resyncs on the change). */
+async function selectKourier(target: KubeTarget): Promise<void> {
+  await kubeRequest(
+    target,
+    'PATCH',
+    '/api/v1/namespaces/knative-serving/configmaps/config-network',
+    { data: { 'ingress-class': KOURIER_INGRESS_CLASS } },
+    { contentType: 'application/merge-patch+json' },
+  );
+}
+
+/** Whether the gateway Deployment has an available Envoy pod. */
+async function gatewayAvailable(target: KubeTarget): Promise<boolean> {
+  try {
+    const { body } = await kubeRequest<{ status?: { availableReplicas?: number } }>(
+      target,
+      'GET',
+      `/apis/apps/v1/namespaces/${KOURIER_GATEWAY_NAMESPACE}/deployments/${KOURIER_GATEWAY}`,
+    );
+    return (body.status?.availableReplicas ?? 0) >= 1;
+  } catch (err) {
+    if (err instanceof KubeRequestError) return false;
+    throw err;
+  }
+}
+
+/** Options of {@link startKnativePath}. */
+export interface StartKnativePathOptions {
+  /** The cluster directory (logs, the Corefile). */
+  dir: string;
+  node: NodeInfo;
+  kubeconfig: string;
+  target: KubeTarget;
+  detached: boolean;
+  timeoutMs: number;
+  log: Log;
+  /** Called with each process as soon as it is spawned, so a failed start can still be stopped. */
+  onSpawned: (process: NodeProcess) => void;
+}
+
+/**
+ * Builds (or takes from the caches) the binaries and images of the path, imports the images into the node's
+ * containerd, applies the path's objects and starts CoreDNS, Kourier and the Eventing controller one after the
+ * other; returns once each is ready and the Envoy gateway pod is available.
+ */
+export async function startKnativePath(options: StartKnativePathOptions): Promise<NodeProcess[]> {
+  const { node, target, log, timeoutMs } = options;
+  let start = Date.now();
+  const binaries = await ensureKnativePathBinaries(log);
+  const images = await buildImages(['envoy', 'apiserver-adapter', 'mtping'], { log });
+  await importImages(images, { containerdAddress: node.containerdAddress, log });
+  log(`Knative path binaries and images ready (${elapsed(start)} s)`);
+
+  const corefilePath = path.join(node.root, 'Corefile');
+  mkdirSync(node.root, { recursive: true });
+  writeFileSync(corefilePath, corefile(options.kubeconfig));
+  const [kourierProfiling, eventingProfiling] = (await freePorts(2)) as [number, number];
+  const ctx: PathContext = {
+    dir: options.dir,
+    node,
+    binaries,
+    kubeconfig: options.kubeconfig,
+    target,
+    adapterImage: images['apiserver-adapter'].ref,
+    corefile: corefilePath,
+    profilingPorts: { kourier: kourierProfiling, eventing: eventingProfiling },
+  };
+  await selectKourier(target);
+  await installPathObjects(target, { envoy: images.envoy.ref, mtping: images.mtping.ref });
+
+  const processes: NodeProcess[] = [];
+  for (const name of PATH_PROCESS_NAMES) {
+    start = Date.now();
+    const p = spawnInNode(name, ctx, options.detached);
+    processes.push(p);
+    options.onSpawned(p);
+    await waitFor(
+      name,
+      () => PATH_PROCESSES[name].ready(ctx),
+      () => isProcessAlive(p.pid, 'nsenter') || isProcessAlive(p.pid, p.binary),
+      p.log,
+      timeoutMs,
+    );
+    log(`${name} ready (${elapsed(start)} s, pid ${p.pid})`);
+  }
+  start = Date.now();
+  const deadline = Date.now() + timeoutMs;
+  while (!(await gatewayAvailable(target))) {
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the Kourier gateway (${KOURIER_GATEWAY_NAMESPACE}/${KOURIER_GATEWAY}) is not available`,
+      );
+    }
+    await sleep(500);
+  }
+  log(`Kourier gateway available (${elapsed(start)} s)`);
+  return processes;
+}
+
+/** Stops the path's processes (the node's teardown sweeps them too); returns the names that were running. */
+export async function stopKnativePath(processes: readonly NodeProcess[], log: Log): Promise<string[]> {
+  const running = processes.filter((p) => isProcessAlive(p.pid, p.binary));
+  for (const p of [...running].reverse()) {
+    const grace = PATH_PROCESSES[p.name as KnativePathProcessName]?.stopGraceMs ?? 2_000;
+    await terminateProcess(p.pid, p.binary, grace);
+    log(`stopped ${p.name} (pid ${p.pid})`);
+  }
+  return running.map((p) => p.name);
+}
+
+/** What {@link requestThroughClusterDns} got back. */
+export interface ClusterDnsAnswer {
+  /** The addresses CoreDNS gave for the URL's host (after following CNAMEs). */
+  addresses: string[];
+  /** The CNAME chain's first target, when the name is an alias (a Knative Service's is the ingress Service). */
+  cname?: string;
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Resolves the URL's host with the cluster DNS, then sends the request to that address with the original Host. */
+const CLUSTER_DNS_REQUEST = `
+const [url, dnsServer, timeoutMs] = JSON.parse(process.argv[1]);
+const dns = require('node:dns').promises;
+const http = require('node:http');
+const resolver = new dns.Resolver({ timeout: timeoutMs, tries: 1 });
+resolver.setServers([dnsServer]);
+const target = new URL(url);
+(async () => {
+  const cname = await resolver.resolveCname(target.hostname).then((c) => c[0], () => undefined);
+  const addresses = await resolver.resolve4(target.hostname);
+  const req = http.get(
+    { host: addresses[0], port: target.port || 80, path: target.pathname + target.search,
+      headers: { host: target.host }, timeout: timeoutMs },
+    (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => process.stdout.write(JSON.stringify({ addresses, cname, status: res.statusCode, headers: res.headers, body })));
+    },
+  );
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', (err) => { process.stderr.write(String(err.message)); process.exitCode = 1; });
+})().catch((err) => { process.stderr.write(String(err.code || err.message)); process.exitCode = 1; });
+`;
+
+/**
+ * A request as a pod sends it: from inside the node's network namespace, the host name resolved by the cluster's
+ * CoreDNS (through the `kube-dns` Service), then HTTP to the address it gave with the original `Host`.
+ */
+export async function requestThroughClusterDns(
+  netns: string,
+  url: string,
+  timeoutMs = 5_000,
+): Promise<ClusterDnsAnswer> {
+  const result = await runCommand(
+    'nsenter',
+    [
+      `--net=${netnsPath(netns)}`,
+      '--',
+      process.execPath,
+      '-e',
+      CLUSTER_DNS_REQUEST,
+      JSON.stringify([url, NODE_NETWORK.dnsServiceIp, timeoutMs]),
+    ],
+    { timeoutMs: timeoutMs * 3 + 5_000, env: { ...process.env, NODE_NO_WARNINGS: '1' } },
+  );
+  if (result.code !== 0) throw new Error(`GET ${url} in ${netns}: ${result.stderr.trim()}`);
+  return JSON.parse(result.stdout) as ClusterDnsAnswer;
+}
