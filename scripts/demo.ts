@@ -1,11 +1,12 @@
 /**
- * `npm run demo`: the whole path on a local control plane with its controllers. Starts (or reuses) the cluster in
- * `.cluster/`, applies the project's plumbing and the test overlay plus an opted-in plain Deployment, runs
- * config-restarter with the token of its own ServiceAccount and the real ApiServerSource adapter pointed at it,
- * edits the ConfigMap, and shows the event, the decisions, the new pod-template annotations and what the real
- * controllers made of them: a new ReplicaSet of the Deployment and a new Revision of the Knative Service; then
- * edits a key that one Deployment does not read, to show a per-key skip next to a restart.
- * Exits on its own and leaves the cluster up.
+ * `npm run demo`: the whole path on a local cluster with a node. Starts (or reuses) the cluster in `.cluster/`,
+ * builds and imports the helloworld image, applies the project's plumbing and the test overlay (pointed at the
+ * local image) plus an opted-in plain Deployment of helloworld, runs config-restarter with the token of its own
+ * ServiceAccount and the real ApiServerSource adapter pointed at it, edits the ConfigMap, and shows the event, the
+ * decisions, the new pod-template annotations and what the cluster made of them: the Deployment's old pods
+ * Terminating and new ones Running/Ready, Revision -00002 of the Knative Service Ready, and both answering with the
+ * new message next to what the old pods answered; then edits a key that one Deployment does not read, to show a
+ * per-key skip next to a restart. Exits on its own and leaves the cluster up.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,6 +32,10 @@ import {
   type RolloutObject,
 } from '../cluster/objects.js';
 import { pingSourceRequest } from '../cluster/apiserver-event.js';
+import { helloworldDeployment, renderHelloworld } from '../cluster/helloworld-deployment.js';
+import { buildImages, importImages } from '../cluster/images.js';
+import { localManifests } from '../cluster/local-manifests.js';
+import { helloworldMessages, listPods, podState, podTimeline, type PodView } from './lib/pod-timeline.js';
 
 const NS = 'helloworld';
 const PREFIX = 'rolling.restart.controller';
@@ -38,38 +43,83 @@ const bold = (text: string): string => (process.stdout.isTTY ? `\x1b[1m${text}\x
 const step = (n: number, text: string): void => console.log(`\n${bold(`[${n}] ${text}`)}`);
 const show = (text: string): void => console.log(text.replace(/^/gm, '    '));
 
-/** An opted-in plain Deployment next to the Knative Service, tied to the ConfigMap by labels. */
-const WORKER = {
-  apiVersion: 'apps/v1',
-  kind: 'Deployment',
-  metadata: {
-    name: 'helloworld-worker-test',
-    namespace: NS,
-    labels: { app: 'helloworld', env: 'test' },
-    annotations: { [`${PREFIX}/restartOnTrigger`]: 'true' },
-  },
-  spec: {
-    replicas: 1,
-    selector: { matchLabels: { app: 'helloworld', env: 'test', component: 'worker' } },
-    template: {
-      metadata: { labels: { app: 'helloworld', env: 'test', component: 'worker' } },
-      spec: {
-        containers: [
-          {
-            name: 'worker',
-            image: 'ghcr.io/example/helloworld:0.1.0',
-            env: [
-              {
-                name: 'ENV_MESSAGE',
-                valueFrom: { configMapKeyRef: { name: 'helloworld-config-test', key: 'MESSAGE' } },
-              },
-            ],
-          },
-        ],
-      },
-    },
-  },
-};
+/** The opted-in plain Deployment of helloworld next to its Knative Service, tied to the ConfigMap by labels. */
+const WORKER = 'helloworld-worker-test';
+const WORKER_PODS = `component=${WORKER}`;
+const REVISION_PODS = 'serving.knative.dev/configuration=helloworld-test';
+/** What an ingress adds for the activator: which Revision a request is for. */
+const revisionHeaders = (revision: string): Record<string, string> => ({
+  'Knative-Serving-Namespace': NS,
+  'Knative-Serving-Revision': revision,
+});
+
+/** Waits for `count` pods of `selector`, all Running/Ready. */
+async function waitForPods(admin: KubeTarget, selector: string, count: number): Promise<PodView[]> {
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    const pods = await rolledOut(admin, selector, count, []);
+    if (pods) return pods;
+    if (Date.now() > deadline) throw new Error(`no ${count} Ready pods of ${selector} within 180 s`);
+    await sleep(500);
+  }
+}
+
+/** Exactly `count` pods of `selector`, all Running/Ready and none of `old`; undefined until then. */
+async function rolledOut(
+  admin: KubeTarget,
+  selector: string,
+  count: number,
+  old: PodView[],
+): Promise<PodView[] | undefined> {
+  const pods = await listPods(admin, NS, selector);
+  const fresh = pods.filter(
+    (p) => podState(p) === 'Running/Ready' && !old.some((o) => o.metadata.uid === p.metadata.uid),
+  );
+  return pods.length === count && fresh.length === count ? fresh : undefined;
+}
+
+/**
+ * The latest Ready Revision of helloworld-test once `accept(name)` holds for it (waiting up to `timeoutMs`);
+ * '' when it does not within that time.
+ */
+async function latestReadyRevision(
+  admin: KubeTarget,
+  accept: (name: string) => boolean,
+  timeoutMs = 180_000,
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { body } = await kubeRequest<{ status?: { latestReadyRevisionName?: string } }>(
+      admin,
+      'GET',
+      `/apis/serving.knative.dev/v1/namespaces/${NS}/configurations/helloworld-test`,
+      undefined,
+      { allowStatus: [404] },
+    );
+    const name = body.status?.latestReadyRevisionName;
+    if (name && accept(name)) return name;
+    if (Date.now() >= deadline) {
+      if (timeoutMs === 0) return '';
+      throw new Error(`no Ready Revision of helloworld-test within ${timeoutMs / 1000} s`);
+    }
+    await sleep(500);
+  }
+}
+
+/** A manifest moved to `namespace` (server-side apply needs it in the body). */
+function deploymentIn(namespace: string, manifest: Record<string, unknown>): Record<string, unknown> {
+  return { ...manifest, metadata: { ...(manifest.metadata as object), namespace } };
+}
+
+/** The ClusterIP of a Service of the namespace (a Revision's public Service has the Revision's name). */
+async function clusterIp(admin: KubeTarget, service: string): Promise<string> {
+  const { body } = await kubeRequest<{ spec: { clusterIP: string } }>(
+    admin,
+    'GET',
+    `/api/v1/namespaces/${NS}/services/${service}`,
+  );
+  return body.spec.clusterIP;
+}
 
 interface Exchange {
   request: { headers: IncomingHttpHeaders; body: string };
@@ -129,16 +179,12 @@ function showRollout(label: string, object: RolloutObject, extra = ''): void {
   );
 }
 
-async function main(): Promise<void> {
-  const started = Date.now();
-  const dir = defaultClusterDir();
-  const demoDir = path.join(dir, 'demo');
+/** Steps 1 and 2: the cluster with its node, the images, the manifests, helloworld's pods and Revision Ready. */
+async function setUp(dir: string, demoDir: string, log: (line: string) => void) {
   const rel = path.relative(process.cwd(), dir) || dir;
-  const log = (line: string): void => console.log(`    ${line}`);
-
   step(
     1,
-    'Local control plane (etcd + kube-apiserver, kube-controller-manager, Knative Serving controller + webhook)',
+    'Local cluster: etcd + kube-apiserver, kube-controller-manager, Knative Serving, and a node (kubelet, containerd)',
   );
   const binaries = await ensureBinaries(log);
   const cluster = await startCluster({ dir, binaries, log });
@@ -147,27 +193,57 @@ async function main(): Promise<void> {
       ? `reusing the cluster already running at ${cluster.server}`
       : `started at ${cluster.server}`,
   );
-  if (cluster.controllers.length === 0) {
+  if (!cluster.node) {
     throw new Error(
-      `the cluster in ${rel} runs without controllers (cluster:up --no-controllers); ` +
+      `the cluster in ${rel} runs without a node (cluster:up --no-node or --no-controllers); ` +
         'restart it with npm run cluster:down && npm run cluster:up',
     );
   }
+  const netns = cluster.node.netns;
   const admin = readKubeconfig(cluster.kubeconfig);
+  const images = await buildImages(['helloworld', 'config-restarter'], { log });
+  await importImages(images, { containerdAddress: cluster.node.containerdAddress, log });
+  const manifests = localManifests(images, { dir: demoDir });
 
-  step(2, 'Apply knative/ (plumbing, RBAC), kustomize/overlays/test and an opted-in plain Deployment');
+  step(
+    2,
+    'Apply knative/ (plumbing, RBAC), kustomize/overlays/test (with the local image) and an opted-in plain Deployment',
+  );
   show((await applyKustomization(cluster.kubeconfig, 'knative')).trim());
-  show((await applyKustomization(cluster.kubeconfig, 'kustomize/overlays/test')).trim());
+  show((await applyKustomization(cluster.kubeconfig, manifests.helloworld)).trim());
+  const { service } = await renderHelloworld(manifests.helloworld);
   await kubeRequest(
     admin,
     'PATCH',
-    `/apis/apps/v1/namespaces/${NS}/deployments/${WORKER.metadata.name}?fieldManager=demo&force=true`,
-    JSON.stringify(WORKER),
+    `/apis/apps/v1/namespaces/${NS}/deployments/${WORKER}?fieldManager=demo&force=true`,
+    JSON.stringify(
+      deploymentIn(
+        NS,
+        helloworldDeployment(service, { name: WORKER, replicas: 2, terminationGracePeriodSeconds: 5 }),
+      ),
+    ),
     {
       contentType: 'application/apply-patch+yaml',
     },
   );
-  show(`deployment.apps/${WORKER.metadata.name} serverside-applied`);
+  show(
+    `deployment.apps/${WORKER} serverside-applied (helloworld's container from the Knative Service, 2 replicas)`,
+  );
+  const oldPods = await waitForPods(admin, WORKER_PODS, 2);
+  const oldRevision = await latestReadyRevision(admin, () => true);
+  show(`${oldPods.length} pods of ${WORKER} Running/Ready; Revision ${oldRevision} Ready`);
+
+  return { cluster, binaries, admin, netns, oldPods, oldRevision };
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const dir = defaultClusterDir();
+  const demoDir = path.join(dir, 'demo');
+  const rel = path.relative(process.cwd(), dir) || dir;
+  const log = (line: string): void => console.log(`    ${line}`);
+
+  const { cluster, binaries, admin, netns, oldPods, oldRevision } = await setUp(dir, demoDir, log);
 
   step(3, 'Start config-restarter as its ServiceAccount, and the real ApiServerSource adapter pointed at it');
   const sourceKubeconfig = path.join(demoDir, 'config-restarter-source.kubeconfig');
@@ -210,13 +286,13 @@ async function main(): Promise<void> {
     printDecisions(JSON.stringify(((await resync.json()) as { decisions?: unknown }) ?? {}));
 
     const ksvcPath = `${PATHS.ksvcs(NS)}/helloworld-test`;
-    const workerPath = `${PATHS.deployments(NS)}/${WORKER.metadata.name}`;
+    const workerPath = `${PATHS.deployments(NS)}/${WORKER}`;
     const readBoth = async () => ({
       ksvc: await readWorkload(admin, PATHS.ksvcs(NS), 'helloworld-test'),
-      worker: await readWorkload(admin, PATHS.deployments(NS), WORKER.metadata.name),
+      worker: await readWorkload(admin, PATHS.deployments(NS), WORKER),
     });
     const before = await readBoth();
-    const replicaSets = () => rolloutsOf(admin, PATHS.replicasets(NS), `Deployment/${WORKER.metadata.name}`);
+    const replicaSets = () => rolloutsOf(admin, PATHS.replicasets(NS), `Deployment/${WORKER}`);
     const revisions = () => rolloutsOf(admin, PATHS.revisions(NS), 'Configuration/helloworld-test');
     // The current ones (the controllers made them when the manifests were applied), before the edit.
     const waitForRollouts = async (sets: number, revs: number) => {
@@ -228,6 +304,15 @@ async function main(): Promise<void> {
       }
     };
     const rolloutsBefore = await waitForRollouts(1, 1);
+
+    const oldAnswers = {
+      pod: await helloworldMessages(netns, `http://${oldPods[0]?.status.podIP}:8080`),
+      revision: await helloworldMessages(
+        netns,
+        `http://${await clusterIp(admin, oldRevision)}`,
+        revisionHeaders(oldRevision),
+      ),
+    };
 
     const message = `Hello from the demo at ${new Date().toISOString()}`;
     step(
@@ -243,6 +328,22 @@ async function main(): Promise<void> {
         contentType: 'application/merge-patch+json',
       },
     );
+
+    show(`pods as the node runs them (kubectl get pods -n ${NS} -w), seconds after the edit:`);
+    let newRevision2 = '';
+    await podTimeline(
+      admin,
+      NS,
+      [WORKER_PODS, REVISION_PODS],
+      async () =>
+        (await rolledOut(admin, WORKER_PODS, 2, oldPods)) !== undefined &&
+        (newRevision2 = await latestReadyRevision(admin, (name) => name !== oldRevision, 0)) !== '',
+      {
+        what: `the rollout of ${WORKER} and a new Ready Revision of helloworld-test`,
+        onChange: (c) => show(`  +${c.at.toFixed(1).padStart(5)} s  ${c.pod.padEnd(52)} ${c.state}`),
+      },
+    );
+    const newPods = (await rolledOut(admin, WORKER_PODS, 2, oldPods)) ?? [];
 
     const deadline = Date.now() + 20_000;
     let after = before;
@@ -279,18 +380,18 @@ async function main(): Promise<void> {
     step(7, 'What the API server holds now');
     for (const [label, apiPath, was, now] of [
       ['ksvc/helloworld-test', ksvcPath, before.ksvc, after.ksvc],
-      [`deployment/${WORKER.metadata.name}`, workerPath, before.worker, after.worker],
+      [`deployment/${WORKER}`, workerPath, before.worker, after.worker],
     ] as const) {
       show(`${label}  (generation ${was.generation} -> ${now.generation})  ${apiPath}`);
       show(`  spec.template.metadata.annotations: ${JSON.stringify(now.templateAnnotations)}`);
       show(`  metadata.annotations["${PREFIX}/configHashes"]: ${now.annotations[`${PREFIX}/configHashes`]}`);
     }
 
-    step(8, 'What the real controllers made of it (pods stay Pending: no scheduler or kubelet runs here)');
+    step(8, 'What the real controllers made of it');
     const newSet = rolloutsAfter.sets.at(-1);
     const newRevision = rolloutsAfter.revs.at(-1);
     if (!newSet || newSet.revision <= (rolloutsBefore.sets.at(-1)?.revision ?? 0)) {
-      throw new Error(`kube-controller-manager rolled no new ReplicaSet of ${WORKER.metadata.name}`);
+      throw new Error(`kube-controller-manager rolled no new ReplicaSet of ${WORKER}`);
     }
     if (!newRevision || newRevision.revision <= (rolloutsBefore.revs.at(-1)?.revision ?? 0)) {
       throw new Error('the Knative Serving controller rolled no new Revision of helloworld-test');
@@ -317,7 +418,15 @@ async function main(): Promise<void> {
       }
     }
 
-    await perKeyStep(9, { admin, fn, exchanges });
+    await answersStep(9, {
+      admin,
+      netns,
+      message,
+      old: { pods: oldPods, revision: oldRevision, answers: oldAnswers },
+      now: { pods: newPods, revision: newRevision2 },
+    });
+
+    await perKeyStep(10, { admin, fn, exchanges });
   } finally {
     await adapter?.stop();
     await fn?.stop();
@@ -335,6 +444,48 @@ async function main(): Promise<void> {
     `    logs: ${path.relative(process.cwd(), demoDir)}/config-restarter.log, ${path.relative(process.cwd(), demoDir)}/adapter.log`,
   );
   console.log('    stop it with: npm run cluster:down');
+}
+
+type Answers = Awaited<ReturnType<typeof helloworldMessages>>;
+
+/** Step: what the old pods answered before the edit, next to what the new pods answer now (which must be `message`). */
+async function answersStep(
+  n: number,
+  options: {
+    admin: KubeTarget;
+    netns: string;
+    message: string;
+    old: { pods: PodView[]; revision: string; answers: { pod: Answers; revision: Answers } };
+    now: { pods: PodView[]; revision: string };
+  },
+): Promise<void> {
+  const { admin, netns, message, old, now } = options;
+  step(n, 'What helloworld answers: the old pods before the edit, the new pods after it');
+  const oldPod = old.pods[0]?.metadata.name ?? '';
+  const newPod = now.pods[0];
+  const answers = {
+    pod: await helloworldMessages(netns, `http://${newPod?.status.podIP}:8080`),
+    revision: await helloworldMessages(
+      netns,
+      `http://${await clusterIp(admin, now.revision)}`,
+      revisionHeaders(now.revision),
+    ),
+  };
+  const rows = (route: string, key: keyof Answers): string[] => [
+    `GET ${route}`,
+    `  before  pod ${oldPod.padEnd(44)} ${old.answers.pod[key].status} ${old.answers.pod[key].body}`,
+    `  after   pod ${(newPod?.metadata.name ?? '').padEnd(44)} ${answers.pod[key].status} ${answers.pod[key].body}`,
+    `  before  Revision ${old.revision.padEnd(39)} ${old.answers.revision[key].status} ${old.answers.revision[key].body}`,
+    `  after   Revision ${now.revision.padEnd(39)} ${answers.revision[key].status} ${answers.revision[key].body}`,
+  ];
+  show([...rows('/message', 'message'), ...rows('/messageFromFile', 'messageFromFile')].join('\n'));
+  show(
+    `(pods by pod IP, Revisions through their public Service and the activator, from inside the node's namespace ${netns})`,
+  );
+  const wrong = [answers.pod, answers.revision]
+    .flatMap((a) => [a.message, a.messageFromFile])
+    .find((r) => r.status !== 200 || r.body !== message);
+  if (wrong) throw new Error(`helloworld answered ${wrong.status} ${wrong.body}, not the new message`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
