@@ -177,12 +177,11 @@ async function main(): Promise<void> {
     const worker = helloworldDeployment(service, { name: WORKER, replicas: 1 });
     await kubeRequest(admin, 'POST', PATHS.deployments(NS), worker);
 
-    const fnKubeconfig = path.join(dir, 'config-restarter.kubeconfig');
-    await writeServiceAccountKubeconfig(cluster.kubeconfig, fnKubeconfig, NS, 'config-restarter');
     const sourceKubeconfig = path.join(dir, 'config-restarter-source.kubeconfig');
     await writeServiceAccountKubeconfig(cluster.kubeconfig, sourceKubeconfig, NS, 'config-restarter-source');
     const fn = await startFunction({
-      kubeconfig: fnKubeconfig,
+      adminKubeconfig: cluster.kubeconfig,
+      namespace: NS,
       logFile: path.join(dir, 'config-restarter.log'),
       env: { LOG_LEVEL: 'info' },
     });

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { apiServerSourceRequest, type EventObject } from '../../cluster/apiserver-event.js';
 import { startFunction, type FunctionProcess } from '../../cluster/function-process.js';
 import { buildImages, importImages, type BuiltImage } from '../../cluster/images.js';
-import { kubeRequest, writeServiceAccountKubeconfig } from '../../cluster/kube.js';
+import { kubeRequest } from '../../cluster/kube.js';
 import {
   appsWorkload,
   applyKustomizationIn,
@@ -190,9 +190,11 @@ beforeAll(async () => {
   before = await allPods();
 
   const dir = path.join(process.env.TEST_CLUSTER_DIR ?? path.join(REPO_ROOT, '.cluster', 'test'), ns);
-  const kubeconfig = path.join(dir, 'config-restarter.kubeconfig');
-  await writeServiceAccountKubeconfig(adminKubeconfigPath(), kubeconfig, ns, 'config-restarter');
-  fn = await startFunction({ kubeconfig, logFile: path.join(dir, 'config-restarter.log') });
+  fn = await startFunction({
+    adminKubeconfig: adminKubeconfigPath(),
+    namespace: ns,
+    logFile: path.join(dir, 'config-restarter.log'),
+  });
 }, 480_000);
 
 afterAll(async () => {
