@@ -12,7 +12,7 @@ const CONFIG_AUTOSCALER = '/api/v1/namespaces/knative-serving/configmaps/config-
  * `scale-to-zero-grace-period` at least 6 s) and no pod retention: an idle Revision is at zero about 12 s after its
  * last request, instead of 60 s stable window + 30 s grace.
  */
-export const FAST_SCALE_TO_ZERO: Readonly<Record<string, string>> = {
+const FAST_SCALE_TO_ZERO: Readonly<Record<string, string>> = {
   'stable-window': '6s',
   'scale-to-zero-grace-period': '6s',
   'scale-to-zero-pod-retention-period': '0s',

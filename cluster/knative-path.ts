@@ -23,7 +23,7 @@ import {
   type PathImages,
 } from './knative-path-config.js';
 import { KubeRequestError, kubeRequest, type KubeTarget } from './kube.js';
-import { nodePaths } from './node-config.js';
+import { nodeClusterDnsResolvConf, nodePaths } from './node-config.js';
 import { NODE_NETWORK, fetchInNode, netnsPath, runCommand } from './node-network.js';
 import type { NodeInfo, NodeProcess } from './node.js';
 import {
@@ -229,6 +229,9 @@ export async function startKnativePath(options: StartKnativePathOptions): Promis
     );
     log(`${name} ready (${elapsed(start)} s, pid ${p.pid})`);
   }
+  // The node's processes resolve cluster names through CoreDNS from now on: the bind-mounted file of the node's
+  // mount namespace (node-host.ts createMountNamespace), rewritten in place so the mount keeps pointing at it.
+  writeFileSync(path.join(nodePaths(node.root).overlayDir, 'resolv.conf'), nodeClusterDnsResolvConf());
   start = Date.now();
   const deadline = Date.now() + timeoutMs;
   while (!(await gatewayAvailable(target))) {
