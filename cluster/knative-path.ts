@@ -23,7 +23,7 @@ import {
   type PathImages,
 } from './knative-path-config.js';
 import { KubeRequestError, kubeRequest, type KubeTarget } from './kube.js';
-import { nodeClusterDnsResolvConf, nodePaths } from './node-config.js';
+import { nodeClusterDnsResolvConf, nodePaths, nodeResolvConf } from './node-config.js';
 import { NODE_NETWORK, fetchInNode, netnsPath, runCommand } from './node-network.js';
 import type { NodeInfo, NodeProcess } from './node.js';
 import {
@@ -246,8 +246,16 @@ export async function startKnativePath(options: StartKnativePathOptions): Promis
   return processes;
 }
 
-/** Stops the path's processes (the node's teardown sweeps them too); returns the names that were running. */
-export async function stopKnativePath(processes: readonly NodeProcess[], log: Log): Promise<string[]> {
+/**
+ * Stops the path's processes (the node's teardown sweeps them too); returns the names that were running. Given the
+ * node's root (a node that keeps running), its processes go back to the resolver without a nameserver.
+ */
+export async function stopKnativePath(
+  processes: readonly NodeProcess[],
+  log: Log,
+  nodeRoot?: string,
+): Promise<string[]> {
+  if (nodeRoot) writeFileSync(path.join(nodePaths(nodeRoot).overlayDir, 'resolv.conf'), nodeResolvConf());
   const running = processes.filter((p) => isProcessAlive(p.pid, p.binary));
   for (const p of [...running].reverse()) {
     const grace = PATH_PROCESSES[p.name as KnativePathProcessName]?.stopGraceMs ?? 2_000;

@@ -26,6 +26,7 @@ const target = adminTarget();
 const node = testNode();
 const namespace = uniqueName('knpath');
 const processes: NodeProcess[] = [];
+let nodeRoot: string | undefined;
 let autoscalerBefore: Record<string, string> | undefined;
 let images: Record<'helloworld' | 'config-restarter' | 'apiserver-adapter' | 'mtping', BuiltImage>;
 
@@ -70,6 +71,7 @@ beforeAll(async () => {
   const status = await clusterStatus(TEST_CLUSTER_DIR);
   const info = status.info;
   if (!info?.node) throw new Error('the Knative path needs the test cluster to run a node');
+  nodeRoot = info.node.root;
   const log = (line: string): void => {
     process.stderr.write(`[knative-path] ${line}\n`);
   };
@@ -91,7 +93,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (autoscalerBefore) await restoreAutoscalerConfig(target, autoscalerBefore);
-  await stopKnativePath(processes, () => undefined);
+  await stopKnativePath(processes, () => undefined, nodeRoot);
   // The gateway's Envoy pods would otherwise keep asking the stopped control plane for configuration, and the
   // PingSource adapter pod would fire the PingSources of later tests next to the cluster's own mtping process.
   for (const deployment of [
