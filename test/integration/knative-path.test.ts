@@ -264,7 +264,7 @@ describe('the Knative path', () => {
   }, 600_000);
 
   it('wakes the function from zero for an edit, which restarts helloworld exactly once', async () => {
-    // Shorter windows for this cluster only (FAST_SCALE_TO_ZERO): at zero in about 12 s, not 60-90 s.
+    // Shorter windows for this cluster only (cluster/autoscaler-config.ts): at zero in about 12 s, not 60-90 s.
     autoscalerBefore = await setAutoscalerConfig(target);
     const functionPods = async (): Promise<Pod[]> =>
       (
@@ -345,7 +345,7 @@ describe('the Knative path', () => {
     await new Promise((resolve) => setTimeout(resolve, 10_000));
     expect(await revisions()).toEqual([...before, next].sort());
 
-    // Every URL `kubectl get ksvc` shows answers through Kourier (the function's wakes it again if it slept).
+    // Every URL `kubectl get ksvc` shows answers through Kourier (a request wakes a Service that went back to zero).
     const { body: services } = await kubeRequest<{ items: KnativeObject[] }>(
       target,
       'GET',
