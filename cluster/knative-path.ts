@@ -23,7 +23,7 @@ import {
   type PathImages,
 } from './knative-path-config.js';
 import { KubeRequestError, kubeRequest, type KubeTarget } from './kube.js';
-import { nodePaths } from './node-config.js';
+import { nodeClusterDnsResolvConf, nodePaths, nodeResolvConf } from './node-config.js';
 import { NODE_NETWORK, fetchInNode, netnsPath, runCommand } from './node-network.js';
 import type { NodeInfo, NodeProcess } from './node.js';
 import {
@@ -229,6 +229,9 @@ export async function startKnativePath(options: StartKnativePathOptions): Promis
     );
     log(`${name} ready (${elapsed(start)} s, pid ${p.pid})`);
   }
+  // The node's processes resolve cluster names through CoreDNS from now on: the bind-mounted file of the node's
+  // mount namespace (node-host.ts createMountNamespace), rewritten in place so the mount keeps pointing at it.
+  writeFileSync(path.join(nodePaths(node.root).overlayDir, 'resolv.conf'), nodeClusterDnsResolvConf());
   start = Date.now();
   const deadline = Date.now() + timeoutMs;
   while (!(await gatewayAvailable(target))) {
@@ -243,8 +246,16 @@ export async function startKnativePath(options: StartKnativePathOptions): Promis
   return processes;
 }
 
-/** Stops the path's processes (the node's teardown sweeps them too); returns the names that were running. */
-export async function stopKnativePath(processes: readonly NodeProcess[], log: Log): Promise<string[]> {
+/**
+ * Stops the path's processes (the node's teardown sweeps them too); returns the names that were running. Given the
+ * node's root (a node that keeps running), its processes go back to the resolver without a nameserver.
+ */
+export async function stopKnativePath(
+  processes: readonly NodeProcess[],
+  log: Log,
+  nodeRoot?: string,
+): Promise<string[]> {
+  if (nodeRoot) writeFileSync(path.join(nodePaths(nodeRoot).overlayDir, 'resolv.conf'), nodeResolvConf());
   const running = processes.filter((p) => isProcessAlive(p.pid, p.binary));
   for (const p of [...running].reverse()) {
     const grace = PATH_PROCESSES[p.name as KnativePathProcessName]?.stopGraceMs ?? 2_000;

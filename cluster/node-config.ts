@@ -248,6 +248,15 @@ export function nodeResolvConf(): string {
 }
 
 /**
+ * `/etc/resolv.conf` of the node's processes once the Knative path's CoreDNS runs (it binds the node IP, serves
+ * `cluster.local` only and forwards nothing): the autoscaler checks that the activator backs a Revision before
+ * scaling it to zero by probing `http://<revision>.<namespace>.svc.cluster.local/healthz`, so it needs cluster names.
+ */
+export function nodeClusterDnsResolvConf(): string {
+  return `# The cluster's CoreDNS (cluster.local only, no forwarding).\nnameserver ${NODE_NETWORK.nodeIp}\n`;
+}
+
+/**
  * `/etc/hosts` of the node's processes: the activator dials the autoscaler by its Service name and there is no
  * cluster DNS; the name points at the autoscaler on the node IP.
  */

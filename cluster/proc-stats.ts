@@ -3,7 +3,7 @@
  * report them. Used by the benchmark to measure the function process from outside.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 let clockTicks: number | undefined;
 
@@ -59,4 +59,22 @@ export function sampleRss(pid: number, intervalMs = 100): RssSampler {
       return samples;
     },
   };
+}
+
+/**
+ * The processes of one pod on this machine's node (the kubelet's cgroupfs driver puts each under
+ * `.../pod<uid>/<container>`, which `/proc/<pid>/cgroup` names): its containers' processes and its sandbox's.
+ */
+export function podPids(podUid: string): number[] {
+  const marker = `pod${podUid}`;
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cgroup`, 'utf8').includes(marker)) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
 }

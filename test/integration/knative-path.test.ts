@@ -2,7 +2,8 @@
  * The Knative path on the test node: CoreDNS, the Kourier ingress (control plane + Envoy gateway) and the Knative
  * Eventing controller, started on the shared test cluster for this file and stopped after it. Asserts on what the
  * real cluster holds and serves: DNS answers, Ready Knative Services answering through Envoy, the ApiServerSource's
- * sink URI and the adapter pod the Eventing controller made, and a ConfigMap edit restarting helloworld end to end.
+ * sink URI and the adapter pod the Eventing controller made, a ConfigMap edit restarting helloworld end to end, and
+ * the same with the function at zero: the adapter's event wakes it through the activator.
  */
 import { clusterStatus } from '../../cluster/control-plane.js';
 import { buildImages, importImages, type BuiltImage } from '../../cluster/images.js';
@@ -13,6 +14,7 @@ import {
 } from '../../cluster/knative-path-config.js';
 import { requestThroughClusterDns, startKnativePath, stopKnativePath } from '../../cluster/knative-path.js';
 import { kubeRequest } from '../../cluster/kube.js';
+import { restoreAutoscalerConfig, setAutoscalerConfig } from '../../cluster/autoscaler-config.js';
 import { localManifests } from '../../cluster/local-manifests.js';
 import type { NodeProcess } from '../../cluster/node.js';
 import { NODE_NETWORK } from '../../cluster/node-network.js';
@@ -24,6 +26,8 @@ const target = adminTarget();
 const node = testNode();
 const namespace = uniqueName('knpath');
 const processes: NodeProcess[] = [];
+let nodeRoot: string | undefined;
+let autoscalerBefore: Record<string, string> | undefined;
 let images: Record<'helloworld' | 'config-restarter' | 'apiserver-adapter' | 'mtping', BuiltImage>;
 
 interface Condition {
@@ -35,7 +39,7 @@ interface KnativeObject {
   status?: { conditions?: Condition[]; url?: string; sinkUri?: string; latestReadyRevisionName?: string };
 }
 interface Pod {
-  metadata: { name: string; ownerReferences?: { kind: string; name: string }[] };
+  metadata: { name: string; creationTimestamp?: string; ownerReferences?: { kind: string; name: string }[] };
   spec: { serviceAccountName?: string; containers: { image: string }[] };
   status: { conditions?: Condition[] };
 }
@@ -67,6 +71,7 @@ beforeAll(async () => {
   const status = await clusterStatus(TEST_CLUSTER_DIR);
   const info = status.info;
   if (!info?.node) throw new Error('the Knative path needs the test cluster to run a node');
+  nodeRoot = info.node.root;
   const log = (line: string): void => {
     process.stderr.write(`[knative-path] ${line}\n`);
   };
@@ -87,7 +92,8 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  await stopKnativePath(processes, () => undefined);
+  if (autoscalerBefore) await restoreAutoscalerConfig(target, autoscalerBefore);
+  await stopKnativePath(processes, () => undefined, nodeRoot);
   // The gateway's Envoy pods would otherwise keep asking the stopped control plane for configuration, and the
   // PingSource adapter pod would fire the PingSources of later tests next to the cluster's own mtping process.
   for (const deployment of [
@@ -255,5 +261,110 @@ describe('the Knative path', () => {
       60_000,
     );
     expect(page.status).toBe(200);
+  }, 600_000);
+
+  it('wakes the function from zero for an edit, which restarts helloworld exactly once', async () => {
+    // Shorter windows for this cluster only (cluster/autoscaler-config.ts): at zero in about 12 s, not 60-90 s.
+    autoscalerBefore = await setAutoscalerConfig(target);
+    const functionPods = async (): Promise<Pod[]> =>
+      (
+        await kubeRequest<{ items: Pod[] }>(
+          target,
+          'GET',
+          `/api/v1/namespaces/${namespace}/pods?labelSelector=${encodeURIComponent('serving.knative.dev/service=config-restarter')}`,
+        )
+      ).body.items;
+    const fn = await readyKsvc('config-restarter');
+    const revision = fn.status?.latestReadyRevisionName ?? '';
+    // Scaled to zero: no function pod at all, and the Revision's ServerlessService routes through the activator.
+    await eventually(
+      'no config-restarter pod',
+      async () => ((await functionPods()).length === 0 ? true : undefined),
+      240_000,
+    );
+    const sks = await get<{ spec: { mode: string } }>(
+      `/apis/networking.internal.knative.dev/v1alpha1/namespaces/${namespace}/serverlessservices/${revision}`,
+    );
+    expect(sks?.spec.mode).toBe('Proxy');
+
+    const revisions = async (): Promise<string[]> =>
+      (
+        await kubeRequest<{ items: { metadata: { name: string } }[] }>(
+          target,
+          'GET',
+          `/apis/serving.knative.dev/v1/namespaces/${namespace}/revisions?labelSelector=${encodeURIComponent('serving.knative.dev/service=helloworld-test')}`,
+        )
+      ).body.items
+        .map((r) => r.metadata.name)
+        .sort();
+    const before = await revisions();
+    const latest =
+      (await get<KnativeObject>(ksvcPath('helloworld-test')))?.status?.latestReadyRevisionName ?? '';
+    const next = `helloworld-test-${String(Number(latest.slice(-5)) + 1).padStart(5, '0')}`;
+    const editedAt = Date.now();
+    await kubeRequest(
+      target,
+      'PATCH',
+      `/api/v1/namespaces/${namespace}/configmaps/helloworld-config-test`,
+      { data: { MESSAGE: 'edited while the function slept' } },
+      { contentType: 'application/merge-patch+json' },
+    );
+    // The adapter pod's event reached the activator, which had a function pod created for it.
+    const woken = await eventually(
+      'a function pod created after the edit',
+      async () => {
+        const pods = await functionPods();
+        return pods.length > 0 ? pods : undefined;
+      },
+      120_000,
+    );
+    expect(woken.length).toBe(1);
+    const created = Date.parse(woken[0]?.metadata.creationTimestamp ?? '');
+    expect(created).toBeGreaterThanOrEqual(Math.floor(editedAt / 1000) * 1000);
+    // A pod of the same Revision (its Deployment's ReplicaSet): woken, not redeployed.
+    expect(woken[0]?.metadata.ownerReferences?.[0]?.name).toMatch(new RegExp(`^${revision}-deployment-`));
+
+    const restarted = await eventually(
+      `${next} Ready`,
+      async () => {
+        const k = await get<KnativeObject>(ksvcPath('helloworld-test'));
+        return k?.status?.latestReadyRevisionName === next && ready(k.status.conditions) ? k : undefined;
+      },
+      240_000,
+    );
+    const page = await eventually(
+      'the new message through Kourier',
+      async () => {
+        const res = await requestThroughClusterDns(node.netns, `${restarted.status?.url}/`);
+        return res.body.includes('edited while the function slept') ? res : undefined;
+      },
+      60_000,
+    );
+    expect(page.status).toBe(200);
+    // Delivered once: one restart, one new Revision, and still one after the path has had time to settle.
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    expect(await revisions()).toEqual([...before, next].sort());
+
+    // Every URL `kubectl get ksvc` shows answers through Kourier (a request wakes a Service that went back to zero).
+    const { body: services } = await kubeRequest<{ items: KnativeObject[] }>(
+      target,
+      'GET',
+      `/apis/serving.knative.dev/v1/namespaces/${namespace}/services`,
+    );
+    expect(services.items.length).toBeGreaterThanOrEqual(3);
+    for (const service of services.items) {
+      const url = service.status?.url ?? '';
+      expect(url).toBe(`http://${service.metadata.name}.${namespace}.svc.cluster.local`);
+      const path = service.metadata.name === 'config-restarter' ? '/health/readiness' : '/';
+      const answer = await eventually(
+        `${url}${path}`,
+        async () => {
+          const res = await requestThroughClusterDns(node.netns, `${url}${path}`, 30_000);
+          return res.status === 200 ? res : undefined;
+        },
+        90_000,
+      );
+      expect(answer.headers.server).toBe('envoy');
+    }
   }, 600_000);
 });

@@ -6,8 +6,10 @@ import {
   egressSelectorConfig,
   kubeletConfig,
   kubeProxyConfig,
+  nodeClusterDnsResolvConf,
   nodeHostsFile,
   nodePaths,
+  nodeResolvConf,
   type NodeLayout,
 } from '../../../cluster/node-config.js';
 import { NODE_NETWORK, nodeNetnsName } from '../../../cluster/node-network.js';
@@ -107,6 +109,12 @@ describe('node configuration files', () => {
 
   it('maps the autoscaler Service name to the node IP for the activator', () => {
     expect(nodeHostsFile()).toContain(`${NODE_NETWORK.nodeIp} autoscaler.knative-serving.svc.cluster.local`);
+  });
+
+  it('gives the node no nameserver until the cluster DNS runs, then only CoreDNS on the node IP', () => {
+    expect(nodeResolvConf()).not.toMatch(/^nameserver/m);
+    const withDns = nodeClusterDnsResolvConf();
+    expect(withDns.match(/^nameserver .*$/gm)).toEqual([`nameserver ${NODE_NETWORK.nodeIp}`]);
   });
 });
 
