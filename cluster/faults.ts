@@ -95,33 +95,60 @@ export function apiServerFaults(dir: string): ApiServerFaults {
       if (isProcessAlive(pid, binary)) await kill();
       const started = Date.now();
       const logFile = initial.logs.kubeApiserver;
-      const fd = openSync(logFile, 'a');
-      try {
-        const child = spawn(binary, args, { cwd: dir, stdio: ['ignore', fd, fd] });
-        child.on('error', () => undefined);
-        child.unref();
-        if (child.pid === undefined) throw new Error(`could not start ${binary}`);
-        pid = child.pid;
-      } finally {
-        closeSync(fd);
-      }
-      const state = readState(dir);
-      state.pids.kubeApiserver = pid;
-      writeFileSync(path.join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-      while (!(await ready())) {
-        if (!isProcessAlive(pid, binary)) {
-          throw new Error(
-            `kube-apiserver exited during restart. Last lines of ${logFile}:\n${tailFile(logFile)}`,
-          );
+      for (;;) {
+        pid = spawnApiserver(binary, args, dir, logFile);
+        const outcome = await untilReadyOrExit(ready, () => isProcessAlive(pid, binary), started + timeoutMs);
+        if (outcome === 'ready') return Date.now() - started;
+        const tail = tailFile(logFile);
+        // A socket of the killed process can hold the port for a moment after its exit (seen rarely under load):
+        // start again until the deadline rather than fail the test on the kernel's timing.
+        if (
+          outcome === 'exited' &&
+          tail.includes('address already in use') &&
+          Date.now() - started < timeoutMs
+        ) {
+          await sleep(500);
+          continue;
         }
-        if (Date.now() - started > timeoutMs) {
-          throw new Error(
-            `kube-apiserver not ready ${timeoutMs / 1000} s after restart:\n${tailFile(logFile)}`,
-          );
-        }
-        await sleep(100);
+        throw new Error(
+          outcome === 'exited'
+            ? `kube-apiserver exited during restart. Last lines of ${logFile}:\n${tail}`
+            : `kube-apiserver not ready ${timeoutMs / 1000} s after restart:\n${tail}`,
+        );
       }
-      return Date.now() - started;
     },
   };
+}
+
+/** Starts kube-apiserver with `args` (appending to its log) and records its PID in the cluster's state file. */
+function spawnApiserver(binary: string, args: string[], dir: string, logFile: string): number {
+  const fd = openSync(logFile, 'a');
+  let pid: number;
+  try {
+    const child = spawn(binary, args, { cwd: dir, stdio: ['ignore', fd, fd] });
+    child.on('error', () => undefined);
+    child.unref();
+    if (child.pid === undefined) throw new Error(`could not start ${binary}`);
+    pid = child.pid;
+  } finally {
+    closeSync(fd);
+  }
+  const state = readState(dir);
+  state.pids.kubeApiserver = pid;
+  writeFileSync(path.join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  return pid;
+}
+
+/** Polls `ready` until it answers, the process exits, or `deadline` (epoch ms) passes. */
+async function untilReadyOrExit(
+  ready: () => Promise<boolean>,
+  alive: () => boolean,
+  deadline: number,
+): Promise<'ready' | 'exited' | 'timeout'> {
+  for (;;) {
+    if (await ready()) return 'ready';
+    if (!alive()) return 'exited';
+    if (Date.now() > deadline) return 'timeout';
+    await sleep(100);
+  }
 }
