@@ -5,7 +5,7 @@
  * the node's network and mount namespaces, like the Knative autoscaler and activator; the gateway runs as pods.
  * See docs/cluster.md, "The Knative path".
  */
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureKnativePathBinaries, type KnativePathBinaries } from './binaries.js';
@@ -217,16 +217,8 @@ export async function startKnativePath(options: StartKnativePathOptions): Promis
   const processes: NodeProcess[] = [];
   for (const name of PATH_PROCESS_NAMES) {
     start = Date.now();
-    const p = spawnInNode(name, ctx, options.detached);
+    const p = await startPathProcess(name, ctx, options, timeoutMs, log);
     processes.push(p);
-    options.onSpawned(p);
-    await waitFor(
-      name,
-      () => PATH_PROCESSES[name].ready(ctx),
-      () => isProcessAlive(p.pid, 'nsenter') || isProcessAlive(p.pid, p.binary),
-      p.log,
-      timeoutMs,
-    );
     log(`${name} ready (${elapsed(start)} s, pid ${p.pid})`);
   }
   // The node's processes resolve cluster names through CoreDNS from now on: the bind-mounted file of the node's
@@ -325,4 +317,35 @@ export async function requestThroughClusterDns(
   );
   if (result.code !== 0) throw new Error(`GET ${url} in ${netns}: ${result.stderr.trim()}`);
   return JSON.parse(result.stdout) as ClusterDnsAnswer;
+}
+
+/**
+ * Spawns one path process and waits until it is ready. A process that dies during start-up without a line in its
+ * log (seen once under load, never reproduced by hand) is started once more; a second failure is reported.
+ */
+async function startPathProcess(
+  name: KnativePathProcessName,
+  ctx: PathContext,
+  options: { detached: boolean; onSpawned: (p: NodeProcess) => void },
+  timeoutMs: number,
+  log: Log,
+): Promise<NodeProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const p = spawnInNode(name, ctx, options.detached);
+    options.onSpawned(p);
+    try {
+      await waitFor(
+        name,
+        () => PATH_PROCESSES[name].ready(ctx),
+        () => isProcessAlive(p.pid, 'nsenter') || isProcessAlive(p.pid, p.binary),
+        p.log,
+        timeoutMs,
+      );
+      return p;
+    } catch (err) {
+      const silent = !existsSync(p.log) || readFileSync(p.log, 'utf8').trim() === '';
+      if (attempt > 1 || !silent || isProcessAlive(p.pid, p.binary)) throw err;
+      log(`${name} (pid ${p.pid}) exited during start-up without a log line; starting it again`);
+    }
+  }
 }
