@@ -4,6 +4,7 @@
  * fails. The bytes travel through kube-transport.ts (deadlines, cancellation, socket pools) with the
  * credentials of kube-credentials.ts; watches are read by kube-watch.ts; paths come from kube-paths.ts.
  */
+import { ApiRecovery, unavailable } from './api-recovery.js';
 import { startWatch, type WatchEventType, type WatchHandle } from './kube-watch.js';
 import { listAll, type Page } from './kube-list.js';
 import { basePath, configCall, workloadCall, type Target } from './kube-paths.js';
@@ -95,6 +96,8 @@ export class KubeApiError extends Error {
     readonly objectName: string | undefined,
     /** The API server's message, or the network error's. */
     readonly detail: string,
+    /** A 403 of an API server that was unavailable moments ago: part of the outage (see api-recovery.ts). */
+    readonly recovering = false,
   ) {
     super(
       `${verb} ${resource}${objectName ? ` "${objectName}"` : ''}${describeNamespace(namespace)}` +
@@ -105,12 +108,12 @@ export class KubeApiError extends Error {
 
   /** Worth retrying later: rate limited, server errors, timeouts, connection errors. */
   get transient(): boolean {
-    return this.status === 0 || this.status === 429 || this.status >= 500;
+    return unavailable(this.status) || this.recovering;
   }
 
   /** Denied by RBAC. */
   get forbidden(): boolean {
-    return this.status === 403;
+    return this.status === 403 && !this.recovering;
   }
 }
 
@@ -157,8 +160,10 @@ class KubeClient implements ClusterClient {
   private readonly transport: ApiTransport;
   private readonly pageSize: number;
   private readonly fieldManager: string;
+  private readonly recovery: ApiRecovery;
 
   constructor(access: ApiAccess, options: KubeClientOptions) {
+    this.recovery = new ApiRecovery();
     this.transport = createApiTransport(access, options);
     this.pageSize = options.pageSize ?? 250;
     this.fieldManager = options.fieldManager ?? FIELD_MANAGER;
@@ -206,7 +211,10 @@ class KubeClient implements ClusterClient {
       },
       timeoutSeconds: watch.timeoutSeconds,
       onEvent: (type, object) => watch.onEvent(type, object),
-      failure: (status, detail) => new KubeApiError(status, 'watch', resource, namespace, undefined, detail),
+      failure: (status, detail) => {
+        this.recovery.saw(status);
+        return new KubeApiError(status, 'watch', resource, namespace, undefined, detail);
+      },
     });
   }
 
@@ -234,8 +242,14 @@ class KubeClient implements ClusterClient {
 
   /** One request; a non-2xx answer or no answer becomes a {@link KubeApiError} naming the request. */
   private async send(call: Call, options: CallOptions): Promise<unknown> {
-    const fail = (status: number, detail: string): KubeApiError =>
-      new KubeApiError(status, call.verb, call.resource, call.namespace, call.name, detail);
+    const fail = (status: number, detail: string): KubeApiError => {
+      this.recovery.saw(status);
+      const recovering = status === 403 && this.recovery.recovering();
+      const why = recovering
+        ? `${detail} (the API server was unavailable moments ago and may not have synced its RBAC caches yet)`
+        : detail;
+      return new KubeApiError(status, call.verb, call.resource, call.namespace, call.name, why, recovering);
+    };
     let answer: ApiAnswer;
     try {
       const { query, body } = call;

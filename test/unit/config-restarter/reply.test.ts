@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import request from 'supertest';
 import { createApp } from '../../../functions/config-restarter/src/app.js';
 import type { Notice } from '../../../functions/config-restarter/src/event.js';
+import { apiFailure } from '../../../functions/config-restarter/src/event-run.js';
+import { KubeApiError } from '../../../functions/config-restarter/src/kube.js';
 import { Failure, FAILURE_KINDS, type FailureKind } from '../../../functions/config-restarter/src/failure.js';
 import { silentLogger } from '../../../functions/config-restarter/src/log.js';
 import { createMetrics } from '../../../functions/config-restarter/src/metrics.js';
@@ -177,7 +179,7 @@ const CASES: Record<string, () => Reply[] | Promise<Reply[]>> = {
     refused({ result: 'review-failed', detail: 'create tokenreviews failed: no answer within 2000 ms' }),
   ],
   '`POST /` namespace outside `WATCH_NAMESPACES`': () => [toReply(notice, outcome('refused'))],
-  "API answered 429/5xx, timed out or was unreachable; a workload changed under each of its 5 patches (resourceVersion conflicts); a cold instance's index did not list within `API_TIMEOUT_MS`":
+  "API answered 429/5xx, timed out or was unreachable (and a 403 within 30 s after that: a restarted API server denies requests until its RBAC caches have synced, `src/api-recovery.ts`); a workload changed under each of its 5 patches (resourceVersion conflicts); a cold instance's index did not list within `API_TIMEOUT_MS`":
     () => [
       failed('api-unavailable', 'get configmaps "cm" in namespace "helloworld" failed with HTTP 503: busy'),
       workloadsFailed(
@@ -191,9 +193,20 @@ const CASES: Record<string, () => Reply[] | Promise<Reply[]>> = {
         failure('conflicts', 'patch deployments.apps "w" … still conflicting after 5 attempts'),
       ),
       failed('index-not-listed', 'the workload index did not finish its first list within 10000 ms'),
+      // A recovering API server's 403 is mapped as part of the outage (event-run.ts).
+      failed(
+        apiFailure(
+          new KubeApiError(403, 'get', 'configmaps', 'helloworld', 'cm', 'RBAC: role not found', true),
+        ).kind,
+        'get configmaps "cm" in namespace "helloworld" failed with HTTP 403: RBAC: role not found',
+      ),
     ],
-  'RBAC denied a request': () => [
+  'RBAC denied a request (a 403 not within 30 s of the API server being unavailable)': () => [
     failed('api-forbidden', forbiddenMessage),
+    failed(
+      apiFailure(new KubeApiError(403, 'get', 'configmaps', 'helloworld', 'cm', 'denied')).kind,
+      forbiddenMessage,
+    ),
     // Of several workload failures the answer names the one no retry fixes.
     workloadsFailed(
       failure('api-unavailable', 'patch deployments.apps "v" in namespace "helloworld" failed: timeout'),
