@@ -28,6 +28,7 @@ import { NODE_NETWORK, fetchInNode, netnsPath, runCommand } from './node-network
 import type { NodeInfo, NodeProcess } from './node.js';
 import {
   elapsed,
+  exitOf,
   freePorts,
   isProcessAlive,
   sleep,
@@ -346,7 +347,8 @@ async function startPathProcess(
     } catch (err) {
       const silent = !existsSync(p.log) || readFileSync(p.log, 'utf8').trim() === '';
       if (attempt >= 3 || !silent || isProcessAlive(p.pid, p.binary)) throw err;
-      log(`${name} (pid ${p.pid}) exited during start-up without a log line; starting it again`);
+      const how = exitOf(p.pid) ?? 'ended';
+      log(`${name} (pid ${p.pid}) ${how} during start-up without a log line; starting it again`);
     }
   }
 }

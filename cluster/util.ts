@@ -134,6 +134,16 @@ export async function terminateProcess(pid: number, expectedBinary: string, grac
   throw new Error(`process ${pid} (${path.basename(expectedBinary)}) did not exit after SIGKILL`);
 }
 
+const exits = new Map<number, string>();
+
+/**
+ * How a process started by {@link spawnLogged} in this Node process ended (`exited with code N`, `killed by
+ * SIGx`), or undefined while it runs or when this process did not start it.
+ */
+export function exitOf(pid: number): string | undefined {
+  return exits.get(pid);
+}
+
 /** Spawns one control plane process (in `env`, default: ours) with stdout and stderr written to `logFile`. */
 export function spawnLogged(
   binary: string,
@@ -148,6 +158,11 @@ export function spawnLogged(
     const child = spawn(binary, args, { cwd, detached, env, stdio: ['ignore', fd, fd] });
     // Spawn failures (ENOENT, EACCES) are reported asynchronously; the missing pid is checked below.
     child.on('error', () => undefined);
+    const pid = child.pid;
+    // Kept so a process that dies without a log line can still say how (see exitOf).
+    child.on('exit', (code, signal) => {
+      if (pid !== undefined) exits.set(pid, signal ? `killed by ${signal}` : `exited with code ${code}`);
+    });
     child.unref();
     if (child.pid === undefined) throw new Error(`could not start ${binary}`);
     return child.pid;
