@@ -1,239 +1,211 @@
 /**
- * `npm run demo`: the whole path on a local cluster with a node. Starts (or reuses) the cluster in `.cluster/`,
- * builds and imports the helloworld image, applies the project's plumbing and the test overlay (pointed at the
- * local image) plus an opted-in plain Deployment of helloworld, runs config-restarter with the token of its own
- * ServiceAccount and the real ApiServerSource adapter pointed at it, edits the ConfigMap, and shows the event, the
- * decisions, the new pod-template annotations and what the cluster made of them: the Deployment's old pods
- * Terminating and new ones Running/Ready, Revision -00002 of the Knative Service Ready, and both answering with the
- * new message next to what the old pods answered; then edits a key that one Deployment does not read, to show a
- * per-key skip next to a restart. Exits on its own and leaves the cluster up.
+ * `npm run demo`: the whole Knative path on a local cluster with a node. Starts (or reuses) the cluster in
+ * `.cluster/` with the Knative path (CoreDNS, the Kourier ingress with Envoy, the Eventing controller), applies
+ * `knative/` with the function's Knative Service as `func deploy` makes it and helloworld's test and prod overlays
+ * (pointed at the local images), waits until the function has scaled to zero, edits the test ConfigMap, and shows
+ * in order: the event the adapter pod (made by the Eventing controller) delivered, the function pod woken from
+ * zero by the activator, its decisions, the new Revision Ready with the traffic moved to it, the old Revision's pod
+ * scaled down, and helloworld answering through the ingress: the new message on the test host, prod unchanged.
+ * Exits on its own and leaves the cluster up. `npm run demo:node` is the shorter demo without the Knative path.
  */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { startApiServerSourceAdapter, type ApiServerSourceAdapter } from '../cluster/adapter.js';
-import { shippedSource } from '../cluster/shipped-source.js';
+import { restoreAutoscalerConfig, setAutoscalerConfig } from '../cluster/autoscaler-config.js';
 import { ensureBinaries } from '../cluster/binaries.js';
 import { defaultClusterDir, startCluster } from '../cluster/control-plane.js';
-import {
-  kubeRequest,
-  readKubeconfig,
-  writeServiceAccountKubeconfig,
-  type KubeTarget,
-} from '../cluster/kube.js';
-import { sleep } from '../cluster/util.js';
-import { startFunction, type FunctionProcess } from '../cluster/function-process.js';
-import {
-  applyKustomization,
-  PATHS,
-  readWorkload,
-  rolloutsOf,
-  writeHistory,
-  type RolloutObject,
-} from '../cluster/objects.js';
-import { pingSourceRequest } from '../cluster/apiserver-event.js';
-import { helloworldDeployment, renderHelloworld } from '../cluster/helloworld-deployment.js';
 import { buildImages, importImages } from '../cluster/images.js';
+import { requestThroughClusterDns } from '../cluster/knative-path.js';
+import { kubeRequest, readKubeconfig, type KubeTarget } from '../cluster/kube.js';
 import { localManifests } from '../cluster/local-manifests.js';
-import { helloworldMessages, listPods, podState, podTimeline, type PodView } from './lib/pod-timeline.js';
+import { applyKustomization, eventually } from '../cluster/objects.js';
+import { bold, show, step } from './lib/console.js';
+import { listPods, podTimeline, type PodView } from './lib/pod-timeline.js';
 
 const NS = 'helloworld';
-const PREFIX = 'rolling.restart.controller';
-const bold = (text: string): string => (process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` : text);
-const step = (n: number, text: string): void => console.log(`\n${bold(`[${n}] ${text}`)}`);
-const show = (text: string): void => console.log(text.replace(/^/gm, '    '));
+const FUNCTION_PODS = 'serving.knative.dev/service=config-restarter';
+const TEST_PODS = 'serving.knative.dev/service=helloworld-test';
+const ENVIRONMENTS = [
+  { env: 'test', ksvc: 'helloworld-test', configMap: 'helloworld-config-test' },
+  { env: 'prod', ksvc: 'helloworld-prod', configMap: 'helloworld-config-prod' },
+] as const;
 
-/** The opted-in plain Deployment of helloworld next to its Knative Service, tied to the ConfigMap by labels. */
-const WORKER = 'helloworld-worker-test';
-const WORKER_PODS = `component=${WORKER}`;
-const REVISION_PODS = 'serving.knative.dev/configuration=helloworld-test';
-/** What an ingress adds for the activator: which Revision a request is for. */
-const revisionHeaders = (revision: string): Record<string, string> => ({
-  'Knative-Serving-Namespace': NS,
-  'Knative-Serving-Revision': revision,
-});
-
-/** Waits for `count` pods of `selector`, all Running/Ready. */
-async function waitForPods(admin: KubeTarget, selector: string, count: number): Promise<PodView[]> {
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    const pods = await rolledOut(admin, selector, count, []);
-    if (pods) return pods;
-    if (Date.now() > deadline) throw new Error(`no ${count} Ready pods of ${selector} within 180 s`);
-    await sleep(500);
-  }
+interface Condition {
+  type: string;
+  status: string;
+  message?: string;
+}
+interface KnativeObject {
+  metadata: { name: string; uid: string };
+  status?: {
+    conditions?: Condition[];
+    url?: string;
+    sinkUri?: string;
+    latestReadyRevisionName?: string;
+    latestCreatedRevisionName?: string;
+    traffic?: { revisionName: string; percent: number; latestRevision?: boolean }[];
+  };
 }
 
-/** Exactly `count` pods of `selector`, all Running/Ready and none of `old`; undefined until then. */
-async function rolledOut(
+const isReady = (o: { status?: { conditions?: Condition[] } } | undefined): boolean =>
+  o?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+
+async function get<T>(admin: KubeTarget, objectPath: string): Promise<T | undefined> {
+  const { status, body } = await kubeRequest<T>(admin, 'GET', objectPath, undefined, { allowStatus: [404] });
+  return status === 404 ? undefined : body;
+}
+
+const ksvcPath = (name: string): string => `/apis/serving.knative.dev/v1/namespaces/${NS}/services/${name}`;
+
+/** A Knative Service once `accept` holds for it and it is Ready. */
+function ksvcWhen(
   admin: KubeTarget,
-  selector: string,
-  count: number,
-  old: PodView[],
-): Promise<PodView[] | undefined> {
-  const pods = await listPods(admin, NS, selector);
-  const fresh = pods.filter(
-    (p) => podState(p) === 'Running/Ready' && !old.some((o) => o.metadata.uid === p.metadata.uid),
+  name: string,
+  accept: (ksvc: KnativeObject) => boolean = () => true,
+  timeoutMs = 240_000,
+): Promise<KnativeObject> {
+  return eventually(
+    `Knative Service ${name} Ready`,
+    async () => {
+      const ksvc = await get<KnativeObject>(admin, ksvcPath(name));
+      return ksvc && isReady(ksvc) && accept(ksvc) ? ksvc : undefined;
+    },
+    timeoutMs,
   );
-  return pods.length === count && fresh.length === count ? fresh : undefined;
 }
 
-/**
- * The latest Ready Revision of helloworld-test once `accept(name)` holds for it (waiting up to `timeoutMs`);
- * '' when it does not within that time.
- */
-async function latestReadyRevision(
+/** helloworld's `/message` as a client in the cluster gets it: the name through CoreDNS, then the ingress. */
+async function messageThroughIngress(netns: string, url: string): Promise<string> {
+  const res = await requestThroughClusterDns(netns, `${url}/message`, 30_000);
+  return `HTTP ${res.status} from ${res.headers.server ?? '?'} via ${res.cname ?? res.addresses.join(',')}: ${res.body}`;
+}
+
+/** The lines of a pod's log (its main container) for which `keep` holds, parsed. */
+async function podLogLines(
   admin: KubeTarget,
-  accept: (name: string) => boolean,
-  timeoutMs = 180_000,
-): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { body } = await kubeRequest<{ status?: { latestReadyRevisionName?: string } }>(
-      admin,
-      'GET',
-      `/apis/serving.knative.dev/v1/namespaces/${NS}/configurations/helloworld-test`,
-      undefined,
-      { allowStatus: [404] },
-    );
-    const name = body.status?.latestReadyRevisionName;
-    if (name && accept(name)) return name;
-    if (Date.now() >= deadline) {
-      if (timeoutMs === 0) return '';
-      throw new Error(`no Ready Revision of helloworld-test within ${timeoutMs / 1000} s`);
-    }
-    await sleep(500);
-  }
-}
-
-/** A manifest moved to `namespace` (server-side apply needs it in the body). */
-function deploymentIn(namespace: string, manifest: Record<string, unknown>): Record<string, unknown> {
-  return { ...manifest, metadata: { ...(manifest.metadata as object), namespace } };
-}
-
-/** The ClusterIP of a Service of the namespace (a Revision's public Service has the Revision's name). */
-async function clusterIp(admin: KubeTarget, service: string): Promise<string> {
-  const { body } = await kubeRequest<{ spec: { clusterIP: string } }>(
+  pod: string,
+  keep: (line: Record<string, unknown>) => boolean,
+): Promise<Record<string, unknown>[]> {
+  const { body } = await kubeRequest<unknown>(
     admin,
     'GET',
-    `/api/v1/namespaces/${NS}/services/${service}`,
+    `/api/v1/namespaces/${NS}/pods/${pod}/log?container=user-container`,
   );
-  return body.spec.clusterIP;
-}
-
-interface Exchange {
-  request: { headers: IncomingHttpHeaders; body: string };
-  response: { status: number; headers: Record<string, string>; body: string };
-}
-
-/** Sits between the adapter and the function to show what travels; forwards everything unchanged. */
-async function startTap(target: () => string, exchanges: Exchange[]): Promise<Server> {
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      const headers: Record<string, string> = {};
-      for (const [key, value] of Object.entries(req.headers)) {
-        if (typeof value === 'string' && key !== 'host' && key !== 'content-length') headers[key] = value;
-      }
-      fetch(target(), { method: 'POST', headers, body })
-        .then(async (reply) => {
-          const replyBody = await reply.text();
-          const replyHeaders: Record<string, string> = {};
-          reply.headers.forEach((value, key) => (replyHeaders[key] = value));
-          exchanges.push({
-            request: { headers: req.headers, body },
-            response: { status: reply.status, headers: replyHeaders, body: replyBody },
-          });
-          res
-            .writeHead(reply.status, { 'content-type': replyHeaders['content-type'] ?? 'text/plain' })
-            .end(replyBody);
-        })
-        .catch((error: unknown) => {
-          res.writeHead(502).end(String(error));
-        });
-    });
+  // A log of one JSON line comes back parsed.
+  return (typeof body === 'string' ? body : JSON.stringify(body)).split('\n').flatMap((line) => {
+    try {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      return keep(parsed) ? [parsed] : [];
+    } catch {
+      return [];
+    }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return server;
 }
 
-function printDecisions(body: string): void {
-  try {
-    const data = JSON.parse(body) as {
-      decisions?: { workload: { kind: string; name: string }; action: string; reason: string }[];
-    };
-    for (const d of data.decisions ?? [])
-      show(`${d.action.padEnd(7)} ${d.workload.kind}/${d.workload.name}: ${d.reason}`);
-    if (!data.decisions?.length) show(body);
-  } catch {
-    show(body);
+/** The function pod created after the edit, and what it logged about the event once it has handled it. */
+class WokenFunction {
+  pod: PodView | undefined;
+  lines: Record<string, unknown>[] = [];
+
+  constructor(
+    private readonly admin: KubeTarget,
+    private readonly editedAt: number,
+  ) {}
+
+  /** Finds the pod, then reads its log until it holds the event's outcome. */
+  async poll(): Promise<void> {
+    if (this.lines.length > 0) return;
+    const pods = await listPods(this.admin, NS, FUNCTION_PODS);
+    const name = this.pod?.metadata.name;
+    this.pod =
+      pods.find((p) => p.metadata.name === name) ??
+      this.pod ??
+      pods.find((p) => Date.parse(p.metadata.creationTimestamp ?? '') >= this.editedAt - 1000);
+    if (this.pod?.status.phase !== 'Running') return;
+    const lines = await podLogLines(this.admin, this.pod.metadata.name, (l) =>
+      ['decision', 'event processed'].includes(String(l.msg)),
+    ).catch(() => []);
+    if (lines.some((l) => l.msg === 'event processed')) this.lines = lines;
   }
 }
 
-/** One line per rollout object: name, owner, rollout number, creation time. */
-function showRollout(label: string, object: RolloutObject, extra = ''): void {
-  show(
-    `${label.padEnd(9)} ${object.name}  owner ${object.owner}  revision ${object.revision}  created ${object.createdAt}${extra}`,
+/** A `decision` or `event processed` line of the function's log, as one short line. */
+function describeLogLine(line: Record<string, unknown>): string {
+  const text = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value));
+  if (line.msg === 'decision') {
+    const workload = line.workload as { kind?: string; name?: string } | undefined;
+    return `decision ${text(line.action).padEnd(7)} ${workload?.kind}/${workload?.name}: ${text(line.reason)}`;
+  }
+  return (
+    `${text(line.time)} event ${text(line.eventId)} (${text(line.eventType)}) processed in ` +
+    `${Number(line.durationMs).toFixed(0)} ms: ${text(line.reason)}`
   );
 }
 
-/** Steps 1 and 2: the cluster with its node, the images, the manifests, helloworld's pods and Revision Ready. */
+/** Steps 1 to 3: the cluster with the Knative path, the images, the manifests applied and Ready. */
 async function setUp(dir: string, demoDir: string, log: (line: string) => void) {
-  const rel = path.relative(process.cwd(), dir) || dir;
   step(
     1,
-    'Local cluster: etcd + kube-apiserver, kube-controller-manager, Knative Serving, and a node (kubelet, containerd)',
+    'Local cluster: etcd + kube-apiserver, kube-controller-manager, Knative Serving and Eventing, a node, CoreDNS and Kourier',
   );
   const binaries = await ensureBinaries(log);
-  const cluster = await startCluster({ dir, binaries, log });
+  const cluster = await startCluster({ dir, binaries, log, knative: true });
   log(
     cluster.alreadyRunning
-      ? `reusing the cluster already running at ${cluster.server}`
+      ? `reusing the cluster running at ${cluster.server}`
       : `started at ${cluster.server}`,
   );
-  if (!cluster.node) {
+  const node = cluster.node;
+  if (!node?.processes.some((p) => p.name === 'kourier')) {
+    const rel = path.relative(process.cwd(), dir) || dir;
     throw new Error(
-      `the cluster in ${rel} runs without a node (cluster:up --no-node or --no-controllers); ` +
-        'restart it with npm run cluster:down && npm run cluster:up',
+      `the cluster in ${rel} runs without the Knative path; restart it: npm run cluster:down && npm run demo`,
     );
   }
-  const netns = cluster.node.netns;
   const admin = readKubeconfig(cluster.kubeconfig);
-  const images = await buildImages(['helloworld', 'config-restarter'], { log });
-  await importImages(images, { containerdAddress: cluster.node.containerdAddress, log });
-  const manifests = localManifests(images, { dir: demoDir });
+  const images = await buildImages(['helloworld', 'config-restarter', 'apiserver-adapter', 'mtping'], {
+    log,
+  });
+  await importImages(images, { containerdAddress: node.containerdAddress, log });
 
   step(
     2,
-    'Apply knative/ (plumbing, RBAC), kustomize/overlays/test (with the local image) and an opted-in plain Deployment',
+    'Apply knative/ with the function as `func deploy` makes it, and kustomize/overlays/test and /prod',
   );
-  show((await applyKustomization(cluster.kubeconfig, 'knative')).trim());
-  show((await applyKustomization(cluster.kubeconfig, manifests.helloworld)).trim());
-  const { service } = await renderHelloworld(manifests.helloworld);
-  await kubeRequest(
-    admin,
-    'PATCH',
-    `/apis/apps/v1/namespaces/${NS}/deployments/${WORKER}?fieldManager=demo&force=true`,
-    JSON.stringify(
-      deploymentIn(
-        NS,
-        helloworldDeployment(service, { name: WORKER, replicas: 2, terminationGracePeriodSeconds: 5 }),
-      ),
-    ),
-    {
-      contentType: 'application/apply-patch+yaml',
-    },
-  );
-  show(
-    `deployment.apps/${WORKER} serverside-applied (helloworld's container from the Knative Service, 2 replicas)`,
-  );
-  const oldPods = await waitForPods(admin, WORKER_PODS, 2);
-  const oldRevision = await latestReadyRevision(admin, () => true);
-  show(`${oldPods.length} pods of ${WORKER} Running/Ready; Revision ${oldRevision} Ready`);
+  const fn = localManifests(images, { dir: path.join(demoDir, 'test') });
+  show((await applyKustomization(cluster.kubeconfig, fn.function)).trim());
+  for (const { env } of ENVIRONMENTS) {
+    const manifests = localManifests(images, { dir: path.join(demoDir, env), environment: env });
+    show((await applyKustomization(cluster.kubeconfig, manifests.helloworld)).trim());
+  }
 
-  return { cluster, binaries, admin, netns, oldPods, oldRevision };
+  step(3, 'What Knative made of them (kubectl get ksvc; the ApiServerSource and its adapter pod)');
+  for (const name of ['config-restarter', ...ENVIRONMENTS.map((e) => e.ksvc)]) {
+    const ksvc = await ksvcWhen(admin, name);
+    show(
+      `ksvc/${name.padEnd(17)} Ready  ${ksvc.status?.url}  latest ${ksvc.status?.latestReadyRevisionName}`,
+    );
+  }
+  const source = await eventually(
+    'ApiServerSource Ready',
+    async () => {
+      const s = await get<KnativeObject>(
+        admin,
+        `/apis/sources.knative.dev/v1/namespaces/${NS}/apiserversources/config-restarter-source`,
+      );
+      return isReady(s) ? s : undefined;
+    },
+    240_000,
+  );
+  show(`apiserversource/config-restarter-source Ready, sink ${source.status?.sinkUri}`);
+  const adapter = await eventually(
+    'the adapter pod Ready',
+    async () => {
+      const pods = await listPods(admin, NS, 'eventing.knative.dev/sourceName=config-restarter-source');
+      return pods.find((p) => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    },
+    240_000,
+  );
+  show(`adapter pod ${adapter.metadata.name} Running/Ready (made by the Eventing controller)`);
+  return { admin, netns: node.netns };
 }
 
 async function main(): Promise<void> {
@@ -242,341 +214,135 @@ async function main(): Promise<void> {
   const demoDir = path.join(dir, 'demo');
   const rel = path.relative(process.cwd(), dir) || dir;
   const log = (line: string): void => console.log(`    ${line}`);
+  const { admin, netns } = await setUp(dir, demoDir, log);
 
-  const { cluster, binaries, admin, netns, oldPods, oldRevision } = await setUp(dir, demoDir, log);
-
-  step(3, 'Start config-restarter as its ServiceAccount, and the real ApiServerSource adapter pointed at it');
-  const sourceKubeconfig = path.join(demoDir, 'config-restarter-source.kubeconfig');
-  await writeServiceAccountKubeconfig(cluster.kubeconfig, sourceKubeconfig, NS, 'config-restarter-source');
-  let fn: FunctionProcess | undefined;
-  let adapter: ApiServerSourceAdapter | undefined;
-  const exchanges: Exchange[] = [];
-  const tap = await startTap(() => fn!.url, exchanges);
+  // A local cluster scales to zero after seconds instead of minutes (cluster/autoscaler-config.ts).
+  const autoscalerBefore = await setAutoscalerConfig(admin);
   try {
-    fn = await startFunction({
-      adminKubeconfig: cluster.kubeconfig,
-      namespace: NS,
-      logFile: path.join(demoDir, 'config-restarter.log'),
-      env: { LOG_LEVEL: 'info' },
-    });
-    log(`config-restarter listening on ${fn.url} as system:serviceaccount:${NS}:config-restarter`);
-    // Configured like the ApiServerSource of knative/: Reference mode, only ConfigMaps with the watch label.
-    const source = await shippedSource('knative');
-    adapter = await startApiServerSourceAdapter({
-      binary: binaries.apiserverAdapter,
-      kubeconfig: sourceKubeconfig,
-      namespace: NS,
-      name: source.name,
-      sink: `http://127.0.0.1:${(tap.address() as AddressInfo).port}/`,
-      mode: source.mode,
-      resources: source.resources,
-      logFile: path.join(demoDir, 'adapter.log'),
-    });
-    await adapter.waitUntilWatching();
-    log(
-      `ApiServerSource adapter watching ${source.resources.map((r) => `${r.resource} (${r.selector ?? 'all'})`).join(', ')} ` +
-        `in ${NS} as system:serviceaccount:${NS}:config-restarter-source`,
+    step(4, 'The function scales to zero: no pod, the activator answers for it');
+    await eventually(
+      'no config-restarter pod',
+      async () => ((await listPods(admin, NS, FUNCTION_PODS)).length === 0 ? true : undefined),
+      300_000,
+    );
+    const fn = await ksvcWhen(admin, 'config-restarter');
+    const sks = await get<{ spec: { mode: string } }>(
+      admin,
+      `/apis/networking.internal.knative.dev/v1alpha1/namespaces/${NS}/serverlessservices/${fn.status?.latestReadyRevisionName}`,
+    );
+    show(
+      `0 pods of ksvc/config-restarter; ServerlessService mode ${sks?.spec.mode} (requests go to the activator)`,
     );
 
-    step(
-      4,
-      'Resync (what the PingSource sends): records on first contact, rolls out what changed while nobody watched',
-    );
-    const resync = await fetch(fn.url, { method: 'POST', ...pingSourceRequest() });
-    printDecisions(JSON.stringify(((await resync.json()) as { decisions?: unknown }) ?? {}));
+    step(5, 'helloworld through the ingress, before the edit');
+    const urls = new Map<string, string>();
+    for (const { env, ksvc } of ENVIRONMENTS) {
+      const url = (await ksvcWhen(admin, ksvc)).status?.url ?? '';
+      urls.set(env, url);
+      show(`${env}: ${await messageThroughIngress(netns, url)}`);
+    }
 
-    const ksvcPath = `${PATHS.ksvcs(NS)}/helloworld-test`;
-    const workerPath = `${PATHS.deployments(NS)}/${WORKER}`;
-    const readBoth = async () => ({
-      ksvc: await readWorkload(admin, PATHS.ksvcs(NS), 'helloworld-test'),
-      worker: await readWorkload(admin, PATHS.deployments(NS), WORKER),
-    });
-    const before = await readBoth();
-    const replicaSets = () => rolloutsOf(admin, PATHS.replicasets(NS), `Deployment/${WORKER}`);
-    const revisions = () => rolloutsOf(admin, PATHS.revisions(NS), 'Configuration/helloworld-test');
-    // The current ones (the controllers made them when the manifests were applied), before the edit.
-    const waitForRollouts = async (sets: number, revs: number) => {
-      const until = Date.now() + 20_000;
-      for (;;) {
-        const found = { sets: await replicaSets(), revs: await revisions() };
-        if ((found.sets.length >= sets && found.revs.length >= revs) || Date.now() > until) return found;
-        await sleep(200);
-      }
-    };
-    const rolloutsBefore = await waitForRollouts(1, 1);
-
-    const oldAnswers = {
-      pod: await helloworldMessages(netns, `http://${oldPods[0]?.status.podIP}:8080`),
-      revision: await helloworldMessages(
-        netns,
-        `http://${await clusterIp(admin, oldRevision)}`,
-        revisionHeaders(oldRevision),
-      ),
-    };
-
+    const before = await ksvcWhen(admin, 'helloworld-test');
+    const oldRevision = before.status?.latestReadyRevisionName ?? '';
     const message = `Hello from the demo at ${new Date().toISOString()}`;
     step(
-      5,
-      `Edit the ConfigMap: kubectl patch configmap helloworld-config-test -p '{"data":{"MESSAGE":"${message}"}}'`,
+      6,
+      `Edit the test ConfigMap: kubectl patch configmap helloworld-config-test -p '{"data":{"MESSAGE":"${message}"}}'`,
     );
+    const editedAt = Date.now();
     await kubeRequest(
       admin,
       'PATCH',
-      `/api/v1/namespaces/${NS}/configmaps/helloworld-config-test`,
+      `/api/v1/namespaces/${NS}/configmaps/helloworld-config-test?fieldManager=kubectl-patch`,
       { data: { MESSAGE: message } },
-      {
-        contentType: 'application/merge-patch+json',
-      },
+      { contentType: 'application/merge-patch+json' },
     );
-
-    show(`pods as the node runs them (kubectl get pods -n ${NS} -w), seconds after the edit:`);
-    let newRevision2 = '';
+    show(`pods (kubectl get pods -n ${NS} -w), seconds after the edit:`);
+    let after: KnativeObject | undefined;
+    // The woken pod goes back to zero within seconds, and its log with it: read while it runs.
+    const woken = new WokenFunction(admin, editedAt);
     await podTimeline(
       admin,
       NS,
-      [WORKER_PODS, REVISION_PODS],
-      async () =>
-        (await rolledOut(admin, WORKER_PODS, 2, oldPods)) !== undefined &&
-        (newRevision2 = await latestReadyRevision(admin, (name) => name !== oldRevision, 0)) !== '',
+      [FUNCTION_PODS, TEST_PODS],
+      async () => {
+        await woken.poll();
+        const ksvc = await get<KnativeObject>(admin, ksvcPath('helloworld-test'));
+        const moved = ksvc?.status?.traffic?.every((t) => t.revisionName !== oldRevision) ?? false;
+        const oldPods = (await listPods(admin, NS, `serving.knative.dev/revision=${oldRevision}`)).length;
+        if (
+          isReady(ksvc) &&
+          ksvc?.status?.latestReadyRevisionName !== oldRevision &&
+          moved &&
+          oldPods === 0 &&
+          woken.lines.length > 0
+        ) {
+          after = ksvc;
+          return true;
+        }
+        return false;
+      },
       {
-        what: `the rollout of ${WORKER} and a new Ready Revision of helloworld-test`,
-        onChange: (c) => show(`  +${c.at.toFixed(1).padStart(5)} s  ${c.pod.padEnd(52)} ${c.state}`),
+        what: 'a new Ready Revision of helloworld-test with the traffic on it and the old one at zero',
+        timeoutMs: 300_000,
+        onChange: (c) => show(`  +${c.at.toFixed(1).padStart(5)} s  ${c.pod.padEnd(58)} ${c.state}`),
       },
     );
-    const newPods = (await rolledOut(admin, WORKER_PODS, 2, oldPods)) ?? [];
 
-    const deadline = Date.now() + 20_000;
-    let after = before;
-    while (Date.now() < deadline) {
-      after = await readBoth();
-      const key = `${PREFIX}/restartTimestamp`;
-      if (
-        after.ksvc.templateAnnotations[key] !== before.ksvc.templateAnnotations[key] &&
-        after.worker.templateAnnotations[key] !== before.worker.templateAnnotations[key]
-      )
-        break;
-      await sleep(200);
-    }
-    const rolloutsAfter = await waitForRollouts(
-      rolloutsBefore.sets.length + 1,
-      rolloutsBefore.revs.length + 1,
+    show(
+      'Idle Revisions go to zero after about 6 s while the demo runs (cluster/autoscaler-config.ts); a request wakes them.',
     );
-    await sleep(300);
 
-    step(6, 'The event the adapter sent (binary mode) and the reply of config-restarter');
-    const exchange = exchanges.find((e) => e.request.headers['ce-name'] === 'helloworld-config-test');
-    if (!exchange)
-      throw new Error(
-        'no event about helloworld-config-test arrived; see the adapter log ' + adapter.logFile,
-      );
-    for (const [key, value] of Object.entries(exchange.request.headers))
-      if (key.startsWith('ce-') || key === 'kn-namespace') show(`${key}: ${String(value)}`);
-    show(exchange.request.body);
-    console.log(
-      `\n    -> HTTP ${exchange.response.status}, ce-type: ${exchange.response.headers['ce-type']}; decisions:`,
+    step(7, 'The event the adapter pod delivered, as the woken function pod logged it, and its decisions');
+    if (!woken.pod) throw new Error('no config-restarter pod was created after the edit');
+    show(
+      `function pod ${woken.pod.metadata.name}, created ${woken.pod.metadata.creationTimestamp} (after the edit)`,
     );
-    printDecisions(exchange.response.body);
+    const lines = woken.lines;
+    for (const line of lines) show(describeLogLine(line));
+    if (!lines.some((l) => l.msg === 'decision' && l.action === 'restart'))
+      throw new Error(`the function pod ${woken.pod.metadata.name} logged no restart decision`);
 
-    step(7, 'What the API server holds now');
-    for (const [label, apiPath, was, now] of [
-      ['ksvc/helloworld-test', ksvcPath, before.ksvc, after.ksvc],
-      [`deployment/${WORKER}`, workerPath, before.worker, after.worker],
-    ] as const) {
-      show(`${label}  (generation ${was.generation} -> ${now.generation})  ${apiPath}`);
-      show(`  spec.template.metadata.annotations: ${JSON.stringify(now.templateAnnotations)}`);
-      show(`  metadata.annotations["${PREFIX}/configHashes"]: ${now.annotations[`${PREFIX}/configHashes`]}`);
-    }
+    step(
+      8,
+      'The new Revision, Ready, and the traffic on it (kubectl get ksvc helloworld-test -o yaml: status)',
+    );
+    show(
+      `latestCreatedRevisionName ${after?.status?.latestCreatedRevisionName}, latestReadyRevisionName ` +
+        `${after?.status?.latestReadyRevisionName} (was ${oldRevision})`,
+    );
+    for (const t of after?.status?.traffic ?? [])
+      show(`traffic: ${t.percent}% -> ${t.revisionName}${t.latestRevision ? ' (latestRevision)' : ''}`);
+    show(`pods of the old Revision ${oldRevision}: 0`);
 
-    step(8, 'What the real controllers made of it');
-    const newSet = rolloutsAfter.sets.at(-1);
-    const newRevision = rolloutsAfter.revs.at(-1);
-    if (!newSet || newSet.revision <= (rolloutsBefore.sets.at(-1)?.revision ?? 0)) {
-      throw new Error(`kube-controller-manager rolled no new ReplicaSet of ${WORKER}`);
-    }
-    if (!newRevision || newRevision.revision <= (rolloutsBefore.revs.at(-1)?.revision ?? 0)) {
-      throw new Error('the Knative Serving controller rolled no new Revision of helloworld-test');
-    }
-    const previousSet = rolloutsAfter.sets.at(-2);
-    if (previousSet)
-      showRollout('previous', previousSet, `  pod-template-hash ${previousSet.podTemplateHash}`);
-    showRollout('new', newSet, `  pod-template-hash ${newSet.podTemplateHash}`);
-    const previousRevision = rolloutsAfter.revs.at(-2);
-    if (previousRevision) showRollout('previous', previousRevision);
-    showRollout('new', newRevision, '  (of Knative Service helloworld-test)');
-    for (const revision of [previousRevision, newRevision]) {
-      if (!revision) continue;
-      const history = await writeHistory(admin, `${PATHS.deployments(NS)}/${revision.name}-deployment`).catch(
-        () => undefined,
+    step(9, 'helloworld through the ingress, after the edit');
+    for (const { env } of ENVIRONMENTS) {
+      const url = urls.get(env) ?? '';
+      const answer = await eventually(
+        `${env} through the ingress`,
+        async () => {
+          const text = await messageThroughIngress(netns, url);
+          return env === 'prod' || text.includes(message) ? text : undefined;
+        },
+        60_000,
       );
-      if (history) {
-        const writers = history.managers.join(', ');
-        const note = history.managers.includes('config-restarter') ? '' : ' (never by config-restarter)';
-        show(
-          `deployment ${revision.name}-deployment  owner Revision/${revision.name}  ` +
-            `generation ${history.generation}, written by ${writers}${note}`,
-        );
-      }
+      show(`${env}: ${answer}`);
     }
-
-    await answersStep(9, {
-      admin,
-      netns,
-      message,
-      old: { pods: oldPods, revision: oldRevision, answers: oldAnswers },
-      now: { pods: newPods, revision: newRevision2 },
-    });
-
-    await perKeyStep(10, { admin, fn, exchanges });
   } finally {
-    await adapter?.stop();
-    await fn?.stop();
-    await new Promise((resolve) => tap.close(resolve));
+    await restoreAutoscalerConfig(admin, autoscalerBefore);
   }
 
   console.log(
     `\n${bold('Done')} in ${Math.round((Date.now() - started) / 1000)} s. The local cluster is still running:`,
   );
-  console.log(`    kubectl --kubeconfig ${rel}/kubeconfig get ksvc,revisions,deploy,rs,cm -n ${NS}`);
+  console.log(`    kubectl --kubeconfig ${rel}/kubeconfig get ksvc,revisions,apiserversources,pods -n ${NS}`);
   console.log(
-    `    kubectl --kubeconfig ${rel}/kubeconfig get ksvc helloworld-test -n ${NS} -o jsonpath='{.spec.template.metadata.annotations}'`,
-  );
-  console.log(
-    `    logs: ${path.relative(process.cwd(), demoDir)}/config-restarter.log, ${path.relative(process.cwd(), demoDir)}/adapter.log`,
+    `    kubectl --kubeconfig ${rel}/kubeconfig logs -n ${NS} -l ${FUNCTION_PODS} -c user-container`,
   );
   console.log('    stop it with: npm run cluster:down');
 }
 
-type Answers = Awaited<ReturnType<typeof helloworldMessages>>;
-
-/** Step: what the old pods answered before the edit, next to what the new pods answer now (which must be `message`). */
-async function answersStep(
-  n: number,
-  options: {
-    admin: KubeTarget;
-    netns: string;
-    message: string;
-    old: { pods: PodView[]; revision: string; answers: { pod: Answers; revision: Answers } };
-    now: { pods: PodView[]; revision: string };
-  },
-): Promise<void> {
-  const { admin, netns, message, old, now } = options;
-  step(n, 'What helloworld answers: the old pods before the edit, the new pods after it');
-  const oldPod = old.pods[0]?.metadata.name ?? '';
-  const newPod = now.pods[0];
-  const answers = {
-    pod: await helloworldMessages(netns, `http://${newPod?.status.podIP}:8080`),
-    revision: await helloworldMessages(
-      netns,
-      `http://${await clusterIp(admin, now.revision)}`,
-      revisionHeaders(now.revision),
-    ),
-  };
-  const rows = (route: string, key: keyof Answers): string[] => [
-    `GET ${route}`,
-    `  before  pod ${oldPod.padEnd(44)} ${old.answers.pod[key].status} ${old.answers.pod[key].body}`,
-    `  after   pod ${(newPod?.metadata.name ?? '').padEnd(44)} ${answers.pod[key].status} ${answers.pod[key].body}`,
-    `  before  Revision ${old.revision.padEnd(39)} ${old.answers.revision[key].status} ${old.answers.revision[key].body}`,
-    `  after   Revision ${now.revision.padEnd(39)} ${answers.revision[key].status} ${answers.revision[key].body}`,
-  ];
-  show([...rows('/message', 'message'), ...rows('/messageFromFile', 'messageFromFile')].join('\n'));
-  show(
-    `(pods by pod IP, Revisions through their public Service and the activator, from inside the node's namespace ${netns})`,
-  );
-  const wrong = [answers.pod, answers.revision]
-    .flatMap((a) => [a.message, a.messageFromFile])
-    .find((r) => r.status !== 200 || r.body !== message);
-  if (wrong) throw new Error(`helloworld answered ${wrong.status} ${wrong.body}, not the new message`);
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Step: per-key changes. Two Deployments tied to helloworld-config-test by reference only: one reads just
-// the key MESSAGE, the other the whole ConfigMap. A change of another key restarts the second only.
-// ---------------------------------------------------------------------------------------------------------
-
-/** A Deployment tied to helloworld-config-test by reference only (its labels match nothing). */
-function perKeyDeployment(name: string, container: Record<string, unknown>): Record<string, unknown> {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: {
-      name,
-      namespace: NS,
-      labels: { app: name },
-      annotations: { [`${PREFIX}/restartOnTrigger`]: 'true' },
-    },
-    spec: {
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: { containers: [{ name: 'main', image: 'ghcr.io/example/helloworld:0.1.0', ...container }] },
-      },
-    },
-  };
-}
-
-const PER_KEY = [
-  perKeyDeployment('helloworld-uses-message', {
-    env: [
-      { name: 'MESSAGE', valueFrom: { configMapKeyRef: { name: 'helloworld-config-test', key: 'MESSAGE' } } },
-    ],
-  }),
-  perKeyDeployment('helloworld-uses-all', {
-    envFrom: [{ configMapRef: { name: 'helloworld-config-test' } }],
-  }),
-];
-
-async function perKeyStep(
-  n: number,
-  { admin, fn, exchanges }: { admin: KubeTarget; fn: FunctionProcess; exchanges: Exchange[] },
-): Promise<void> {
-  step(
-    n,
-    'Per-key changes: edit a key one Deployment does not read (it stays); the one reading every key rolls',
-  );
-  for (const deployment of PER_KEY) {
-    const { name } = deployment.metadata as { name: string };
-    await kubeRequest(
-      admin,
-      'PATCH',
-      `${PATHS.deployments(NS)}/${name}?fieldManager=demo&force=true`,
-      JSON.stringify(deployment),
-      { contentType: 'application/apply-patch+yaml' },
-    );
-    show(`deployment.apps/${name} serverside-applied`);
-  }
-  // First contact: the resync records what each uses (MESSAGE only, or every key).
-  await fetch(fn.url, { method: 'POST', ...pingSourceRequest() });
-  const seen = exchanges.length;
-  const note = `per-key demo at ${new Date().toISOString()}`;
-  show(`kubectl patch configmap helloworld-config-test -p '{"data":{"NOTE":"${note}"}}'`);
-  await kubeRequest(
-    admin,
-    'PATCH',
-    `/api/v1/namespaces/${NS}/configmaps/helloworld-config-test`,
-    { data: { NOTE: note } },
-    { contentType: 'application/merge-patch+json' },
-  );
-  const deadline = Date.now() + 20_000;
-  let exchange: Exchange | undefined;
-  while (!exchange && Date.now() < deadline) {
-    exchange = exchanges.slice(seen).find((e) => e.request.headers['ce-name'] === 'helloworld-config-test');
-    if (!exchange) await sleep(200);
-  }
-  if (!exchange) throw new Error('no event about the NOTE edit arrived');
-  const names = new Set(PER_KEY.map((d) => (d.metadata as { name: string }).name));
-  const data = JSON.parse(exchange.response.body) as {
-    decisions?: { workload: { kind: string; name: string }; action: string; reason: string }[];
-  };
-  printDecisions(JSON.stringify({ decisions: data.decisions?.filter((d) => names.has(d.workload.name)) }));
-}
-
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}`);
-    console.error(
-      'The cluster (if it started) is left running for inspection; stop it with: npm run cluster:down',
-    );
-    process.exit(1);
-  },
-);
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});
