@@ -5,6 +5,7 @@
  * sink URI and the adapter pod the Eventing controller made, a ConfigMap edit restarting helloworld end to end, and
  * the same with the function at zero: the adapter's event wakes it through the activator.
  */
+import path from 'node:path';
 import { clusterStatus } from '../../cluster/control-plane.js';
 import { buildImages, importImages, type BuiltImage } from '../../cluster/images.js';
 import {
@@ -36,7 +37,13 @@ interface Condition {
 }
 interface KnativeObject {
   metadata: { name: string; uid: string; annotations?: Record<string, string> };
-  status?: { conditions?: Condition[]; url?: string; sinkUri?: string; latestReadyRevisionName?: string };
+  status?: {
+    conditions?: Condition[];
+    url?: string;
+    sinkUri?: string;
+    latestReadyRevisionName?: string;
+    traffic?: { revisionName: string; percent: number; latestRevision?: boolean }[];
+  };
 }
 interface Pod {
   metadata: { name: string; creationTimestamp?: string; ownerReferences?: { kind: string; name: string }[] };
@@ -50,6 +57,17 @@ const ready = (conditions: Condition[] | undefined): boolean =>
 async function get<T>(objectPath: string): Promise<T | undefined> {
   const { status, body } = await kubeRequest<T>(target, 'GET', objectPath, undefined, { allowStatus: [404] });
   return status === 404 ? undefined : body;
+}
+
+/** The pods of one Revision. */
+async function revisionPods(revision: string): Promise<Pod[]> {
+  const selector = encodeURIComponent(`serving.knative.dev/revision=${revision}`);
+  const { body } = await kubeRequest<{ items: Pod[] }>(
+    target,
+    'GET',
+    `/api/v1/namespaces/${namespace}/pods?labelSelector=${selector}`,
+  );
+  return body.items;
 }
 
 const ksvcPath = (name: string): string =>
@@ -229,11 +247,21 @@ describe('the Knative path', () => {
     expect(mtping.spec.template.spec.containers[0]?.image).toBe(images.mtping.ref);
     expect(mtping.status.availableReplicas).toBe(1);
 
-    // helloworld's test environment next to it; its ConfigMap carries the watch label.
+    // helloworld's test and prod environments next to it, in one namespace; their ConfigMaps carry the watch label.
     await applyKustomization(adminKubeconfigPath(), manifests.helloworld);
+    const prodManifests = localManifests(images, {
+      dir: path.join(TEST_CLUSTER_DIR, 'knpath-prod'),
+      namespace,
+      environment: 'prod',
+    });
+    await applyKustomization(adminKubeconfigPath(), prodManifests.helloworld);
     const hello = await readyKsvc('helloworld-test');
     const first = hello.status?.latestReadyRevisionName;
     expect(first).toBe('helloworld-test-00001');
+    const prod = await readyKsvc('helloworld-prod');
+    const prodAnswer = async (): Promise<string> =>
+      (await requestThroughClusterDns(node.netns, `${prod.status?.url}/message`, 30_000)).body;
+    const prodBefore = await eventually('prod through Kourier', prodAnswer, 90_000);
     await kubeRequest(
       target,
       'PATCH',
@@ -261,6 +289,20 @@ describe('the Knative path', () => {
       60_000,
     );
     expect(page.status).toBe(200);
+    // Knative moved all traffic to the new Revision and scaled the old one down to no pod.
+    const moved = await get<KnativeObject>(ksvcPath('helloworld-test'));
+    expect(moved?.status?.traffic).toEqual([
+      { revisionName: 'helloworld-test-00002', percent: 100, latestRevision: true },
+    ]);
+    await eventually(
+      'no pod of helloworld-test-00001',
+      async () => ((await revisionPods('helloworld-test-00001')).length === 0 ? true : undefined),
+      180_000,
+    );
+    // prod, tied to its own ConfigMap, kept its Revision and its answer.
+    const prodAfter = await get<KnativeObject>(ksvcPath('helloworld-prod'));
+    expect(prodAfter?.status?.latestReadyRevisionName).toBe('helloworld-prod-00001');
+    expect(await prodAnswer()).toBe(prodBefore);
   }, 600_000);
 
   it('wakes the function from zero for an edit, which restarts helloworld exactly once', async () => {
