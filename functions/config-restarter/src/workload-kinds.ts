@@ -130,6 +130,27 @@ function knativeServiceReason(object: KubeObject): string | undefined {
     : undefined;
 }
 
+/**
+ * A Knative Service whose `spec.traffic` has no `latestRevision: true` target pins its traffic to named
+ * Revisions: a template change still creates a Revision, but Knative routes it 0 % of the requests. The
+ * decision says so instead of claiming the new configuration is served; `spec.traffic` is never touched.
+ */
+function knativeServiceRestart(object: KubeObject): RestartMethod {
+  const traffic = (object.spec as { traffic?: unknown } | undefined)?.traffic;
+  if (!Array.isArray(traffic) || traffic.length === 0) return TEMPLATE_RESTART;
+  const targets = traffic as { latestRevision?: unknown; revisionName?: unknown; percent?: unknown }[];
+  if (targets.some((t) => t?.latestRevision === true)) return TEMPLATE_RESTART;
+  const pinned = targets
+    .map((t) => `${typeof t?.revisionName === 'string' ? t.revisionName : '?'} ${Number(t?.percent ?? 0)} %`)
+    .join(', ');
+  return {
+    via: 'template',
+    note:
+      `traffic is pinned (${pinned}; no latestRevision: true): the new Revision gets 0 % of the traffic ` +
+      'until spec.traffic routes to it',
+  };
+}
+
 const SPEC_TEMPLATE = ['spec', 'template'] as const;
 
 /** A CronJob's template change reaches the next Job it creates; Jobs already running keep their pods. */
@@ -192,6 +213,7 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
     plural: 'services',
     templatePath: SPEC_TEMPLATE,
     unpatchableReason: knativeServiceReason,
+    restartMethod: knativeServiceRestart,
   },
   {
     kind: 'CronJob',

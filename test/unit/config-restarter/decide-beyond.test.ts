@@ -317,3 +317,51 @@ describe('restart on a confirmed deletion', () => {
     expect(decide(object, [{ ...changeOf({ A: '1' }, 'delete') }])?.action).toBe('skip');
   });
 });
+
+describe('Knative Service traffic', () => {
+  const withTraffic = (traffic: unknown[] | undefined): KubeObject => {
+    const ksvc = workload('Service', 'hello', { labels });
+    return { ...ksvc, spec: { ...(ksvc.spec as object), ...(traffic ? { traffic } : {}) } };
+  };
+  const pinnedNote = 'the new Revision gets 0 % of the traffic until spec.traffic routes to it';
+
+  it.each([
+    ['no spec.traffic (Knative routes 100 % to the latest)', undefined, false],
+    ['latestRevision: true', [{ latestRevision: true, percent: 100 }], false],
+    [
+      'split between a pinned Revision and the latest',
+      [
+        { revisionName: 'hello-00001', percent: 50 },
+        { latestRevision: true, percent: 50 },
+      ],
+      false,
+    ],
+    ['pinned to one Revision', [{ revisionName: 'hello-00001', percent: 100 }], true],
+    [
+      'pinned to two Revisions',
+      [
+        { revisionName: 'hello-00001', percent: 90 },
+        { revisionName: 'hello-00002', percent: 10, latestRevision: false },
+      ],
+      true,
+    ],
+  ])('%s: restarts, pinned=%s', (_name, traffic, pinned) => {
+    const decision = decide(withTraffic(traffic), [changeOf({ A: '1' })]);
+    expect(decision?.action).toBe('restart');
+    if (pinned) expect(decision?.reason).toContain(pinnedNote);
+    else expect(decision?.reason).not.toContain('pinned');
+    // The restart is the template annotation only: spec.traffic is never part of the patch.
+    expect(at(decision?.patch, ['spec', 'traffic'])).toBeUndefined();
+  });
+
+  it('names the pinned Revisions and their shares', () => {
+    const decision = decide(
+      withTraffic([
+        { revisionName: 'hello-00001', percent: 90 },
+        { revisionName: 'hello-00002', percent: 10 },
+      ]),
+      [changeOf({ A: '1' })],
+    );
+    expect(decision?.reason).toContain('traffic is pinned (hello-00001 90 %, hello-00002 10 %');
+  });
+});
