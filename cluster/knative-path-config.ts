@@ -91,6 +91,45 @@ export function eventingControllerEnv(
   };
 }
 
+/**
+ * The environment of the multi-tenant channel-based Broker's controller (`mt-broker-controller`), as its upstream
+ * Deployment (config/brokers/mt-channel-broker/deployments/controller.yaml) sets it.
+ */
+export function brokerControllerEnv(podName: string, profilingPort: number): Record<string, string> {
+  return {
+    SYSTEM_NAMESPACE: 'knative-eventing',
+    POD_NAME: podName,
+    CONFIG_LOGGING_NAME: 'config-logging',
+    CONFIG_OBSERVABILITY_NAME: 'config-observability',
+    METRICS_DOMAIN: 'knative.dev/eventing',
+    PROFILING_PORT: String(profilingPort),
+  };
+}
+
+/**
+ * The in-memory channel controller's environment, as its upstream Deployment
+ * (config/channels/in-memory-channel/deployments/controller.yaml) sets it; its webhook listens on `webhookPort`
+ * (upstream: 8443) and `DISPATCHER_IMAGE` names the local dispatcher image.
+ */
+export function imcControllerEnv(
+  dispatcherImage: string,
+  podName: string,
+  profilingPort: number,
+  webhookPort: number,
+): Record<string, string> {
+  return {
+    SYSTEM_NAMESPACE: 'knative-eventing',
+    POD_NAME: podName,
+    WEBHOOK_NAME: 'inmemorychannel-webhook',
+    WEBHOOK_PORT: String(webhookPort),
+    CONFIG_LOGGING_NAME: 'config-logging',
+    CONFIG_OBSERVABILITY_NAME: 'config-observability',
+    METRICS_DOMAIN: 'knative.dev/inmemorychannel-controller',
+    DISPATCHER_IMAGE: dispatcherImage,
+    PROFILING_PORT: String(profilingPort),
+  };
+}
+
 /** An object of `cluster/system/knative-path/`, as far as {@link fillPlaceholders} reads it. */
 export interface PathManifest {
   kind: string;
@@ -101,12 +140,18 @@ export interface PathManifest {
   subsets?: { addresses?: { ip: string }[] }[];
 }
 
-/** The local images the files name by a placeholder (`image: envoy`, `image: mtping`). */
-export type PathImages = Record<'envoy' | 'mtping', string>;
+/**
+ * The local images the files name by a placeholder (`image: envoy`, `image: mtping`, `image: broker-ingress`, ...).
+ */
+export type PathImages = Record<
+  'envoy' | 'mtping' | 'broker-ingress' | 'broker-filter' | 'imc-dispatcher',
+  string
+>;
 
 /**
  * Fills in what the files leave open: Endpoints name the node IP, the `kube-dns` Service gets the DNS Service IP,
- * and the containers of the gateway (Envoy) and of the PingSource adapter (mtping) the local images.
+ * and the containers of the gateway (Envoy), of the PingSource adapter (mtping) and of the Broker's data plane the
+ * local images.
  */
 export function fillPlaceholders(manifest: PathManifest, images: PathImages): void {
   for (const subset of manifest.subsets ?? []) {

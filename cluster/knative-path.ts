@@ -1,8 +1,10 @@
 /**
  * The Knative path on the local node: CoreDNS (cluster.local for the pods), the Kourier ingress (its control plane
- * and the upstream Envoy gateway Deployment) and the Knative Eventing controller (ApiServerSource, PingSource and
- * the other Eventing kinds, with the adapter Deployments it makes running on the node). The three processes run in
- * the node's network and mount namespaces, like the Knative autoscaler and activator; the gateway runs as pods.
+ * and the upstream Envoy gateway Deployment), the Knative Eventing controller (ApiServerSource, PingSource and
+ * the other Eventing kinds, with the adapter Deployments it makes running on the node) and the multi-tenant
+ * channel-based Broker over the in-memory channel (their controllers, and the release's ingress, filter and dispatcher
+ * Deployments). The processes run in the node's network and mount namespaces, like the Knative autoscaler and
+ * activator; the gateway and the Broker's data plane run as pods.
  * See docs/cluster.md, "The Knative path".
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -16,9 +18,11 @@ import {
   KOURIER_GATEWAY_NAMESPACE,
   KOURIER_INGRESS_CLASS,
   KNATIVE_PATH_PORTS,
+  brokerControllerEnv,
   corefile,
   eventingControllerEnv,
   fillPlaceholders,
+  imcControllerEnv,
   kourierEnv,
   type PathImages,
 } from './knative-path-config.js';
@@ -39,7 +43,8 @@ import {
 } from './util.js';
 
 /** Names of the Knative path's processes, also their log file names (`<dir>/<name>.log`). */
-export type KnativePathProcessName = 'coredns' | 'kourier' | 'knative-eventing-controller';
+export type KnativePathProcessName =
+  'coredns' | 'kourier' | 'knative-eventing-controller' | 'mt-broker-controller' | 'imc-controller';
 
 const SYSTEM_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'system', 'knative-path');
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -53,8 +58,11 @@ interface PathContext {
   kubeconfig: string;
   target: KubeTarget;
   adapterImage: string;
+  dispatcherImage: string;
   corefile: string;
-  profilingPorts: Record<'kourier' | 'eventing', number>;
+  profilingPorts: Record<'kourier' | 'eventing' | 'broker' | 'imc', number>;
+  /** The in-memory channel controller's webhook (no configuration points at it: see system/knative-path). */
+  imcWebhookPort: number;
 }
 
 interface PathProcessSpec {
@@ -110,9 +118,45 @@ export const PATH_PROCESSES: Readonly<Record<KnativePathProcessName, PathProcess
       ),
     stopGraceMs: 3_000,
   },
+  'mt-broker-controller': {
+    command: (ctx) => ({
+      binary: ctx.binaries.brokerController,
+      args: [`--kubeconfig=${ctx.kubeconfig}`],
+      env: brokerControllerEnv('mt-broker-controller-local', ctx.profilingPorts.broker),
+    }),
+    ready: (ctx) =>
+      leaseHeld(
+        ctx.target,
+        'knative-eventing',
+        'mt-broker-controller.knative.dev.eventing.pkg.reconciler.broker.',
+      ),
+    stopGraceMs: 3_000,
+  },
+  'imc-controller': {
+    command: (ctx) => ({
+      binary: ctx.binaries.imcController,
+      args: [`--kubeconfig=${ctx.kubeconfig}`],
+      env: imcControllerEnv(
+        ctx.dispatcherImage,
+        'imc-controller-local',
+        ctx.profilingPorts.imc,
+        ctx.imcWebhookPort,
+      ),
+    }),
+    ready: (ctx) =>
+      leaseHeld(
+        ctx.target,
+        'knative-eventing',
+        'inmemorychannel-webhook.knative.dev.eventing.pkg.reconciler.inmemorychannel.',
+      ),
+    stopGraceMs: 3_000,
+  },
 };
 
-/** Start order: DNS first (the gateway's bootstrap names the xDS server), then the ingress, then Eventing. */
+/**
+ * Start order: DNS first (the gateway's bootstrap names the xDS server), then the ingress, then Eventing, then the
+ * Broker and channel controllers.
+ */
 export const PATH_PROCESS_NAMES = Object.keys(PATH_PROCESSES) as KnativePathProcessName[];
 
 /** Spawns one process inside the node's network and mount namespaces. */
@@ -194,14 +238,23 @@ export async function startKnativePath(options: StartKnativePathOptions): Promis
   const { node, target, log, timeoutMs } = options;
   let start = Date.now();
   const binaries = await ensureKnativePathBinaries(log);
-  const images = await buildImages(['envoy', 'apiserver-adapter', 'mtping'], { log });
+  const images = await buildImages(
+    ['envoy', 'apiserver-adapter', 'mtping', 'broker-ingress', 'broker-filter', 'imc-dispatcher'],
+    { log },
+  );
   await importImages(images, { containerdAddress: node.containerdAddress, log });
   log(`Knative path binaries and images ready (${elapsed(start)} s)`);
 
   const corefilePath = path.join(node.root, 'Corefile');
   mkdirSync(node.root, { recursive: true });
   writeFileSync(corefilePath, corefile(options.kubeconfig));
-  const [kourierProfiling, eventingProfiling] = (await freePorts(2)) as [number, number];
+  const [kourier, eventing, broker, imc, imcWebhookPort] = (await freePorts(5)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const ctx: PathContext = {
     dir: options.dir,
     node,
@@ -209,11 +262,19 @@ export async function startKnativePath(options: StartKnativePathOptions): Promis
     kubeconfig: options.kubeconfig,
     target,
     adapterImage: images['apiserver-adapter'].ref,
+    dispatcherImage: images['imc-dispatcher'].ref,
     corefile: corefilePath,
-    profilingPorts: { kourier: kourierProfiling, eventing: eventingProfiling },
+    profilingPorts: { kourier, eventing, broker, imc },
+    imcWebhookPort,
   };
   await selectKourier(target);
-  await installPathObjects(target, { envoy: images.envoy.ref, mtping: images.mtping.ref });
+  await installPathObjects(target, {
+    envoy: images.envoy.ref,
+    mtping: images.mtping.ref,
+    'broker-ingress': images['broker-ingress'].ref,
+    'broker-filter': images['broker-filter'].ref,
+    'imc-dispatcher': images['imc-dispatcher'].ref,
+  });
 
   const processes: NodeProcess[] = [];
   for (const name of PATH_PROCESS_NAMES) {

@@ -4,9 +4,11 @@ import yaml from 'js-yaml';
 import {
   KNATIVE_PATH_PORTS,
   KOURIER_GATEWAY,
+  brokerControllerEnv,
   corefile,
   eventingControllerEnv,
   fillPlaceholders,
+  imcControllerEnv,
   kourierEnv,
   type PathManifest,
 } from '../../../cluster/knative-path-config.js';
@@ -17,6 +19,9 @@ const SYSTEM_DIR = path.join(REPO_ROOT, 'cluster', 'system', 'knative-path');
 const IMAGES = {
   envoy: 'localhost/config-restarter/envoy:abc',
   mtping: 'localhost/config-restarter/mtping:def',
+  'broker-ingress': 'localhost/config-restarter/broker-ingress:1',
+  'broker-filter': 'localhost/config-restarter/broker-filter:2',
+  'imc-dispatcher': 'localhost/config-restarter/imc-dispatcher:3',
 };
 
 function load(file: string): (PathManifest & { metadata: { name: string; namespace?: string } })[] {
@@ -58,6 +63,20 @@ describe('process environments', () => {
       'INTEGRATION_SINK_LOG_IMAGE',
     ];
     for (const name of upstreamImageVars) expect(env[name]).toBeTruthy();
+  });
+
+  it('runs the Broker and in-memory channel controllers in knative-eventing, the latter with the local dispatcher', () => {
+    expect(brokerControllerEnv('pod', 9003)).toMatchObject({
+      SYSTEM_NAMESPACE: 'knative-eventing',
+      PROFILING_PORT: '9003',
+    });
+    expect(imcControllerEnv(IMAGES['imc-dispatcher'], 'pod', 9004, 9443)).toMatchObject({
+      SYSTEM_NAMESPACE: 'knative-eventing',
+      WEBHOOK_NAME: 'inmemorychannel-webhook',
+      WEBHOOK_PORT: '9443',
+      DISPATCHER_IMAGE: IMAGES['imc-dispatcher'],
+      PROFILING_PORT: '9004',
+    });
   });
 
   it('runs Kourier in knative-serving with its gateway in kourier-system', () => {
@@ -107,5 +126,24 @@ describe('cluster/system/knative-path', () => {
     expect(objects.map((o) => o.kind)).toEqual(
       expect.arrayContaining(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding']),
     );
+  });
+
+  it("runs the Broker's ingress and filter and the in-memory channel dispatcher as the release does, with local images", () => {
+    const objects = load('broker.yaml');
+    for (const o of objects) fillPlaceholders(o, IMAGES);
+    const images = Object.fromEntries(
+      objects
+        .filter((o) => o.kind === 'Deployment')
+        .map((d) => [d.metadata.name, d.spec?.template?.spec?.containers?.map((c) => c.image)]),
+    );
+    expect(images).toEqual({
+      'mt-broker-ingress': [IMAGES['broker-ingress']],
+      'mt-broker-filter': [IMAGES['broker-filter']],
+      'imc-dispatcher': [IMAGES['imc-dispatcher']],
+    });
+    // The Services the Broker controller and the channel's ExternalName Service point at.
+    const services = objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name);
+    expect(services.sort()).toEqual(['broker-filter', 'broker-ingress', 'imc-dispatcher']);
+    for (const o of objects) expect(o.metadata.namespace ?? 'knative-eventing').toBe('knative-eventing');
   });
 });
