@@ -11,8 +11,8 @@ export interface LocalManifests {
   /** Kustomization directory: helloworld (`kustomize/overlays/<environment>`) running the local image. */
   helloworld: string;
   /**
-   * Kustomization directory: the plumbing of `knative/` plus the function's Knative Service as `func deploy`
-   * creates it from func.yaml, running the local image.
+   * Kustomization directory: the plumbing of `knative/` (or the chosen variant) plus the function's Knative Service
+   * as `func deploy` creates it from func.yaml, running the local image.
    */
   function: string;
   /** Helm values file for `charts/config-restarter`: the function's image set to the local one. */
@@ -27,6 +27,26 @@ export interface LocalManifestsOptions {
   environment?: 'test' | 'prod';
   /** Move every object to this namespace (kustomize's namespace transformer); default: the published ones. */
   namespace?: string;
+  /**
+   * Which plumbing of `knative/` the function kustomization applies (default `knative`): `knative/broker` (its
+   * dead-letter Service then runs the local event_display image, which must be given) or `knative/authentication`
+   * (the function then gets `AUTH_AUDIENCE`, as README.md "Sender authentication" says).
+   */
+  variant?: PlumbingVariant;
+}
+
+/** The directories of `knative/` that apply the plumbing as users do (`kubectl apply -k <variant>`). */
+export type PlumbingVariant = 'knative' | 'knative/broker' | 'knative/authentication';
+
+/** The image the Broker variant's dead-letter Service names (knative/components/broker, `images:`). */
+const PUBLISHED_EVENT_DISPLAY_IMAGE = 'gcr.io/knative-releases/knative.dev/eventing/cmd/event_display';
+
+/**
+ * The audience the project's senders ask tokens for (`sink.audience` of knative/base, `subscriber.audience` of the
+ * Trigger): Knative's `<group>/<kind>/<namespace>/<name>` of the function's Service in its published namespace.
+ */
+export function functionAudience(): string {
+  return `serving.knative.dev/service/${funcDeployNamespace()}/config-restarter`;
 }
 
 /** The image repository kustomize/base sets for helloworld (its `images` entry), which the overlays then use. */
@@ -69,9 +89,11 @@ function writeKustomization(dir: string, body: Record<string, unknown>, namespac
  * Revision then never asks a registry to resolve a tag, and the kubelet finds the image present.
  */
 export function localManifests(
-  images: Pick<Record<ImageName, BuiltImage>, 'helloworld' | 'config-restarter'>,
+  images: Pick<Record<ImageName, BuiltImage>, 'helloworld' | 'config-restarter'> &
+    Partial<Record<'event-display', BuiltImage>>,
   opts: LocalManifestsOptions,
 ): LocalManifests {
+  const variant = opts.variant ?? 'knative';
   const root = path.resolve(opts.dir, 'manifests');
   const relative = (from: string, ...to: string[]): string =>
     path.relative(from, path.join(REPO_ROOT, ...to));
@@ -97,7 +119,13 @@ export function localManifests(
   const functionImage = images['config-restarter'];
   mkdirSync(fn, { recursive: true });
   // A fixed BUILT stamp: the same image gives the same template, so re-applying makes no new Revision.
-  const service = funcDeployService(byDigest(functionImage), new Date(0)) as { metadata: object };
+  const service = funcDeployService(byDigest(functionImage), new Date(0)) as {
+    metadata: object;
+    spec: { template: { spec: { containers: { env: { name: string; value: string }[] }[] } } };
+  };
+  if (variant === 'knative/authentication') {
+    service.spec.template.spec.containers[0]?.env.push({ name: 'AUTH_AUDIENCE', value: functionAudience() });
+  }
   writeFileSync(
     path.join(fn, 'function-service.yaml'),
     yaml.dump(
@@ -105,7 +133,28 @@ export function localManifests(
       { lineWidth: -1 },
     ),
   );
-  writeKustomization(fn, { resources: [relative(fn, 'knative'), 'function-service.yaml'] }, opts.namespace);
+  const eventDisplay = images['event-display'];
+  if (variant === 'knative/broker' && !eventDisplay) {
+    throw new Error('the knative/broker variant needs the event-display image (its dead-letter Service)');
+  }
+  writeKustomization(
+    fn,
+    {
+      resources: [relative(fn, ...variant.split('/')), 'function-service.yaml'],
+      ...(variant === 'knative/broker' && eventDisplay
+        ? {
+            images: [
+              {
+                name: PUBLISHED_EVENT_DISPLAY_IMAGE,
+                newName: repositoryOf(eventDisplay.ref),
+                digest: eventDisplay.digest,
+              },
+            ],
+          }
+        : {}),
+    },
+    opts.namespace,
+  );
 
   const chartValues = path.join(root, 'function-values.yaml');
   writeFileSync(

@@ -3,6 +3,7 @@ import path from 'node:path';
 import {
   COMPONENTS,
   ensureBinaries,
+  ensureImageBinaries,
   ensureKnativePathBinaries,
   ensureNodeBinaries,
   type Component,
@@ -34,6 +35,8 @@ export async function setupTestCluster(): Promise<void> {
   const nodeBinaries = await ensureNodeBinaries(log);
   // Built (or downloaded) here, with network access, for knative-path.test.ts: never inside a test's timeout.
   const knativePathBinaries = await ensureKnativePathBinaries(log);
+  // The images' Go commands too (the Broker's data plane, event_display): the images are built inside the tests.
+  await ensureImageBinaries(log);
   await ensureEnvoy(log);
   // A previous run killed before its teardown may have left processes behind: always start from scratch.
   if (await stopCluster(TEST_CLUSTER_DIR, log)) log('stopped a test cluster left over from an earlier run');

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import type { BuiltImage } from '../../cluster/images.js';
-import { localManifests } from '../../cluster/local-manifests.js';
+import { functionAudience, localManifests } from '../../cluster/local-manifests.js';
 import { template } from './chart.js';
 import { find, knativeServices, render, type K8sObject, type KnativeService } from './kustomize.js';
 
@@ -21,6 +21,12 @@ const images = {
     ociDir: '/nowhere',
   },
 } satisfies Record<string, BuiltImage>;
+const DISPLAY_DIGEST = `sha256:${'3'.repeat(64)}`;
+const eventDisplay = {
+  ref: 'localhost/config-restarter/event-display:0123456789ab',
+  digest: DISPLAY_DIGEST,
+  ociDir: '/nowhere',
+} satisfies BuiltImage;
 
 const imagesOf = (ksvc: KnativeService): string[] => ksvc.spec.template.spec.containers.map((c) => c.image);
 
@@ -64,6 +70,46 @@ describe('localManifests', () => {
     expect(service.spec.template.spec.serviceAccountName).toBe('config-restarter');
     expect(imagesOf(service)).toEqual([`localhost/config-restarter/config-restarter@${FUNCTION_DIGEST}`]);
     expect(local.filter((o) => o !== service)).toEqual(plumbing);
+  });
+
+  it('the Broker variant: knative/broker as published, its dead-letter Service running the local event_display', async () => {
+    const written = localManifests(
+      { ...images, 'event-display': eventDisplay },
+      { dir: path.join(dir, 'broker'), variant: 'knative/broker' },
+    );
+    const local = (await render(written.function)).objects;
+    const plumbing = (await render('knative/broker')).objects;
+    const service = find<KnativeService>(local, 'Service', 'config-restarter');
+    const deadLetter = find<KnativeService>(local, 'Service', 'config-restarter-dead-letter');
+    expect(imagesOf(deadLetter)).toEqual([`localhost/config-restarter/event-display@${DISPLAY_DIGEST}`]);
+    expect(withoutImages(local.filter((o) => o !== service))).toEqual(withoutImages(plumbing));
+    expect(() =>
+      localManifests(images, { dir: path.join(dir, 'no-display'), variant: 'knative/broker' }),
+    ).toThrow(/event-display/);
+  });
+
+  it('the authentication variant: knative/authentication, and the function started with AUTH_AUDIENCE', async () => {
+    const written = localManifests(images, {
+      dir: path.join(dir, 'auth'),
+      variant: 'knative/authentication',
+    });
+    const local = (await render(written.function)).objects;
+    const plumbing = (await render('knative/authentication')).objects;
+    const service = find<
+      KnativeService & {
+        spec: { template: { spec: { containers: { env: { name: string; value: string }[] }[] } } };
+      }
+    >(local, 'Service', 'config-restarter');
+    expect(service.spec.template.spec.containers[0]?.env).toContainEqual({
+      name: 'AUTH_AUDIENCE',
+      value: functionAudience(),
+    });
+    expect(local.filter((o) => o !== service)).toEqual(plumbing);
+    // The audience every sender of the variant asks tokens for.
+    const sinks = plumbing
+      .filter((o) => o.apiVersion === 'sources.knative.dev/v1')
+      .map((o) => (o as unknown as { spec: { sink: { audience?: string } } }).spec.sink.audience);
+    expect(sinks).toEqual([functionAudience(), functionAudience()]);
   });
 
   it('moves everything to another namespace when asked', async () => {
