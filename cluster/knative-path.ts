@@ -332,7 +332,7 @@ export interface ClusterDnsAnswer {
 
 /** Resolves the URL's host with the cluster DNS, then sends the request to that address with the original Host. */
 const CLUSTER_DNS_REQUEST = `
-const [url, dnsServer, timeoutMs] = JSON.parse(process.argv[1]);
+const [url, dnsServer, timeoutMs, init] = JSON.parse(process.argv[1]);
 const dns = require('node:dns').promises;
 const http = require('node:http');
 const resolver = new dns.Resolver({ timeout: timeoutMs, tries: 1 });
@@ -341,9 +341,9 @@ const target = new URL(url);
 (async () => {
   const cname = await resolver.resolveCname(target.hostname).then((c) => c[0], () => undefined);
   const addresses = await resolver.resolve4(target.hostname);
-  const req = http.get(
-    { host: addresses[0], port: target.port || 80, path: target.pathname + target.search,
-      headers: { host: target.host }, timeout: timeoutMs },
+  const req = http.request(
+    { host: addresses[0], port: target.port || 80, path: target.pathname + target.search, method: init.method,
+      headers: { ...init.headers, host: target.host }, timeout: timeoutMs },
     (res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -353,8 +353,16 @@ const target = new URL(url);
   );
   req.on('timeout', () => req.destroy(new Error('timeout')));
   req.on('error', (err) => { process.stderr.write(String(err.message)); process.exitCode = 1; });
+  req.end(init.body ?? undefined);
 })().catch((err) => { process.stderr.write(String(err.code || err.message)); process.exitCode = 1; });
 `;
+
+/** Method, headers and body of a {@link requestThroughClusterDns} request (default: a GET without a body). */
+export interface ClusterDnsRequestInit {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
 
 /**
  * A request as a pod sends it: from inside the node's network namespace, the host name resolved by the cluster's
@@ -364,6 +372,7 @@ export async function requestThroughClusterDns(
   netns: string,
   url: string,
   timeoutMs = 5_000,
+  init: ClusterDnsRequestInit = {},
 ): Promise<ClusterDnsAnswer> {
   const result = await runCommand(
     'nsenter',
@@ -373,11 +382,12 @@ export async function requestThroughClusterDns(
       process.execPath,
       '-e',
       CLUSTER_DNS_REQUEST,
-      JSON.stringify([url, NODE_NETWORK.dnsServiceIp, timeoutMs]),
+      JSON.stringify([url, NODE_NETWORK.dnsServiceIp, timeoutMs, { method: 'GET', headers: {}, ...init }]),
     ],
     { timeoutMs: timeoutMs * 3 + 5_000, env: { ...process.env, NODE_NO_WARNINGS: '1' } },
   );
-  if (result.code !== 0) throw new Error(`GET ${url} in ${netns}: ${result.stderr.trim()}`);
+  const method = init.method ?? 'GET';
+  if (result.code !== 0) throw new Error(`${method} ${url} in ${netns}: ${result.stderr.trim()}`);
   return JSON.parse(result.stdout) as ClusterDnsAnswer;
 }
 
