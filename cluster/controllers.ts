@@ -276,6 +276,8 @@ function objectPath(m: Manifest): string {
     Endpoints: 'endpoints',
     Deployment: 'deployments',
     ServiceAccount: 'serviceaccounts',
+    Role: 'roles',
+    RoleBinding: 'rolebindings',
     ClusterRole: 'clusterroles',
     ClusterRoleBinding: 'clusterrolebindings',
     MutatingWebhookConfiguration: 'mutatingwebhookconfigurations',
