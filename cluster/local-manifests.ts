@@ -28,15 +28,17 @@ export interface LocalManifestsOptions {
   /** Move every object to this namespace (kustomize's namespace transformer); default: the published ones. */
   namespace?: string;
   /**
-   * Which plumbing of `knative/` the function kustomization applies (default `knative`): `knative/broker` (its
-   * dead-letter Service then runs the local event_display image, which must be given) or `knative/authentication`
-   * (the function then gets `AUTH_AUDIENCE`, as README.md "Sender authentication" says).
+   * The opt-in components of `knative/components/` the plumbing takes (default none: `knative/`). One component
+   * applies its published variant directory (`knative/broker`, `knative/authentication`, ...); several are listed
+   * next to `knative/base` in the kustomization, as docs/manifests.md shows for combining them. With `broker` the
+   * dead-letter Service runs the local event_display image (which must then be given); with `authentication` the
+   * function gets `AUTH_AUDIENCE`, as README.md "Sender authentication" says.
    */
-  variant?: PlumbingVariant;
+  components?: readonly PlumbingComponent[];
 }
 
-/** The directories of `knative/` that apply the plumbing as users do (`kubectl apply -k <variant>`). */
-export type PlumbingVariant = 'knative' | 'knative/broker' | 'knative/authentication';
+/** The components of `knative/components/`, each also a variant directory `knative/<component>`. */
+export type PlumbingComponent = 'broker' | 'authentication' | 'secrets' | 'argo-rollouts';
 
 /** The image the Broker variant's dead-letter Service names (knative/components/broker, `images:`). */
 const PUBLISHED_EVENT_DISPLAY_IMAGE = 'gcr.io/knative-releases/knative.dev/eventing/cmd/event_display';
@@ -93,7 +95,7 @@ export function localManifests(
     Partial<Record<'event-display', BuiltImage>>,
   opts: LocalManifestsOptions,
 ): LocalManifests {
-  const variant = opts.variant ?? 'knative';
+  const components = opts.components ?? [];
   const root = path.resolve(opts.dir, 'manifests');
   const relative = (from: string, ...to: string[]): string =>
     path.relative(from, path.join(REPO_ROOT, ...to));
@@ -123,7 +125,7 @@ export function localManifests(
     metadata: object;
     spec: { template: { spec: { containers: { env: { name: string; value: string }[] }[] } } };
   };
-  if (variant === 'knative/authentication') {
+  if (components.includes('authentication')) {
     service.spec.template.spec.containers[0]?.env.push({ name: 'AUTH_AUDIENCE', value: functionAudience() });
   }
   writeFileSync(
@@ -134,14 +136,22 @@ export function localManifests(
     ),
   );
   const eventDisplay = images['event-display'];
-  if (variant === 'knative/broker' && !eventDisplay) {
-    throw new Error('the knative/broker variant needs the event-display image (its dead-letter Service)');
+  const broker = components.includes('broker');
+  if (broker && !eventDisplay) {
+    throw new Error('the broker component needs the event-display image (its dead-letter Service)');
   }
+  const plumbing =
+    components.length > 1
+      ? {
+          resources: [relative(fn, 'knative', 'base'), 'function-service.yaml'],
+          components: components.map((c) => relative(fn, 'knative', 'components', c)),
+        }
+      : { resources: [relative(fn, 'knative', ...components), 'function-service.yaml'] };
   writeKustomization(
     fn,
     {
-      resources: [relative(fn, ...variant.split('/')), 'function-service.yaml'],
-      ...(variant === 'knative/broker' && eventDisplay
+      ...plumbing,
+      ...(broker && eventDisplay
         ? {
             images: [
               {

@@ -13,7 +13,7 @@ import { buildImages, importImages, type BuiltImage } from '../../cluster/images
 import { KOURIER_GATEWAY, KOURIER_GATEWAY_NAMESPACE } from '../../cluster/knative-path-config.js';
 import { requestThroughClusterDns, startKnativePath, stopKnativePath } from '../../cluster/knative-path.js';
 import { kubeRequest } from '../../cluster/kube.js';
-import { functionAudience, localManifests, type PlumbingVariant } from '../../cluster/local-manifests.js';
+import { functionAudience, localManifests, type PlumbingComponent } from '../../cluster/local-manifests.js';
 import type { NodeProcess } from '../../cluster/node.js';
 import { applyKustomization, deleteNamespace, eventually } from '../../cluster/objects.js';
 import { knativeOidcSubject } from '../../functions/config-restarter/src/auth.js';
@@ -78,11 +78,15 @@ const triggerPath = (ns: string, name: string): string =>
 const sourcePath = (ns: string): string =>
   `/apis/sources.knative.dev/v1/namespaces/${ns}/apiserversources/config-restarter-source`;
 
-/** Applies the variant and helloworld's test environment into a fresh namespace, as `kubectl apply -k` does. */
-async function applyVariant(variant: PlumbingVariant, prefix: string): Promise<string> {
+/** Applies the plumbing and helloworld's test environment into a fresh namespace, as `kubectl apply -k` does. */
+async function applyVariant(components: PlumbingComponent[], prefix: string): Promise<string> {
   const namespace = uniqueName(prefix);
   namespaces.push(namespace);
-  const manifests = localManifests(images, { dir: `${TEST_CLUSTER_DIR}/${namespace}`, namespace, variant });
+  const manifests = localManifests(images, {
+    dir: `${TEST_CLUSTER_DIR}/${namespace}`,
+    namespace,
+    components,
+  });
   await applyKustomization(adminKubeconfigPath(), manifests.function);
   await applyKustomization(adminKubeconfigPath(), manifests.helloworld);
   return namespace;
@@ -177,7 +181,7 @@ afterAll(async () => {
 
 describe('the Broker variant (knative/broker)', () => {
   it('delivers an edit through a Ready Broker and Trigger, and routes the function reply to a real event_display', async () => {
-    const namespace = await applyVariant('knative/broker', 'kbroker');
+    const namespace = await applyVariant(['broker'], 'kbroker');
     const broker = await readyObject(
       'Broker config-events',
       `/apis/eventing.knative.dev/v1/namespaces/${namespace}/brokers/config-events`,
@@ -280,7 +284,7 @@ describe('the Broker variant (knative/broker)', () => {
 describe('the authentication variant (knative/authentication) with authentication-oidc on', () => {
   it('sends tokens for the function audience from the adapter pod, which the function accepts; no token gets 401', async () => {
     featuresBefore = await setFeatures({ 'authentication-oidc': 'enabled' });
-    const namespace = await applyVariant('knative/authentication', 'kauth');
+    const namespace = await applyVariant(['authentication'], 'kauth');
     const fn = await readyObject('config-restarter', ksvcPath(namespace, 'config-restarter'));
     const source = await eventually(
       'ApiServerSource Ready with its OIDC identity',

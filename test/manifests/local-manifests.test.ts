@@ -75,7 +75,7 @@ describe('localManifests', () => {
   it('the Broker variant: knative/broker as published, its dead-letter Service running the local event_display', async () => {
     const written = localManifests(
       { ...images, 'event-display': eventDisplay },
-      { dir: path.join(dir, 'broker'), variant: 'knative/broker' },
+      { dir: path.join(dir, 'broker'), components: ['broker'] },
     );
     const local = (await render(written.function)).objects;
     const plumbing = (await render('knative/broker')).objects;
@@ -84,14 +84,14 @@ describe('localManifests', () => {
     expect(imagesOf(deadLetter)).toEqual([`localhost/config-restarter/event-display@${DISPLAY_DIGEST}`]);
     expect(withoutImages(local.filter((o) => o !== service))).toEqual(withoutImages(plumbing));
     expect(() =>
-      localManifests(images, { dir: path.join(dir, 'no-display'), variant: 'knative/broker' }),
+      localManifests(images, { dir: path.join(dir, 'no-display'), components: ['broker'] }),
     ).toThrow(/event-display/);
   });
 
   it('the authentication variant: knative/authentication, and the function started with AUTH_AUDIENCE', async () => {
     const written = localManifests(images, {
       dir: path.join(dir, 'auth'),
-      variant: 'knative/authentication',
+      components: ['authentication'],
     });
     const local = (await render(written.function)).objects;
     const plumbing = (await render('knative/authentication')).objects;
@@ -110,6 +110,30 @@ describe('localManifests', () => {
       .filter((o) => o.apiVersion === 'sources.knative.dev/v1')
       .map((o) => (o as unknown as { spec: { sink: { audience?: string } } }).spec.sink.audience);
     expect(sinks).toEqual([functionAudience(), functionAudience()]);
+  });
+
+  it('several components: knative/base with each of them, as docs/manifests.md combines them', async () => {
+    const written = localManifests(
+      { ...images, 'event-display': eventDisplay },
+      { dir: path.join(dir, 'combined'), components: ['broker', 'authentication'] },
+    );
+    const local = (await render(written.function)).objects;
+    const service = find<KnativeService>(local, 'Service', 'config-restarter');
+    const names = (kind: string): string[] =>
+      local
+        .filter((o) => o.kind === kind)
+        .map((o) => o.metadata.name)
+        .sort();
+    expect(names('Broker')).toEqual(['config-events']);
+    expect(names('Trigger')).toEqual(['config-restarter']);
+    expect(names('ClusterRoleBinding')).toEqual(['config-restarter-tokenreview']);
+    expect(JSON.stringify(service)).toContain('AUTH_AUDIENCE');
+    const broker = (await render('knative/broker')).objects;
+    const auth = (await render('knative/authentication')).objects;
+    const key = (o: K8sObject): string => `${o.kind}/${o.metadata.name}`;
+    expect(new Set(local.filter((o) => o !== service).map(key))).toEqual(
+      new Set([...broker, ...auth].map(key)),
+    );
   });
 
   it('moves everything to another namespace when asked', async () => {
