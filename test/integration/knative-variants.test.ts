@@ -338,4 +338,55 @@ describe('the authentication variant (knative/authentication) with authenticatio
     expect(refused.status).toBe(401);
     expect(refused.headers['www-authenticate']).toBe('Bearer');
   }, 900_000);
+
+  it('through the Broker: every hop sends a token for the audience Eventing assigned, the Trigger one for the function', async () => {
+    const namespace = await applyVariant(['broker', 'authentication'], 'kbrauth');
+    const broker = await readyObject(
+      'Broker config-events',
+      `/apis/eventing.knative.dev/v1/namespaces/${namespace}/brokers/config-events`,
+    );
+    // The audience Eventing gives the Broker: the source's adapter asks tokens for it.
+    expect(broker.status?.address?.audience).toBe(`eventing.knative.dev/broker/${namespace}/config-events`);
+    const source = await eventually(
+      'ApiServerSource Ready with its OIDC identity',
+      async () => {
+        const s = await get<KnativeObject & { status?: { sinkAudience?: string } }>(sourcePath(namespace));
+        return ready(s?.status?.conditions) && s?.status?.auth?.serviceAccountName ? s : undefined;
+      },
+      180_000,
+    );
+    expect((source.status as { sinkAudience?: string }).sinkAudience).toBe(broker.status?.address?.audience);
+    await readyObject('config-restarter', ksvcPath(namespace, 'config-restarter'));
+    await readyObject('config-restarter-dead-letter', ksvcPath(namespace, 'config-restarter-dead-letter'));
+    const trigger = await eventually(
+      'Trigger config-restarter Ready with its OIDC identity',
+      async () => {
+        const t = await get<KnativeObject>(triggerPath(namespace, 'config-restarter'));
+        return ready(t?.status?.conditions) && t?.status?.auth?.serviceAccountName ? t : undefined;
+      },
+      180_000,
+    );
+    // The filter delivers as the Trigger's identity, one the function allows by default.
+    expect(`system:serviceaccount:${namespace}:${trigger.status?.auth?.serviceAccountName}`).toBe(
+      knativeOidcSubject(namespace, 'eventing.knative.dev', 'Trigger', 'config-restarter'),
+    );
+
+    // adapter (token for the Broker) -> ingress (for the channel) -> dispatcher (for the filter) -> filter (for the
+    // function): every receiver verifies, and the edit restarts helloworld.
+    await editRestartsHelloworld(namespace, 'edited through the Broker with tokens');
+
+    // The Broker itself refuses an event without a token.
+    const refused = await requestThroughClusterDns(node.netns, broker.status?.address?.url ?? '', 30_000, {
+      method: 'POST',
+      headers: {
+        'ce-specversion': '1.0',
+        'ce-type': 'dev.knative.apiserver.ref.update',
+        'ce-source': 'https://kubernetes.default.svc',
+        'ce-id': 'no-token',
+        'content-type': 'application/json',
+      },
+      body: '{}',
+    });
+    expect(refused.status).toBe(401);
+  }, 900_000);
 });
