@@ -221,10 +221,6 @@ function apiserverArgs(
     '--authorization-mode=Node,RBAC',
     `--token-auth-file=${path.join(dataDir, 'tokens.csv')}`,
     `--service-account-issuer=https://127.0.0.1:${port}/`,
-    // The discovery document's jwks_uri: the address pods reach the API server at (the issuer's loopback address is
-    // the pod's own), so Knative Eventing's receivers (Broker ingress and filter, channel dispatcher) can fetch the
-    // keys they verify OIDC tokens with. The certificate the API server makes for itself covers the name.
-    '--service-account-jwks-uri=https://kubernetes.default.svc/openid/v1/jwks',
     `--service-account-key-file=${keyFile}`,
     `--service-account-signing-key-file=${keyFile}`,
   ]

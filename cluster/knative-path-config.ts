@@ -23,6 +23,18 @@ export const KOURIER_GATEWAY_NAMESPACE = 'kourier-system';
 export const KOURIER_GATEWAY = '3scale-kourier-gateway';
 
 /**
+ * The Deployments the path installs (`<namespace>/<name>`): their pods keep running when the path's processes stop,
+ * so a caller that stops the path on a node that keeps running deletes them (the next start installs them again).
+ */
+export const PATH_DEPLOYMENTS = [
+  `${KOURIER_GATEWAY_NAMESPACE}/${KOURIER_GATEWAY}`,
+  'knative-eventing/pingsource-mt-adapter',
+  'knative-eventing/mt-broker-ingress',
+  'knative-eventing/mt-broker-filter',
+  'knative-eventing/imc-dispatcher',
+] as const;
+
+/**
  * CoreDNS's configuration: `cluster.local` (and the reverse zones) from the API server with the `kubernetes` plugin,
  * on the node IP only. No `forward`: a name outside the cluster gets an error, never a query to the outside.
  */

@@ -9,9 +9,9 @@ import path from 'node:path';
 import { clusterStatus } from '../../cluster/control-plane.js';
 import { buildImages, importImages, type BuiltImage } from '../../cluster/images.js';
 import {
-  KOURIER_GATEWAY,
   KOURIER_GATEWAY_NAMESPACE,
   KOURIER_INGRESS_CLASS,
+  PATH_DEPLOYMENTS,
 } from '../../cluster/knative-path-config.js';
 import { requestThroughClusterDns, startKnativePath, stopKnativePath } from '../../cluster/knative-path.js';
 import { kubeRequest } from '../../cluster/kube.js';
@@ -112,13 +112,12 @@ beforeAll(async () => {
 afterAll(async () => {
   if (autoscalerBefore) await restoreAutoscalerConfig(target, autoscalerBefore);
   await stopKnativePath(processes, () => undefined, nodeRoot);
-  // The gateway's Envoy pods would otherwise keep asking the stopped control plane for configuration, and the
-  // PingSource adapter pod would fire the PingSources of later tests next to the cluster's own mtping process.
-  for (const deployment of [
-    `${KOURIER_GATEWAY_NAMESPACE}/deployments/${KOURIER_GATEWAY}`,
-    'knative-eventing/deployments/pingsource-mt-adapter',
-  ]) {
-    await kubeRequest(target, 'DELETE', `/apis/apps/v1/namespaces/${deployment}`, undefined, {
+  // The gateway's Envoy pods would otherwise keep asking the stopped control plane for configuration, the
+  // PingSource adapter pod would fire the PingSources of later tests next to the cluster's own mtping process, and the
+  // Broker's data plane would keep running without its controllers.
+  for (const deployment of PATH_DEPLOYMENTS) {
+    const [ns, name] = deployment.split('/');
+    await kubeRequest(target, 'DELETE', `/apis/apps/v1/namespaces/${ns}/deployments/${name}`, undefined, {
       allowStatus: [404],
     });
   }

@@ -10,7 +10,7 @@
  */
 import { clusterStatus } from '../../cluster/control-plane.js';
 import { buildImages, importImages, type BuiltImage } from '../../cluster/images.js';
-import { KOURIER_GATEWAY, KOURIER_GATEWAY_NAMESPACE } from '../../cluster/knative-path-config.js';
+import { PATH_DEPLOYMENTS } from '../../cluster/knative-path-config.js';
 import { requestThroughClusterDns, startKnativePath, stopKnativePath } from '../../cluster/knative-path.js';
 import { kubeRequest } from '../../cluster/kube.js';
 import { functionAudience, localManifests, type PlumbingComponent } from '../../cluster/local-manifests.js';
@@ -165,15 +165,12 @@ afterAll(async () => {
   }
   for (const namespace of namespaces) await deleteNamespace(target, namespace);
   await stopKnativePath(processes, () => undefined, nodeRoot);
-  // Pods of the path would otherwise keep running after their controllers stopped (see knative-path.test.ts).
-  for (const deployment of [
-    `${KOURIER_GATEWAY_NAMESPACE}/deployments/${KOURIER_GATEWAY}`,
-    'knative-eventing/deployments/pingsource-mt-adapter',
-    'knative-eventing/deployments/mt-broker-ingress',
-    'knative-eventing/deployments/mt-broker-filter',
-    'knative-eventing/deployments/imc-dispatcher',
-  ]) {
-    await kubeRequest(target, 'DELETE', `/apis/apps/v1/namespaces/${deployment}`, undefined, {
+  // The gateway's Envoy pods would otherwise keep asking the stopped control plane for configuration, the
+  // PingSource adapter pod would fire the PingSources of later tests next to the cluster's own mtping process, and the
+  // Broker's data plane would keep running without its controllers.
+  for (const deployment of PATH_DEPLOYMENTS) {
+    const [ns, name] = deployment.split('/');
+    await kubeRequest(target, 'DELETE', `/apis/apps/v1/namespaces/${ns}/deployments/${name}`, undefined, {
       allowStatus: [404],
     });
   }
