@@ -28,7 +28,7 @@ describe('local control plane', () => {
       .filter((crd) => crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'))
       .map((crd) => crd.metadata?.name);
     expect(established).toEqual(expect.arrayContaining(loadCrds().map((crd) => crd.metadata.name)));
-    expect(loadCrds()).toHaveLength(32);
+    expect(loadCrds()).toHaveLength(33);
   });
 
   it('round-trips a ConfigMap as admin', async () => {
