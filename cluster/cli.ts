@@ -20,8 +20,8 @@ import { elapsed, stderrLog } from './util.js';
 const USAGE = `usage: tsx cluster/cli.ts <build|up|down|status> [--dir <cluster dir>] [--knative] [--no-node] [--no-controllers]
 
   build   build (or locate) etcd, kube-apiserver, the ApiServerSource receive adapter, kube-controller-manager,
-          the Knative Serving controller and webhook, and the node's kubelet, kube-scheduler, kube-proxy and
-          Knative autoscaler and activator
+          the Knative Serving controller and webhook, the node's kubelet, kube-scheduler, kube-proxy and
+          Knative autoscaler and activator, the Knative path's binaries and the Go commands of the images
   up      start etcd + kube-apiserver with the CRDs installed, then kube-controller-manager and the Knative
           Serving controller and webhook, then a node (containerd, kubelet, kube-proxy, kube-scheduler, Knative
           autoscaler and activator in a network namespace of their own); writes <dir>/kubeconfig
@@ -31,7 +31,8 @@ const USAGE = `usage: tsx cluster/cli.ts <build|up|down|status> [--dir <cluster 
 Options:
   --dir <dir>        cluster directory (default: $CLUSTER_DIR or .cluster/ at the repository root)
   --knative          up: also the Knative path on the node: CoreDNS, the Kourier ingress (control plane + Envoy
-                     gateway) and the Knative Eventing controller
+                     gateway), the Knative Eventing controller and the channel-based Broker (its controller, the
+                     in-memory channel controller, the ingress, filter and dispatcher pods)
   --no-node          up: no node (pods stay Pending; no root, packages or images needed; quicker)
   --no-controllers   up: etcd + kube-apiserver only (nothing reconciles; implies --no-node)
   -h, --help         this text
