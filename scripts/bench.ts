@@ -192,6 +192,7 @@ async function benchHttp(): Promise<void> {
     watchWorkloads: () => ({ ended: new Promise(() => undefined), stop: () => undefined }),
     getWorkload: (_kind, _namespace, name) => Promise.resolve(objects.find((o) => o.metadata?.name === name)),
     patchWorkload: () => Promise.reject(new Error('no patch expected in the steady state')),
+    createEvent: () => Promise.reject(new Error('no Event expected in the steady state')),
   };
   // Built as main builds it (the default settings, own namespace helloworld), over the in-memory API.
   const runtime = createRuntime(

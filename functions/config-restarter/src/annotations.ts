@@ -21,6 +21,8 @@ export interface AnnotationKeys {
   settle: string;
   /** Written on the workload's metadata: the open settle window (JSON), removed when it closes. */
   settleWindow: string;
+  /** Written on the workload's metadata: the last restart and its outcome (JSON, see rollout.ts). */
+  rollout: string;
 }
 
 /** Annotation keys for a prefix such as `rolling.restart.controller`. */
@@ -34,6 +36,7 @@ export function annotationKeys(prefix: string): AnnotationKeys {
     pendingRestart: `${prefix}/pendingRestart`,
     settle: `${prefix}/settle`,
     settleWindow: `${prefix}/settleWindow`,
+    rollout: `${prefix}/rollout`,
   };
 }
 

@@ -6,10 +6,11 @@
  * (storm-control.ts), then the patch.
  */
 import { annotationKeys, type AnnotationKeys } from './annotations.js';
-import { recordEntries, outcomeFor } from './config-outcome.js';
+import { recordEntries, outcomeFor, type ConfigOutcome } from './config-outcome.js';
 import type { ConfigChange, Decision, DecisionSettings, MergePatch } from './decision-types.js';
 import { describeRef } from './model.js';
 import { hashRecordAnnotation } from './records.js';
+import { formatRolloutRecord, type RolloutRecord } from './rollout.js';
 import { carryWindow, closeWindow, holdForWindow, windowGaps, type WindowClose } from './settle-window.js';
 import { carryPending, holdRestart, pendingAnnotation, type Owed } from './storm-control.js';
 import { tiesOf } from './ties.js';
@@ -45,9 +46,29 @@ function patchOf(
   return { metadata: { resourceVersion: workload.resourceVersion || undefined, annotations }, ...extra };
 }
 
+/** The rollout record a restart writes (kinds whose rollouts are followed), and its annotation. */
+function rolloutOf(
+  { keys, workload }: Context,
+  rolled: readonly ConfigOutcome[],
+  now: Date,
+): { record?: RolloutRecord; annotations: Record<string, string> } {
+  if (workload.template === undefined) return { annotations: {} };
+  const writes = rolled.map((o) => Date.parse(o.change.lastWrite?.time ?? '')).filter(Number.isFinite);
+  const record: RolloutRecord = {
+    state: 'progressing',
+    restartedAt: now.toISOString(),
+    changedAt: new Date(writes.length > 0 ? Math.max(...writes) : now.getTime()).toISOString(),
+    configs: Object.fromEntries(rolled.map((o) => [o.key, o.hash])),
+    template: workload.template,
+  };
+  return { record, annotations: { [keys.rollout]: formatRolloutRecord(record) } };
+}
+
 /** Restart now: the pod template (or restart field), the new records, what stays pending. */
-function restartDecision({ keys, workload, about, close }: Context, owed: Owed, now: Date): Decision {
+function restartDecision(context: Context, owed: Owed, now: Date): Decision {
+  const { keys, workload, about, close } = context;
   const rolled = owed.outcomes.filter((o) => o.action !== 'skip');
+  const rollout = rolloutOf(context, rolled, now);
   const remaining = new Set([...owed.pending].filter((key) => !owed.outcomes.some((o) => o.key === key)));
   const note = workload.restart.note ? `; ${workload.restart.note}` : '';
   const annotations = {
@@ -60,12 +81,15 @@ function restartDecision({ keys, workload, about, close }: Context, owed: Owed, 
       workload.pending?.due ?? '',
     ),
     ...close?.annotations,
+    ...rollout.annotations,
   };
   return {
     ...about,
     action: 'restart',
     reason: [...owed.outcomes.map((o) => o.reason), ...(close ? [close.reason] : [])].join('; ') + note,
     ...(close ? { window: close.window } : {}),
+    rolled: Object.fromEntries(rolled.map((o) => [o.key, o.hash])),
+    ...(rollout.record ? { rollout: rollout.record } : {}),
     patch: patchOf(
       workload,
       annotations,

@@ -4,6 +4,7 @@
  */
 import type { LastWrite } from './last-write.js';
 import type { ConfigRef, WorkloadRef } from './model.js';
+import type { RolloutRecord } from './rollout.js';
 
 /** Settings the decisions depend on. */
 export interface DecisionSettings {
@@ -67,6 +68,10 @@ export interface Decision {
   upToDate?: true;
   /** What the decision does to the workload's settle window, for logs and metrics (see settle-window.ts). */
   window?: WindowTransition;
+  /** A restart's rolled-out content, record key -> content hash (for its `Restarted` Event). */
+  rolled?: Record<string, string>;
+  /** A restart's rollout record, when the kind's rollouts are followed (see rollout.ts). */
+  rollout?: RolloutRecord;
 }
 
 /** A settle window opened, extended by more config objects, or closed by a decision. */

@@ -6,6 +6,7 @@
 import { CloudEvent, HTTP, ValidationError } from 'cloudevents';
 import { isDnsSubdomain, isNamespaceName } from './kube-names.js';
 import type { ConfigRef } from './model.js';
+import { WORKLOAD_KINDS, type WorkloadKind } from './workload-kinds.js';
 
 /** The event types of a Knative PingSource; such an event asks for a resync. */
 export const RESYNC_EVENT_TYPE = 'dev.knative.sources.ping';
@@ -38,8 +39,17 @@ export type Notice =
       mode: 'resource' | 'reference';
       ref: ConfigRef;
     }
+  /** A followed workload changed (its status): decide the outcome of its restart (rollout-follow.ts). */
+  | { type: 'rollout'; event: EventInfo; ref: FollowedRef }
   | { type: 'resync'; event: EventInfo }
   | { type: 'ignored'; event: EventInfo; reason: string };
+
+/** A workload whose rollout may be followed. */
+export interface FollowedRef {
+  kind: WorkloadKind;
+  namespace: string;
+  name: string;
+}
 
 /** Reads a CloudEvent from an HTTP request (binary or structured mode) and validates it. */
 export function readCloudEvent(
@@ -117,26 +127,38 @@ function agree(
   return fromExtension ?? fromData;
 }
 
-/** The config kind an ApiServerSource event names, or why the event is not about a config object. */
+/** The workload kind whose rollouts are followed that `kind` and `apiVersion` name, if any. */
+function followedKind(kind: string, apiVersion: string | undefined): WorkloadKind | undefined {
+  return WORKLOAD_KINDS.find((k) => k.rollout && k.kind === kind && apiVersion === `${k.group}/${k.version}`);
+}
+
+/**
+ * The config kind (or followed workload kind) an ApiServerSource event names, or why the event is about
+ * neither.
+ */
 function configKindOf(
   event: CloudEvent<unknown>,
   data: Record<string, unknown> | undefined,
-): { kind: ConfigRef['kind'] } | { ignored: string } {
+): { kind: ConfigRef['kind'] } | { workload: WorkloadKind } | { ignored: string } {
   const kind = agree('kind', stringAttribute(event, 'kind'), field(data, 'kind'));
   const apiVersion = agree('apiversion', stringAttribute(event, 'apiversion'), field(data, 'apiVersion'));
   if (!kind) throw new DecodeError('event names no kind (extension "kind" or data.kind)');
+  const workload = followedKind(kind, apiVersion);
+  if (workload) return { workload };
   if (kind !== 'ConfigMap' && kind !== 'Secret')
-    return { ignored: `kind ${kind} is not a ConfigMap or Secret` };
+    return {
+      ignored: `kind ${kind} is not a ConfigMap or Secret, nor a workload whose rollouts are followed`,
+    };
   if (apiVersion && apiVersion !== 'v1') return { ignored: `apiVersion ${apiVersion} of ${kind} is not v1` };
   return { kind };
 }
 
 /** The namespace and name an event names (extensions, or the data's coordinates), checked. */
-function objectRef(
+function objectRef<K extends string>(
   event: CloudEvent<unknown>,
-  kind: ConfigRef['kind'],
+  kind: K,
   coordinates: Record<string, unknown> | undefined,
-): ConfigRef {
+): { kind: K; namespace: string; name: string } {
   const namespace = agree('namespace', stringAttribute(event, 'namespace'), field(coordinates, 'namespace'));
   const name = agree('name', stringAttribute(event, 'name'), field(coordinates, 'name'));
   if (!namespace) throw new DecodeError('event names no namespace (extension "namespace" or data)');
@@ -176,6 +198,21 @@ export function toNotice(event: CloudEvent<unknown>): Notice {
   const data = dataObject(event);
   const kind = configKindOf(event, data);
   if ('ignored' in kind) return { type: 'ignored', event: info, reason: kind.ignored };
+  if ('workload' in kind) return rolloutNotice(event, info, action, kind.workload, coordinatesOf(data, mode));
   const ref = objectRef(event, kind.kind, coordinatesOf(data, mode));
   return { type: 'change', event: info, action, mode, ref };
+}
+
+/** An event about a followed workload: its changes may end a rollout; its deletion ends nothing. */
+function rolloutNotice(
+  event: CloudEvent<unknown>,
+  info: EventInfo,
+  action: 'add' | 'update' | 'delete',
+  kind: WorkloadKind,
+  coordinates: Record<string, unknown> | undefined,
+): Notice {
+  const { namespace, name } = objectRef(event, kind.kind, coordinates);
+  if (action === 'delete')
+    return { type: 'ignored', event: info, reason: `${kind.kind} ${namespace}/${name} was deleted` };
+  return { type: 'rollout', event: info, ref: { kind, namespace, name } };
 }

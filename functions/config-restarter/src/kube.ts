@@ -82,6 +82,8 @@ export interface ClusterClient {
     patch: MergePatch,
     options: CallOptions & { dryRun: boolean },
   ): Promise<KubeObject>;
+  /** Creates a core v1 Event (workload-events.ts builds it) in its namespace. */
+  createEvent(event: KubeObject & { metadata: { namespace: string } }, options?: CallOptions): Promise<void>;
 }
 
 /** An API request that failed, with what was asked so messages can name it. */
@@ -147,13 +149,13 @@ interface ApiStatus {
 
 /** One API request. */
 interface Call extends Target {
-  verb: 'get' | 'list' | 'patch';
+  verb: 'get' | 'list' | 'patch' | 'create';
   path: string;
   query?: Query;
   body?: { contentType: string; payload: unknown };
 }
 
-const METHODS = { get: 'GET', list: 'GET', patch: 'PATCH' } as const;
+const METHODS = { get: 'GET', list: 'GET', patch: 'PATCH', create: 'POST' } as const;
 
 /** The API client over one {@link ApiAccess}. */
 class KubeClient implements ClusterClient {
@@ -238,6 +240,16 @@ class KubeClient implements ClusterClient {
     const body = { contentType: 'application/merge-patch+json', payload: patch };
     const call: Call = { ...workloadCall(kind, namespace, name), verb: 'patch', query, body };
     return (await this.send(call, options)) as KubeObject;
+  }
+
+  async createEvent(
+    event: KubeObject & { metadata: { namespace: string } },
+    options: CallOptions = {},
+  ): Promise<void> {
+    const namespace = event.metadata.namespace;
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`;
+    const body = { contentType: 'application/json', payload: event };
+    await this.send({ path, resource: 'events', namespace, verb: 'create', body }, options);
   }
 
   /** One request; a non-2xx answer or no answer becomes a {@link KubeApiError} naming the request. */

@@ -16,6 +16,12 @@ export interface Metrics {
   eventDuration: Histogram<'category'>;
   /** Settle windows opened, extended (more config objects) and closed, by decisions that went through. */
   settleWindows: Counter<'transition'>;
+  /** Rollout outcomes written, by workload kind and outcome (`rolled-out`, `failed`, `superseded`). */
+  rolloutOutcomes: Counter<'kind' | 'outcome'>;
+  /** Seconds from the config edit to `rolled-out`, by workload kind. */
+  rolloutSeconds: Histogram<'kind'>;
+  /** Kubernetes Events that could not be written, by reason. */
+  eventWriteErrors: Counter<'reason'>;
   /** Lists of the workload index, by reason. */
   indexRelists: Counter<'reason'>;
   /** Makes the index gauges read `state` at every scrape. */
@@ -79,6 +85,33 @@ function eventMetrics(
   };
 }
 
+/** The outcome metrics (rollout-follow.ts). */
+function rolloutMetrics(
+  registry: Registry,
+): Pick<Metrics, 'rolloutOutcomes' | 'rolloutSeconds' | 'eventWriteErrors'> {
+  return {
+    rolloutOutcomes: new Counter({
+      name: 'config_restarter_rollout_outcomes_total',
+      help: 'Outcomes of restarts, by workload kind and outcome (rolled-out, failed, superseded).',
+      labelNames: ['kind', 'outcome'],
+      registers: [registry],
+    }),
+    rolloutSeconds: new Histogram({
+      name: 'config_restarter_rollout_seconds',
+      help: 'Seconds from the config edit to the rollout reported rolled-out, by workload kind.',
+      labelNames: ['kind'],
+      buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800],
+      registers: [registry],
+    }),
+    eventWriteErrors: new Counter({
+      name: 'config_restarter_event_write_errors_total',
+      help: 'Kubernetes Events (Restarted, RolledOut, ...) the API server did not accept, by Event reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+  };
+}
+
 /** Creates the metrics on a fresh registry (so tests and several apps never share counters). */
 export function createMetrics(): Metrics {
   const registry = new Registry();
@@ -109,6 +142,7 @@ export function createMetrics(): Metrics {
   return {
     registry,
     ...eventMetrics(registry),
+    ...rolloutMetrics(registry),
     settleWindows,
     indexRelists,
     observeIndex(state) {

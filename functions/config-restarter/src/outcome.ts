@@ -6,6 +6,7 @@ import type { ConfigChange, Decision } from './decision-types.js';
 import type { Failure } from './failure.js';
 import type { LastWrite } from './last-write.js';
 import { describeRef } from './model.js';
+import type { RolloutReport } from './rollout.js';
 
 /** A workload whose patch did not go through, and why. */
 export interface WorkloadFailure {
@@ -20,7 +21,7 @@ export type ConfigLastWrite = { config: string } & LastWrite;
  * A decision as reported: no patch body, plus whether it was a dry run and, per config object it is about,
  * the field manager that changed that object last.
  */
-export type ReportedDecision = Omit<Decision, 'patch' | 'upToDate' | 'window'> & {
+export type ReportedDecision = Omit<Decision, 'patch' | 'upToDate' | 'window' | 'rolled' | 'rollout'> & {
   dryRun: boolean;
   lastWrite: ConfigLastWrite[];
 };
@@ -38,6 +39,8 @@ export interface Outcome {
   failures: WorkloadFailure[];
   /** Set with `failed`. */
   failure?: Failure;
+  /** Rollout outcomes written while handling it (rollout-follow.ts). */
+  rollouts?: RolloutReport[];
 }
 
 /** Nothing to do, and why. */
@@ -62,7 +65,15 @@ export function report(
   writes: ReadonlyMap<string, LastWrite>,
 ): ReportedDecision {
   // The settle window's transition is logged and counted where it happens (window-timers.ts), not replied.
-  const { patch: _patch, upToDate: _upToDate, window: _window, ...rest } = decision;
+  // Restarts' content and rollout records go into their Kubernetes Events (workload-events.ts), not replies.
+  const {
+    patch: _patch,
+    upToDate: _upToDate,
+    window: _window,
+    rolled: _rolled,
+    rollout: _rollout,
+    ...rest
+  } = decision;
   const reason =
     dryRun && decision.action !== 'skip' ? `dry run, nothing persisted: ${decision.reason}` : decision.reason;
   const lastWrite = decision.configs.flatMap((config) => {

@@ -11,6 +11,8 @@ import type { IndexState } from './workload-index.js';
 
 /** Type of the reply CloudEvent. */
 export const REPLY_EVENT_TYPE = 'config-restarter.decisions';
+/** Type of the reply CloudEvent to an event about a followed workload whose rollout ended. */
+export const OUTCOME_EVENT_TYPE = 'config-restarter.outcome';
 /** Source of the reply CloudEvent. */
 export const REPLY_EVENT_SOURCE = '/config-restarter';
 
@@ -98,24 +100,37 @@ function worstFailure(outcome: Outcome): Failure | undefined {
   );
 }
 
-/** 200 with a binary-mode CloudEvent listing every decision. */
-function decisionsReply(notice: Notice | undefined, outcome: Outcome): Reply {
+/** 200 with a binary-mode CloudEvent of `type` carrying `data`. */
+function cloudEventReply(notice: Notice | undefined, type: string, data: object): Reply {
   const reply = new CloudEvent({
-    type: REPLY_EVENT_TYPE,
+    type,
     source: REPLY_EVENT_SOURCE,
     ...(notice?.event.subject ? { subject: notice.event.subject } : {}),
     datacontenttype: 'application/json',
-    data: {
-      eventId: notice?.event.id,
-      eventType: notice?.event.type,
-      result: outcome.result,
-      reason: outcome.reason,
-      restarted: outcome.decisions.filter((d) => d.action === 'restart').length,
-      decisions: outcome.decisions,
-    },
+    data,
   });
   const message = HTTP.binary(reply);
   return { status: 200, headers: message.headers as Record<string, string>, body: message.body as string };
+}
+
+/**
+ * 200 with a CloudEvent: the outcome of one rollout (an event about a followed workload), or every decision
+ * (and the outcomes a resync or a superseding restart wrote).
+ */
+function decisionsReply(notice: Notice | undefined, outcome: Outcome): Reply {
+  const [rollout] = outcome.rollouts ?? [];
+  if (notice?.type === 'rollout' && rollout) {
+    return cloudEventReply(notice, OUTCOME_EVENT_TYPE, { eventId: notice.event.id, ...rollout });
+  }
+  return cloudEventReply(notice, REPLY_EVENT_TYPE, {
+    eventId: notice?.event.id,
+    eventType: notice?.event.type,
+    result: outcome.result,
+    reason: outcome.reason,
+    restarted: outcome.decisions.filter((d) => d.action === 'restart').length,
+    decisions: outcome.decisions,
+    ...(outcome.rollouts?.length ? { outcomes: outcome.rollouts } : {}),
+  });
 }
 
 /** The answer to what the restarter made of an event. */

@@ -1,6 +1,7 @@
 /**
  * Acting: reads the config object an event names, finds the workloads tied to it in the warm index, settles
- * each of them (see settle.ts: decide, patch with preconditions, decide again) and reports every decision.
+ * each of them (see settle.ts: decide, patch with preconditions, decide again) and reports every decision;
+ * events about followed workloads and resyncs go to rollout-follow.ts for the outcomes of restarts.
  * The API is reached only through the injected {@link ClusterClient}. Safe with any number of instances.
  */
 import { KeyedMutex, mapLimit } from './concurrency.js';
@@ -29,6 +30,9 @@ import { Settler, type SettleSettings, type TimedChange } from './settle.js';
 import { reportWindows, WindowTimers, type WorkloadKey } from './window-timers.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import { qualifiedKind } from './workload-kinds.js';
+import { EventRecorder } from './event-recorder.js';
+import { RolloutFollower } from './rollout-follow.js';
+import type { RolloutReport } from './rollout.js';
 
 // index.ts resolves the scope; it is named here with the restarter's settings.
 export { describeScope, type NamespaceScope } from './scope.js';
@@ -76,10 +80,17 @@ class ConfigRestarter implements Restarter {
   // resourceVersion preconditions do the same job.
   private readonly workloadLock = new KeyedMutex();
   private readonly windows: WindowTimers;
+  private readonly follower: RolloutFollower;
 
   constructor(private readonly deps: RestarterDeps) {
     const now = deps.now ?? (() => new Date());
     this.settler = new Settler(deps.client, deps.index, deps.settings, deps.metrics, now);
+    this.follower = new RolloutFollower({
+      ...deps,
+      recorder: new EventRecorder(deps.client, deps.logger, deps.metrics, now),
+      now,
+    });
+    deps.index.follow(this.follower.progressing);
     this.optIn = configOptIn(deps.settings.annotationPrefix);
     const { logger, metrics } = deps;
     this.windows = new WindowTimers({ close: (w) => this.closeWindow(w), logger, metrics, now });
@@ -125,6 +136,8 @@ class ConfigRestarter implements Restarter {
         return this.resync();
       case 'change':
         return this.change(notice);
+      case 'rollout':
+        return this.follower.handle(notice.ref, this.deps.settings.scope, new EventRun(this.deps.metrics));
     }
   }
 
@@ -194,6 +207,7 @@ class ConfigRestarter implements Restarter {
     const namespaces = scopeNamespaces ?? [...byNamespace.keys()].sort();
     const decisions: ReportedDecision[] = [];
     const failures: WorkloadFailure[] = [];
+    const rollouts: RolloutReport[] = [];
     let configCount = 0;
     for (const namespace of namespaces) {
       const changes = byNamespace.get(namespace) ?? [];
@@ -202,12 +216,15 @@ class ConfigRestarter implements Restarter {
       const acted = await this.act(changes, run);
       decisions.push(...acted.decisions);
       failures.push(...acted.failures);
+      rollouts.push(...(acted.rollouts ?? []));
     }
+    rollouts.push(...(await this.follower.followAll(settings.scope, run)));
     return {
       result: 'processed',
       reason: `resync of ${configCount} opted-in config object(s) in ${namespaces.length} namespace(s)`,
       decisions,
       failures,
+      rollouts,
     };
   }
 
@@ -263,7 +280,8 @@ class ConfigRestarter implements Restarter {
       if (failure) failures.push(failure);
       decisions.push(report(decision, settings.dryRun, writes));
     }
-    return { decisions, failures };
+    const rollouts = await this.follower.settled(entries, results, settings.dryRun);
+    return { decisions, failures, ...(rollouts.length > 0 ? { rollouts } : {}) };
   }
 
   /** The index entries tied to any of `changes`, in a stable order. */

@@ -3,6 +3,13 @@
  * is, and why a given object of that kind must not be patched. Adding a kind is one entry here.
  */
 import type { KubeObject, PodTemplateLike } from './model.js';
+import {
+  daemonSetRollout,
+  deploymentRollout,
+  knativeServiceRollout,
+  statefulSetRollout,
+  type RolloutRule,
+} from './rollout-status.js';
 
 /**
  * How a restart is written: `template` sets the `<prefix>/restartTimestamp` annotation of the pod template
@@ -37,7 +44,16 @@ export interface WorkloadKind {
    * serves the kind but denies the list, the kind is left out (and rechecked) instead of failing events.
    */
   optionalAccess?: string;
+  /**
+   * How the outcome of a restart is read from the object (rollout-status.ts); unset for kinds whose rollouts
+   * are not followed. `deadlineSeconds`: for kinds whose controller never reports a failed rollout, how long
+   * after the restart a rollout still progressing counts as `failed`.
+   */
+  rollout?: { status: RolloutRule; deadlineSeconds?: number };
 }
+
+/** StatefulSets and DaemonSets report no failed rollout: the Deployment's default progress deadline applies. */
+const DEFAULT_PROGRESS_DEADLINE_SECONDS = 600;
 
 const TEMPLATE_RESTART: RestartMethod = { via: 'template' };
 
@@ -189,6 +205,7 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
     plural: 'deployments',
     templatePath: SPEC_TEMPLATE,
     unpatchableReason: knativeOwnedReason,
+    rollout: { status: deploymentRollout },
   },
   {
     kind: 'StatefulSet',
@@ -197,6 +214,7 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
     plural: 'statefulsets',
     templatePath: SPEC_TEMPLATE,
     unpatchableReason: () => undefined,
+    rollout: { status: statefulSetRollout, deadlineSeconds: DEFAULT_PROGRESS_DEADLINE_SECONDS },
   },
   {
     kind: 'DaemonSet',
@@ -205,6 +223,7 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
     plural: 'daemonsets',
     templatePath: SPEC_TEMPLATE,
     unpatchableReason: () => undefined,
+    rollout: { status: daemonSetRollout, deadlineSeconds: DEFAULT_PROGRESS_DEADLINE_SECONDS },
   },
   {
     kind: 'Service',
@@ -214,6 +233,7 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
     templatePath: SPEC_TEMPLATE,
     unpatchableReason: knativeServiceReason,
     restartMethod: knativeServiceRestart,
+    rollout: { status: knativeServiceRollout },
   },
   {
     kind: 'CronJob',

@@ -8,7 +8,7 @@ import type { ConfigKind } from './config.js';
 import { CONFIG_KIND_LIST } from './config-kinds.js';
 import type { DecisionSettings } from './decision-types.js';
 import { parseDuration } from './duration.js';
-import type { KubeObject, WorkloadRef } from './model.js';
+import type { KubeObject, PodTemplateLike, WorkloadRef } from './model.js';
 import {
   parseHashRecord,
   parsePendingRestart,
@@ -17,6 +17,7 @@ import {
   type SettleWindow,
 } from './records.js';
 import { collectUses, type ConfigUses } from './references.js';
+import { parseRolloutRecord, templateFingerprint, type RolloutRecord } from './rollout.js';
 import {
   lastRestartOf,
   podTemplate,
@@ -65,6 +66,15 @@ export interface WorkloadSummary {
   badSettle: string | undefined;
   /** The settle window open on it (or ended and not yet closed), if any. */
   window: SettleWindow | undefined;
+  /** Its uid (what Kubernetes Events about it name). */
+  uid: string;
+  /** Its rollout record (the last restart and its outcome), if any. */
+  rollout: RolloutRecord | undefined;
+  /**
+   * Fingerprint of its pod template without `restartTimestamp`, for opted-in workloads of kinds whose rollouts
+   * are followed (written into the rollout record by a restart); otherwise undefined.
+   */
+  template: string | undefined;
 }
 
 /**
@@ -126,6 +136,23 @@ function metadataOf(object: KubeObject): {
 }
 
 /**
+ * The template fingerprint a restart records: only for opted-in workloads of kinds whose rollouts are
+ * followed, so nothing else pays for hashing.
+ */
+function fingerprintOf(
+  kind: WorkloadKind,
+  optedIn: boolean,
+  template: PodTemplateLike | undefined,
+  restartTimestamp: string,
+): string | undefined {
+  return optedIn && kind.rollout && template ? templateFingerprint(template, restartTimestamp) : undefined;
+}
+
+function uidOf(object: KubeObject): string {
+  return object.metadata?.uid ?? '';
+}
+
+/**
  * Summarises a workload object for the decisions. One object literal with every field (no spreads), so
  * every summary has the same shape: the decisions read these fields for every workload of every event.
  */
@@ -142,13 +169,14 @@ export function summarizeWorkload(
   const { references, keySets } = referencesOf(collectUses(template?.spec));
   const interval = durationOf(annotations?.[keys.minRestartInterval]);
   const settle = durationOf(annotations?.[keys.settle]);
+  const optedIn = isOptedIn(annotations, keys.restartOnTrigger);
   return {
     kind,
     namespace: meta.namespace,
     name: meta.name,
     resourceVersion: meta.resourceVersion,
     labelTuple: labelTuple(settings.matchLabels, meta.labels),
-    optedIn: isOptedIn(annotations, keys.restartOnTrigger),
+    optedIn,
     unpatchable: kind.unpatchableReason(object),
     hasTemplate: template !== undefined || restart.via === 'field',
     references,
@@ -162,6 +190,9 @@ export function summarizeWorkload(
     settleMs: settle.ms,
     badSettle: settle.bad,
     window: parseSettleWindow(annotations?.[keys.settleWindow]),
+    uid: uidOf(object),
+    rollout: parseRolloutRecord(annotations?.[keys.rollout]),
+    template: fingerprintOf(kind, optedIn, template, keys.restartTimestamp),
   };
 }
 

@@ -33,7 +33,7 @@ import type { WorkloadKind } from '../../../functions/config-restarter/src/workl
 /** Why a watch ended, as the real client reports it. */
 type WatchEnd = Awaited<WatchHandle['ended']>;
 
-type Verb = 'get' | 'list' | 'patch' | 'watch';
+type Verb = 'get' | 'list' | 'patch' | 'watch' | 'create';
 
 interface Watcher {
   resource: string;
@@ -72,6 +72,8 @@ export class FakeCluster implements ClusterClient {
     labelSelector?: string;
   }[] = [];
   readonly failures: InjectedFailure[] = [];
+  /** Kubernetes Events created, in order. */
+  readonly events: KubeObject[] = [];
   /** Called before a patch is applied: lets a test interleave a concurrent writer. */
   beforePatch?: (resource: string, namespace: string, name: string) => void;
   /** Resources (`plural.group`) discovery says are not served. */
@@ -285,6 +287,27 @@ export class FakeCluster implements ClusterClient {
     this.objects.set(this.key(resource, namespace, name), next);
     this.notify(resource, 'MODIFIED', next);
     return Promise.resolve(structuredClone(next));
+  }
+
+  createEvent(event: KubeObject & { metadata: { namespace: string } }): Promise<void> {
+    const { namespace, name } = event.metadata;
+    this.calls.push({ verb: 'create', resource: 'events', namespace, name });
+    this.fail('create', 'events', namespace, name);
+    this.events.push(structuredClone(event));
+    return Promise.resolve();
+  }
+
+  /** Sets a workload's status, as its controller would (a status write: resourceVersion moves, not generation). */
+  setStatus(resource: string, namespace: string, name: string, status: Record<string, unknown>): void {
+    const current = this.read(resource, namespace, name);
+    if (!current) throw new Error(`no ${resource} ${namespace}/${name}`);
+    const next = {
+      ...current,
+      status,
+      metadata: { ...current.metadata, resourceVersion: String(++this.revision) },
+    };
+    this.objects.set(this.key(resource, namespace, name), next);
+    this.notify(resource, 'MODIFIED', next);
   }
 }
 
