@@ -73,6 +73,60 @@ describe('decoding ApiServerSource events', () => {
     expect(notice.type === 'ignored' && notice.reason).toContain(reason);
   });
 
+  const workloadEvent = (action: 'update' | 'delete', apiVersion: string, kind: string) =>
+    decode(
+      apiServerSourceRequest({
+        action,
+        mode: 'Reference',
+        object: { apiVersion, kind, metadata: { name: 'w', namespace: 'helloworld' } },
+      }),
+    );
+
+  it.each([
+    ['apps/v1', 'Deployment'],
+    ['apps/v1', 'StatefulSet'],
+    ['apps/v1', 'DaemonSet'],
+    ['serving.knative.dev/v1', 'Service'],
+  ])('decodes an update of a followed %s %s as a rollout notice', (apiVersion, kind) => {
+    const notice = decode(
+      apiServerSourceRequest({
+        action: 'update',
+        mode: 'Reference',
+        object: { apiVersion, kind, metadata: { name: 'w', namespace: 'helloworld' } },
+      }),
+    );
+    expect(notice).toMatchObject({
+      type: 'rollout',
+      ref: { kind: { kind }, namespace: 'helloworld', name: 'w' },
+    });
+    expect(notice.type === 'rollout' && `${notice.ref.kind.group}/${notice.ref.kind.version}`).toBe(
+      apiVersion,
+    );
+  });
+
+  it.each([
+    ['a core Service (not a Knative one)', 'update', 'v1', 'Service', 'kind Service is not'],
+    ['a CronJob (its rollouts are not followed)', 'update', 'batch/v1', 'CronJob', 'kind CronJob is not'],
+    ['a deleted Deployment', 'delete', 'apps/v1', 'Deployment', 'was deleted'],
+  ] as const)('ignores %s', (_name, action, apiVersion, kind, reason) => {
+    const notice = workloadEvent(action, apiVersion, kind);
+    expect(notice.type).toBe('ignored');
+    expect(notice.type === 'ignored' && notice.reason).toContain(reason);
+  });
+
+  it('refuses a workload event with an invalid name', () => {
+    const request = apiServerSourceRequest({
+      action: 'update',
+      mode: 'Reference',
+      object: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'Not_Valid', namespace: 'helloworld' },
+      },
+    });
+    expect(() => decode(request)).toThrow(DecodeError);
+  });
+
   it.each<[string, (r: WireRequest) => void, string]>([
     [
       'no CloudEvent at all',
