@@ -40,7 +40,14 @@ export interface ShippedSource {
 }
 
 /** Plural resource names of the kinds the project's sources watch (the adapter wants GVRs). */
-const PLURALS: Record<string, string> = { ConfigMap: 'configmaps', Secret: 'secrets' };
+const PLURALS: Record<string, string> = {
+  ConfigMap: 'configmaps',
+  Secret: 'secrets',
+  Deployment: 'deployments',
+  StatefulSet: 'statefulsets',
+  DaemonSet: 'daemonsets',
+  Service: 'services',
+};
 
 /**
  * A selector as a selector string, as the ApiServerSource controller passes it to the adapter
@@ -88,14 +95,21 @@ export function adapterConfigOf(source: SourceManifest): ShippedSource {
 }
 
 /**
- * The ApiServerSource of a kustomization of the repository (default `knative`, the direct plumbing), rendered
- * with `kubectl kustomize`, as the adapter's configuration.
+ * An ApiServerSource of a kustomization of the repository (default `knative`, the direct plumbing; default the
+ * config objects' source, `config-restarter-workloads` is the workloads' one), rendered with
+ * `kubectl kustomize`, as the adapter's configuration.
  */
-export async function shippedSource(dir = 'knative'): Promise<ShippedSource> {
+export async function shippedSource(
+  dir = 'knative',
+  name = 'config-restarter-source',
+): Promise<ShippedSource> {
   const { stdout } = await run('kubectl', ['kustomize', path.resolve(REPO_ROOT, dir)], {
     maxBuffer: 16 * 1024 * 1024,
   });
-  const sources = (yaml.loadAll(stdout) as SourceManifest[]).filter((o) => o?.kind === 'ApiServerSource');
-  if (sources.length !== 1) throw new Error(`${dir} renders ${sources.length} ApiServerSources, expected 1`);
+  const sources = (yaml.loadAll(stdout) as SourceManifest[]).filter(
+    (o) => o?.kind === 'ApiServerSource' && o.metadata.name === name,
+  );
+  if (sources.length !== 1)
+    throw new Error(`${dir} renders ${sources.length} ApiServerSources named ${name}`);
   return adapterConfigOf(sources[0]!);
 }

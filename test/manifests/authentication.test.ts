@@ -44,6 +44,7 @@ describe('knative/authentication', () => {
     expect(objects.length).toBe(base.objects.length + 2);
     for (const [kind, name] of [
       ['ApiServerSource', 'config-restarter-source'],
+      ['ApiServerSource', 'config-restarter-workloads'],
       ['PingSource', 'config-restarter-resync'],
     ] as const) {
       expect(find<Source>(objects, kind, name).spec.sink.audience).toBe(

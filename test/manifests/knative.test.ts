@@ -61,7 +61,12 @@ const BASE_GRANTS: Grant[] = [
   ['config-restarter', 'apps', 'daemonsets', ['get', 'list', 'watch', 'patch']],
   ['config-restarter', 'serving.knative.dev', 'services', ['get', 'list', 'watch', 'patch']],
   ['config-restarter', 'batch', 'cronjobs', ['get', 'list', 'watch', 'patch']],
+  ['config-restarter', '', 'events', ['create']],
   ['config-restarter-source', '', 'configmaps', ['get', 'list', 'watch']],
+  ['config-restarter-source', 'apps', 'deployments', ['get', 'list', 'watch']],
+  ['config-restarter-source', 'apps', 'statefulsets', ['get', 'list', 'watch']],
+  ['config-restarter-source', 'apps', 'daemonsets', ['get', 'list', 'watch']],
+  ['config-restarter-source', 'serving.knative.dev', 'services', ['get', 'list', 'watch']],
 ];
 const ROLLOUT_GRANTS: Grant[] = [
   ['config-restarter-rollouts', 'argoproj.io', 'rollouts', ['get', 'list', 'watch', 'patch']],
@@ -159,7 +164,10 @@ describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker, rollouts, auth })
 
   it('watches ConfigMaps (and Secrets when opted in) in Reference mode, selecting on the watch label', () => {
     const sources = objects.filter((o) => o.kind === 'ApiServerSource');
-    expect(sources).toHaveLength(1);
+    expect(sources.map((o) => o.metadata.name).sort()).toEqual([
+      'config-restarter-source',
+      'config-restarter-workloads',
+    ]);
     const source = find<ApiServerSource>(objects, 'ApiServerSource', 'config-restarter-source');
     expect(source.apiVersion).toBe('sources.knative.dev/v1');
     expect(source.spec.mode).toBe('Reference');
@@ -168,6 +176,20 @@ describe.each(VARIANTS)('$dir', ({ dir, sink, secrets, broker, rollouts, auth })
     expect(source.spec.resources).toEqual([
       { apiVersion: 'v1', kind: 'ConfigMap', selector: WATCH_SELECTOR },
       ...(secrets ? [{ apiVersion: 'v1', kind: 'Secret', selector: WATCH_SELECTOR }] : []),
+    ]);
+    expect(source.spec.sink).toEqual(sinkOf(sink));
+  });
+
+  it('follows the opted-in workloads (Deployments, StatefulSets, DaemonSets, Knative Services) for outcomes', () => {
+    const source = find<ApiServerSource>(objects, 'ApiServerSource', 'config-restarter-workloads');
+    expect(source.spec.mode).toBe('Reference');
+    expect(source.spec.serviceAccountName).toBe('config-restarter-source');
+    expect(source.spec.namespaceSelector).toBeUndefined();
+    expect(source.spec.resources).toEqual([
+      { apiVersion: 'apps/v1', kind: 'Deployment', selector: WATCH_SELECTOR },
+      { apiVersion: 'apps/v1', kind: 'StatefulSet', selector: WATCH_SELECTOR },
+      { apiVersion: 'apps/v1', kind: 'DaemonSet', selector: WATCH_SELECTOR },
+      { apiVersion: 'serving.knative.dev/v1', kind: 'Service', selector: WATCH_SELECTOR },
     ]);
     expect(source.spec.sink).toEqual(sinkOf(sink));
   });

@@ -22,6 +22,27 @@ describe('shippedSource', () => {
   });
 });
 
+describe('shippedSource config-restarter-workloads', () => {
+  it.each([
+    'knative',
+    'knative/broker',
+    'knative/secrets',
+    'knative/authentication',
+    'knative/argo-rollouts',
+  ])('%s: the followed workload kinds, each selected by the watch label', async (dir) => {
+    expect(await shippedSource(dir, 'config-restarter-workloads')).toEqual({
+      name: 'config-restarter-workloads',
+      mode: 'Reference',
+      resources: [
+        { group: 'apps', version: 'v1', resource: 'deployments', selector: WATCH },
+        { group: 'apps', version: 'v1', resource: 'statefulsets', selector: WATCH },
+        { group: 'apps', version: 'v1', resource: 'daemonsets', selector: WATCH },
+        { group: 'serving.knative.dev', version: 'v1', resource: 'services', selector: WATCH },
+      ],
+    });
+  });
+});
+
 describe('selectorString', () => {
   it.each([
     [undefined, undefined],
@@ -55,7 +76,7 @@ describe('selectorString', () => {
       resources: [{ group: '', version: 'v1', resource: 'configmaps' }],
     });
     expect(() =>
-      adapterConfigOf({ ...source, spec: { resources: [{ apiVersion: 'apps/v1', kind: 'Deployment' }] } }),
-    ).toThrow('no plural known for the watched kind Deployment');
+      adapterConfigOf({ ...source, spec: { resources: [{ apiVersion: 'batch/v1', kind: 'CronJob' }] } }),
+    ).toThrow('no plural known for the watched kind CronJob');
   });
 });

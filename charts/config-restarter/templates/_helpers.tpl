@@ -9,6 +9,10 @@ Names. Defaults equal the kustomize manifests in knative/ (config-restarter, con
 {{- printf "%s-source" .Values.name -}}
 {{- end }}
 
+{{- define "config-restarter.workloadSourceName" -}}
+{{- printf "%s-workloads" .Values.name -}}
+{{- end }}
+
 {{- define "config-restarter.resyncName" -}}
 {{- printf "%s-resync" .Values.name -}}
 {{- end }}
@@ -79,11 +83,20 @@ whether it is cluster-wide whatever the watch scope (`clusterWide`), and its rul
     - apiGroups: [serving.knative.dev]
       resources: [services]
       verbs: [get, list, watch, patch]
+    - apiGroups: [""]
+      resources: [events]
+      verbs: [create]
 "-source":
   serviceAccount: source
   rules:
     - apiGroups: [""]
       resources: [configmaps]
+      verbs: [get, list, watch]
+    - apiGroups: [apps]
+      resources: [deployments, statefulsets, daemonsets]
+      verbs: [get, list, watch]
+    - apiGroups: [serving.knative.dev]
+      resources: [services]
       verbs: [get, list, watch]
 "-secrets":
   serviceAccount: function

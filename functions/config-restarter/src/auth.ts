@@ -192,12 +192,14 @@ export function knativeOidcSubject(namespace: string, group: string, kind: strin
 }
 
 /**
- * The senders of the project's manifests (`knative/`): the ApiServerSource `config-restarter-source`,
- * the PingSource `config-restarter-resync` and, in the Broker variant, the Trigger `config-restarter`.
+ * The senders of the project's manifests (`knative/`): the ApiServerSources `config-restarter-source` and
+ * `config-restarter-workloads`, the PingSource `config-restarter-resync` and, in the Broker variant, the
+ * Trigger `config-restarter`.
  */
 export function defaultAllowedSubjects(namespace: string): string[] {
   return [
     knativeOidcSubject(namespace, 'sources.knative.dev', 'ApiServerSource', 'config-restarter-source'),
+    knativeOidcSubject(namespace, 'sources.knative.dev', 'ApiServerSource', 'config-restarter-workloads'),
     knativeOidcSubject(namespace, 'sources.knative.dev', 'PingSource', 'config-restarter-resync'),
     knativeOidcSubject(namespace, 'eventing.knative.dev', 'Trigger', 'config-restarter'),
   ];
