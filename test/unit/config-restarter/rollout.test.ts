@@ -3,7 +3,7 @@
  * workload-kinds.ts table), the rollout record's codec, and the judgement of a read object against its record.
  */
 import { annotationKeys } from '../../../functions/config-restarter/src/annotations.js';
-import type { KubeObject } from '../../../functions/config-restarter/src/model.js';
+import type { KubeObject, PodTemplateLike } from '../../../functions/config-restarter/src/model.js';
 import {
   formatRolloutRecord,
   judgeRollout,
@@ -205,7 +205,7 @@ describe('judgeRollout', () => {
     restartedAt,
     changedAt: restartedAt,
     configs: { 'configmap/app': 'sha256:aa' },
-    template: templateFingerprint(template(), keys.restartTimestamp),
+    template: templateFingerprint(template() as PodTemplateLike, keys.restartTimestamp),
   });
   const deployment = (
     status: Record<string, unknown>,
