@@ -44,6 +44,7 @@ interface KubeEvent {
   type: string;
   message: string;
   involvedObject: { kind: string; name: string; uid?: string };
+  source?: { component?: string };
 }
 interface Deployment {
   metadata: { uid: string; annotations?: Record<string, string> };
@@ -64,13 +65,16 @@ const deployment = (): Promise<Deployment> => get<Deployment>(`${PATHS.deploymen
 const record = async (): Promise<RolloutRecord | undefined> =>
   parseRolloutRecord((await deployment()).metadata.annotations?.[ROLLOUT]);
 
-/** The Kubernetes Events on the Deployment, oldest first (what `kubectl describe` lists). */
+/**
+ * The function's Kubernetes Events on the Deployment (what `kubectl describe` lists next to the Deployment
+ * controller's own `ScalingReplicaSet`), oldest first: their names end in the creation time in hex.
+ */
 async function events(): Promise<KubeEvent[]> {
   const selector = encodeURIComponent(`involvedObject.name=${DEPLOY},involvedObject.kind=Deployment`);
   const { items } = await get<{ items: KubeEvent[] }>(
     `/api/v1/namespaces/${ns}/events?fieldSelector=${selector}`,
   );
-  return items;
+  return items.filter((e) => e.source?.component === 'config-restarter');
 }
 const reasons = async (): Promise<string[]> => (await events()).map((e) => e.reason);
 
