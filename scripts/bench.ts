@@ -3,6 +3,8 @@
  *
  *   decide     the pure core: decisions for one changed ConfigMap over N workloads
  *   http       the express app in-process on a real socket, API stubbed in memory: events/s and latency
+ *   follow     the added cost per event of following outcomes: events about a followed workload (the
+ *              workloads' ApiServerSource) next to config events, same app, same stub: p50, CPU, memory
  *   cluster    (with --cluster) the built function as its own process, fed by the real ApiServerSource adapter,
  *              on the local control plane: edit -> restart latency at several namespace sizes, the API floor,
  *              memory, CPU per edit, cold start and a burst. See BENCHMARKS.md.
@@ -22,6 +24,7 @@ import { silentLogger } from '../functions/config-restarter/src/log.js';
 import { createRuntime } from '../functions/config-restarter/src/runtime.js';
 import { WORKLOAD_KINDS } from '../functions/config-restarter/src/workload-kinds.js';
 import { contentHash } from '../functions/config-restarter/src/hash.js';
+import { formatRolloutRecord } from '../functions/config-restarter/src/rollout.js';
 import type { ClusterClient } from '../functions/config-restarter/src/kube.js';
 import type { ConfigObject, KubeObject } from '../functions/config-restarter/src/model.js';
 import { REPO_ROOT } from '../cluster/util.js';
@@ -235,6 +238,135 @@ async function benchHttp(): Promise<void> {
   runtime.stop();
 }
 
+/** A Deployment restarted by the function whose rollout is still progressing, as the API server holds it. */
+function progressingDeployment(name: string, tied = true): KubeObject {
+  const restartedAt = '2026-01-01T00:00:00.000Z';
+  const object = workload(name, tied ? labels : { app: 'x', env: 'y' });
+  const spec = object.spec as { template: { metadata: { annotations?: Record<string, string> } } };
+  spec.template.metadata.annotations = { 'rolling.restart.controller/restartTimestamp': restartedAt };
+  const template = summarizeWorkload(settings, WORKLOAD_KINDS[0]!, object).template!;
+  object.metadata!.annotations!['rolling.restart.controller/rollout'] = formatRolloutRecord({
+    state: 'progressing',
+    restartedAt,
+    changedAt: restartedAt,
+    configs: { 'configmap/cm': 'sha256:0' },
+    template,
+  });
+  object.metadata!.generation = 2;
+  object.status = { observedGeneration: 2, replicas: 3, updatedReplicas: 1, availableReplicas: 2 };
+  return object;
+}
+
+/** p50, p99 and CPU (user + system) per event of `REQUESTS` events at concurrency 8. */
+async function measureEvents(
+  url: string,
+  wire: { headers: Record<string, string>; body: string },
+  expected: number,
+): Promise<{ p50: number; p99: number; cpuMs: number }> {
+  for (let i = 0; i < 50; i++) await post(url, wire);
+  const latencies: number[] = [];
+  let next = 0;
+  const cpu = process.cpuUsage();
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next++ < REQUESTS) {
+        const t = process.hrtime.bigint();
+        const status = await post(url, wire);
+        if (status !== expected) throw new Error(`unexpected ${status}`);
+        latencies.push(Number(process.hrtime.bigint() - t) / 1e6);
+      }
+    }),
+  );
+  const used = process.cpuUsage(cpu);
+  return {
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    cpuMs: (used.user + used.system) / 1000 / REQUESTS,
+  };
+}
+
+/** Heap bytes per index summary of an opted-in Deployment, with and without a rollout record (needs --expose-gc). */
+function summaryBytes(withRecord: boolean): number | undefined {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return undefined;
+  const count = 5000;
+  const objects = Array.from({ length: count }, (_, i) =>
+    withRecord ? progressingDeployment(`s-${i}`) : workload(`s-${i}`, labels),
+  );
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const kept = objects.map((object) => summarizeWorkload(settings, WORKLOAD_KINDS[0]!, object));
+  gc();
+  const bytes = (process.memoryUsage().heapUsed - before) / count;
+  return kept.length === count ? bytes : undefined;
+}
+
+async function benchFollow(): Promise<void> {
+  // As in the http figure: 200 workloads, 20 tied to the ConfigMap; here every one has a rollout in progress.
+  const deployments = Array.from({ length: 200 }, (_, i) => progressingDeployment(`w-${i}`, i < 20));
+  const cm = configMap('cm', { MESSAGE: 'x' }, labels);
+  const hash = contentHash('ConfigMap', cm);
+  for (const object of deployments)
+    object.metadata!.annotations!['rolling.restart.controller/configHashes'] = `{"configmap/cm":"${hash}"}`;
+  const cluster: ClusterClient = {
+    getConfig: () => Promise.resolve(cm),
+    listConfigs: () => Promise.resolve([cm]),
+    serves: () => Promise.resolve(true),
+    listWorkloads: (kind, _namespace, options) =>
+      Promise.resolve({
+        items: (kind.kind === 'Deployment' ? deployments : []).map((object) => options.map(object)),
+        resourceVersion: '1',
+      }),
+    watchWorkloads: () => ({ ended: new Promise(() => undefined), stop: () => undefined }),
+    getWorkload: (_kind, _namespace, name) =>
+      Promise.resolve(deployments.find((o) => o.metadata?.name === name)),
+    patchWorkload: () => Promise.reject(new Error('no patch expected while the rollouts progress')),
+    createEvent: () => Promise.reject(new Error('no Event expected while the rollouts progress')),
+  };
+  const runtime = createRuntime(
+    loadConfig({}),
+    { client: cluster, ownNamespace: 'helloworld' },
+    silentLogger,
+  );
+  runtime.start();
+  const server = runtime.app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const meta = (kind: string, apiVersion: string, name: string) => ({
+    apiVersion,
+    kind,
+    metadata: { name, namespace: 'helloworld' },
+  });
+  const rss = process.memoryUsage().rss;
+  const config = await measureEvents(
+    url,
+    apiServerSourceRequest({ action: 'update', mode: 'Reference', object: meta('ConfigMap', 'v1', 'cm') }),
+    200,
+  );
+  const followed = await measureEvents(
+    url,
+    apiServerSourceRequest({
+      action: 'update',
+      mode: 'Reference',
+      object: meta('Deployment', 'apps/v1', 'w-7'),
+    }),
+    202,
+  );
+  const [plain, recorded] = [summaryBytes(false), summaryBytes(true)];
+  const heap =
+    plain === undefined || recorded === undefined
+      ? 'index bytes per workload: run with --expose-gc'
+      : `index summary ${plain.toFixed(0)} B per workload, ${recorded.toFixed(0)} B with a rollout record (+${(recorded - plain).toFixed(0)} B)`;
+  console.log(
+    `follow   ${REQUESTS} events about a Deployment whose rollout progresses (GET + judge, 202; 200 workloads, 20 tied), concurrency 8: ` +
+      `p50 ${followed.p50.toFixed(2)} ms, p99 ${followed.p99.toFixed(2)} ms, CPU ${followed.cpuMs.toFixed(3)} ms per event; ` +
+      `config events, same run: p50 ${config.p50.toFixed(2)} ms, p99 ${config.p99.toFixed(2)} ms, CPU ${config.cpuMs.toFixed(3)} ms per event; ` +
+      `bench process rss ${mb(rss)} before, ${mb(process.memoryUsage().rss)} after; ${heap}`,
+  );
+  await new Promise((resolve) => server.close(resolve));
+  runtime.stop();
+}
+
 async function benchCluster(): Promise<void> {
   const options = {
     sizes: SIZES,
@@ -260,6 +392,7 @@ async function benchCluster(): Promise<void> {
 console.log(`node ${process.version}, ${process.arch}`);
 benchDecide();
 await benchHttp();
+await benchFollow();
 if (values.cluster) await benchCluster();
 else console.log('cluster  skipped (add --cluster: npm run bench -- --cluster; see BENCHMARKS.md)');
 process.exit(0);
