@@ -22,6 +22,8 @@ import {
   type Reply,
 } from '../../../functions/config-restarter/src/reply.js';
 import type { Outcome, ReportedDecision } from '../../../functions/config-restarter/src/outcome.js';
+import type { RolloutReport } from '../../../functions/config-restarter/src/rollout.js';
+import { WORKLOAD_KINDS } from '../../../functions/config-restarter/src/workload-kinds.js';
 import { clientErrorResponse, clientErrorStatus } from '../../../functions/config-restarter/src/server.js';
 
 /** The rows of the README's "HTTP contract" table: request -> answer. */
@@ -91,6 +93,22 @@ const notice: Notice = {
   ref: { kind: 'ConfigMap', namespace: 'helloworld', name: 'cm' },
 };
 const workloadW = { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'helloworld', name: 'w' };
+/** An event about the followed Deployment `w` (the workloads' ApiServerSource). */
+const rolloutNotice: Notice = {
+  type: 'rollout',
+  event: { ...event, subject: '/apis/apps/v1/namespaces/helloworld/deployments/w' },
+  ref: { kind: WORKLOAD_KINDS[0]!, namespace: 'helloworld', name: 'w' },
+};
+const rolledOut: RolloutReport = {
+  workload: workloadW,
+  outcome: 'rolled-out',
+  configs: { 'ConfigMap/cm': 'sha256:aa' },
+  restartedAt: '2026-01-01T00:00:02.000Z',
+  changedAt: '2026-01-01T00:00:01.000Z',
+  finishedAt: '2026-01-01T00:00:09.000Z',
+  seconds: 8,
+  message: '2/2 updated, 2 available, 0 old',
+};
 const restarted: ReportedDecision = {
   workload: workloadW,
   action: 'restart',
@@ -155,9 +173,18 @@ const forbiddenMessage =
 
 /** Per README row (its request cell, verbatim): the answers of the cases it describes. */
 const CASES: Record<string, () => Reply[] | Promise<Reply[]>> = {
-  '`POST /` handled event': () => [toReply(notice, outcome('processed', { decisions: [restarted] }))],
-  '`POST /` irrelevant (other type/kind, not opted in, deleted, `delete` unless `RESTART_ON_DELETE`, a `delete` of an object that still exists)':
-    () => [toReply(notice, outcome('ignored'))],
+  '`POST /` handled event': () => [
+    toReply(notice, outcome('processed', { decisions: [restarted] })),
+    toReply(
+      notice,
+      outcome('processed', { decisions: [restarted], rollouts: [{ ...rolledOut, outcome: 'superseded' }] }),
+    ),
+  ],
+  '`POST /` an event about a followed workload whose rollout has just ended': () => [
+    toReply(rolloutNotice, outcome('processed', { rollouts: [rolledOut] })),
+  ],
+  '`POST /` irrelevant (other type/kind, not opted in, deleted, `delete` unless `RESTART_ON_DELETE`, a `delete` of an object that still exists, a followed workload whose rollout has not ended or that has none)':
+    () => [toReply(notice, outcome('ignored')), toReply(rolloutNotice, outcome('ignored'))],
   '`POST /` not a CloudEvent, invalid attributes, contradicting extensions/data, bad names, an unreadable body':
     () => [refused({ result: 'invalid', detail: 'not a CloudEvent: no type' })],
   '`POST /` body over 1 MB': () => [refused({ result: 'too-large', detail: 'request entity too large' })],
