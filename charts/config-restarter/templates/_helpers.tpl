@@ -140,7 +140,7 @@ authentication: {{ .Values.settings.authentication.enabled }}
 
 {{/*
 AUTH_ALLOWED_SUBJECTS: the listed subjects, or "" for the function's defaults (the senders named
-config-restarter-source, config-restarter-resync and config-restarter in its own namespace). Those defaults
+config-restarter-source, config-restarter-workloads, config-restarter-resync and config-restarter in its own namespace). Those defaults
 only fit when the chart keeps that name; otherwise the senders' OIDC identities must be listed.
 */}}
 {{- define "config-restarter.allowedSubjects" -}}
@@ -148,7 +148,7 @@ only fit when the chart keeps that name; otherwise the senders' OIDC identities 
 {{- if $auth.allowedSubjects -}}
 {{- join "," (uniq $auth.allowedSubjects) -}}
 {{- else if ne (include "config-restarter.name" .) "config-restarter" -}}
-{{- fail (printf "settings.authentication.allowedSubjects is required when name is not config-restarter (the function's default senders are config-restarter-source, config-restarter-resync and the Trigger config-restarter): list system:serviceaccount:%s:<account> for the status.auth.serviceAccountName of %s-source, %s-resync and, with the Broker, the Trigger %s" .Release.Namespace .Values.name .Values.name .Values.name) -}}
+{{- fail (printf "settings.authentication.allowedSubjects is required when name is not config-restarter (the function's default senders are config-restarter-source, config-restarter-workloads, config-restarter-resync and the Trigger config-restarter): list system:serviceaccount:%s:<account> for the status.auth.serviceAccountName of %s-source, %s-workloads, %s-resync and, with the Broker, the Trigger %s" .Release.Namespace .Values.name .Values.name .Values.name .Values.name) -}}
 {{- end -}}
 {{- end }}
 

@@ -173,7 +173,12 @@ describe('Knative OIDC identities', () => {
   it('lists the project senders in the given namespace', () => {
     expect(defaultAllowedSubjects('helloworld')).toEqual([
       knativeOidcSubject('helloworld', 'sources.knative.dev', 'ApiServerSource', 'config-restarter-source'),
-      knativeOidcSubject('helloworld', 'sources.knative.dev', 'ApiServerSource', 'config-restarter-workloads'),
+      knativeOidcSubject(
+        'helloworld',
+        'sources.knative.dev',
+        'ApiServerSource',
+        'config-restarter-workloads',
+      ),
       SOURCE,
       'system:serviceaccount:helloworld:config-restarter-oidc-eventing.knative.dev-trigger',
     ]);

@@ -105,7 +105,10 @@ describe('following a restart to its outcome', () => {
     const outcome = await restarter.handle(statusEvent);
     expect(outcome.result).toBe('processed');
     expect(outcome.rollouts).toEqual([
-      expect.objectContaining({ outcome: 'rolled-out', configs: { 'ConfigMap/cm': expect.any(String) } }),
+      expect.objectContaining({
+        outcome: 'rolled-out',
+        configs: { 'ConfigMap/cm': expect.any(String) as string },
+      }),
     ]);
     expect(record(fake)!.state).toBe('rolled-out');
     expect(reasons(fake)).toEqual(['Restarted', 'RolledOut']);
@@ -245,11 +248,11 @@ describe('POST / with an event about a followed workload', () => {
     expect(event.data).toMatchObject({
       workload: { apiVersion: 'apps/v1', kind: 'Deployment', namespace: NS, name: 'w' },
       outcome: 'rolled-out',
-      configs: { 'ConfigMap/cm': expect.stringMatching(/^sha256:/) },
-      restartedAt: expect.any(String),
-      changedAt: expect.any(String),
-      finishedAt: expect.any(String),
-      seconds: expect.any(Number),
+      configs: { 'ConfigMap/cm': expect.stringMatching(/^sha256:/) as string },
+      restartedAt: expect.any(String) as string,
+      changedAt: expect.any(String) as string,
+      finishedAt: expect.any(String) as string,
+      seconds: expect.any(Number) as number,
       message: '1/1 updated, 1 available, 0 old',
     });
   });
