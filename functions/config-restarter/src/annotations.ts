@@ -23,6 +23,8 @@ export interface AnnotationKeys {
   settleWindow: string;
   /** Written on the workload's metadata: the last restart and its outcome (JSON, see rollout.ts). */
   rollout: string;
+  /** On a workload's metadata: its group among the workloads tied to one change (an integer, see restart-order.ts). */
+  restartOrder: string;
 }
 
 /** Annotation keys for a prefix such as `rolling.restart.controller`. */
@@ -37,6 +39,7 @@ export function annotationKeys(prefix: string): AnnotationKeys {
     settle: `${prefix}/settle`,
     settleWindow: `${prefix}/settleWindow`,
     rollout: `${prefix}/rollout`,
+    restartOrder: `${prefix}/restartOrder`,
   };
 }
 

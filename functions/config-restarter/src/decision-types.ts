@@ -37,9 +37,11 @@ export interface ConfigChange {
 /**
  * `restart` rolls the pods; `record` only stores the content hash (or clears a pending restart or an ended
  * settle window with nothing to roll out); `defer` keeps a restart for later: pending because the workload
- * restarted less than its minimum interval ago, or inside its settle window; `skip` changes nothing.
+ * restarted less than its minimum interval ago, inside its settle window, or waiting for a lower
+ * `restartOrder` group; `hold`: a lower group's rollout failed, the restart waits for the next change or a
+ * re-trigger (restart-order.ts); `skip` changes nothing.
  */
-export type DecisionAction = 'restart' | 'record' | 'defer' | 'skip';
+export type DecisionAction = 'restart' | 'record' | 'defer' | 'hold' | 'skip';
 
 /**
  * A JSON merge patch of a workload: metadata annotations (with the resourceVersion precondition) and,

@@ -4,7 +4,8 @@
  * events about followed workloads and resyncs go to rollout-follow.ts for the outcomes of restarts.
  * The API is reached only through the injected {@link ClusterClient}. Safe with any number of instances.
  */
-import { KeyedMutex, mapLimit } from './concurrency.js';
+import { KeyedMutex } from './concurrency.js';
+import { settleEntries } from './settle-all.js';
 import { toChange, tombstone } from './config-change.js';
 import type { ConfigChange } from './decision-types.js';
 import type { Notice } from './event.js';
@@ -82,12 +83,16 @@ class ConfigRestarter implements Restarter {
   private readonly windows: WindowTimers;
   private readonly follower: RolloutFollower;
 
+  private readonly now: () => Date;
+
   constructor(private readonly deps: RestarterDeps) {
     const now = deps.now ?? (() => new Date());
+    this.now = now;
     this.settler = new Settler(deps.client, deps.index, deps.settings, deps.metrics, now);
     this.follower = new RolloutFollower({
       ...deps,
       recorder: new EventRecorder(deps.client, deps.logger, deps.metrics, now),
+      act: (changes, run) => this.act(changes, run),
       now,
     });
     deps.index.follow(this.follower.progressing);
@@ -218,7 +223,10 @@ class ConfigRestarter implements Restarter {
       failures.push(...acted.failures);
       rollouts.push(...(acted.rollouts ?? []));
     }
-    rollouts.push(...(await this.follower.followAll(settings.scope, run)));
+    const followed = await this.follower.followAll(settings.scope, run);
+    decisions.push(...followed.decisions);
+    failures.push(...followed.failures);
+    rollouts.push(...(followed.rollouts ?? []));
     return {
       result: 'processed',
       reason: `resync of ${configCount} opted-in config object(s) in ${namespaces.length} namespace(s)`,
@@ -260,18 +268,10 @@ class ConfigRestarter implements Restarter {
     run: EventRun,
   ): Promise<Omit<Outcome, 'result' | 'reason'>> {
     const { index, settings } = this.deps;
-    const results = await mapLimit(entries, settings.patchConcurrency, (start) => {
-      const { kind, namespace, name } = start.summary;
-      return this.workloadLock.run(`${qualifiedKind(kind)}/${namespace}/${name}`, () => {
-        // The index may hold a newer observation than the one this event started from.
-        const latest = index.get(kind, namespace, name);
-        return this.settler.settle(
-          latest && latest.observedAt > start.observedAt ? latest : start,
-          changes,
-          run,
-        );
-      });
-    });
+    const { annotationPrefix, patchConcurrency } = settings;
+    const { settler, workloadLock: lock } = this;
+    const settleDeps = { settler, index, lock, annotationPrefix, patchConcurrency, now: this.now };
+    const { entries: settled, results } = await settleEntries(settleDeps, entries, changes, run);
     reportWindows(this.deps.logger, this.deps.metrics, results, settings.dryRun);
     const failures: WorkloadFailure[] = [];
     const decisions: ReportedDecision[] = [];
@@ -280,7 +280,7 @@ class ConfigRestarter implements Restarter {
       if (failure) failures.push(failure);
       decisions.push(report(decision, settings.dryRun, writes));
     }
-    const rollouts = await this.follower.settled(entries, results, settings.dryRun);
+    const rollouts = await this.follower.settled(settled, results, settings.dryRun);
     return { decisions, failures, ...(rollouts.length > 0 ? { rollouts } : {}) };
   }
 

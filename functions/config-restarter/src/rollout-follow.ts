@@ -9,6 +9,9 @@ import { annotationKeys, type AnnotationKeys } from './annotations.js';
 import type { FollowedRef } from './event.js';
 import type { EventRecorder } from './event-recorder.js';
 import type { EventRun } from './event-run.js';
+import { carryOn, type Act } from './carry-on.js';
+import type { ConfigKind } from './config.js';
+import { configOptIn, type ConfigOptIn } from './opt-in.js';
 import { Failure } from './failure.js';
 import { KubeApiError, type ClusterClient } from './kube.js';
 import type { Metrics } from './metrics.js';
@@ -32,14 +35,21 @@ import { describeContent, OUTCOME_REASONS, type WorkloadEvent } from './workload
 import type { Decision, DecisionSettings } from './decision-types.js';
 import { summarizeWorkload, workloadRef, type WorkloadSummary } from './workload-summary.js';
 
-/** An outcome written, or why none was. */
-export type Followed = { report: RolloutReport } | { reason: string };
+/** An outcome written (the record, on the workload summarised), or why none was. */
+export type Followed =
+  { report: RolloutReport; record: RolloutRecord; summary: WorkloadSummary } | { reason: string };
 
 /** What the follower needs. */
 export interface FollowerDeps {
   client: ClusterClient;
-  index: Pick<WorkloadIndex, 'observe' | 'forget'>;
-  settings: DecisionSettings & { dryRun: boolean; maxConflictAttempts?: number };
+  index: Pick<WorkloadIndex, 'observe' | 'forget' | 'tick'>;
+  settings: DecisionSettings & {
+    dryRun: boolean;
+    maxConflictAttempts?: number;
+    configKinds: readonly ConfigKind[];
+  };
+  /** The act layer, for carrying an ordered change on (carry-on.ts). */
+  act: Act;
   metrics: Metrics;
   recorder: EventRecorder;
   now(): Date;
@@ -48,11 +58,13 @@ export interface FollowerDeps {
 /** Follows rollouts to their outcome; one per process. */
 export class RolloutFollower {
   private readonly keys: AnnotationKeys;
+  private readonly optIn: ConfigOptIn;
   /** The rollouts the index sees progressing (the restarter makes the index tell it). */
   readonly progressing = new ProgressingRollouts();
 
   constructor(private readonly deps: FollowerDeps) {
     this.keys = annotationKeys(deps.settings.annotationPrefix);
+    this.optIn = configOptIn(deps.settings.annotationPrefix);
   }
 
   /** An event about a followed workload: the outcome of its restart, if its rollout has ended. */
@@ -64,18 +76,38 @@ export class RolloutFollower {
     if ('reason' in followed) return ignored(followed.reason);
     const { workload, outcome } = followed.report;
     const reason = `${describeRef(workload)}: ${outcome}`;
-    return { result: 'processed', reason, decisions: [], failures: [], rollouts: [followed.report] };
+    const next = await this.carryOn(followed, run);
+    return { result: 'processed', reason, ...next, rollouts: [followed.report, ...(next.rollouts ?? [])] };
   }
 
-  /** At a resync: every rollout the index sees progressing in `scope`, followed once. */
-  async followAll(scope: NamespaceScope, run: EventRun): Promise<RolloutReport[]> {
-    const reports: RolloutReport[] = [];
+  /** At a resync: every rollout the index sees progressing in `scope`, followed once (and carried on). */
+  async followAll(scope: NamespaceScope, run: EventRun): Promise<Omit<Outcome, 'result' | 'reason'>> {
+    const all: Required<Omit<Outcome, 'result' | 'reason' | 'failure'>> = {
+      decisions: [],
+      failures: [],
+      rollouts: [],
+    };
     for (const ref of this.progressing.list()) {
       if (!inScope(scope, ref.namespace)) continue;
       const followed = await this.follow(ref, run);
-      if ('report' in followed) reports.push(followed.report);
+      if (!('report' in followed)) continue;
+      const next = await this.carryOn(followed, run);
+      all.rollouts.push(followed.report, ...(next.rollouts ?? []));
+      all.decisions.push(...next.decisions);
+      all.failures.push(...next.failures);
     }
-    return reports;
+    return all;
+  }
+
+  /** A workload of an ordered change ended its rollout: the next group's turn (carry-on.ts). */
+  private carryOn(
+    followed: Extract<Followed, { record: RolloutRecord }>,
+    run: EventRun,
+  ): Promise<Omit<Outcome, 'result' | 'reason'>> {
+    if (followed.summary.order === undefined) return Promise.resolve({ decisions: [], failures: [] });
+    const { client, index, settings, act } = this.deps;
+    const deps = { client, index, configKinds: settings.configKinds, optIn: this.optIn, act };
+    return carryOn(deps, followed.summary.namespace, Object.keys(followed.record.configs), run);
   }
 
   /** Reads the workload and writes the outcome of its restart if the rollout has ended. */
@@ -115,7 +147,7 @@ export class RolloutFollower {
     const superseded: { report: RolloutReport; uid: string }[] = [];
     for (const [i, { decision, failure }] of results.entries()) {
       const start = entries[i]!.summary;
-      if (failure || (decision.action !== 'restart' && decision.action !== 'defer')) continue;
+      if (failure || !EVENT_ACTIONS.includes(decision.action)) continue;
       events.push(restartEvent(start, decision));
       const previous = start.rollout;
       if (decision.rollout && previous?.state === 'progressing') {
@@ -159,7 +191,7 @@ export class RolloutFollower {
     this.deps.index.observe(summary);
     const report = rolloutReport(workloadRef(summary), record);
     await this.announce(kind.kind, summary.uid, report);
-    return { report };
+    return { report, record, summary };
   }
 
   /** Counts an outcome and writes its Kubernetes Event. */
@@ -179,18 +211,18 @@ export class RolloutFollower {
   }
 }
 
-/** The `Restarted` or `Deferred` Event of a decision that went through. */
+/** The decisions that get an Event. */
+const EVENT_ACTIONS: readonly string[] = ['restart', 'defer', 'hold'];
+
+/** The `Restarted`, `Deferred` or `Held` Event of a decision that went through. */
 function restartEvent(start: WorkloadSummary, decision: Decision): WorkloadEvent {
   const content = describeContent(namedConfigs(decision.rolled ?? {}));
-  const restarted = decision.action === 'restart';
-  return {
-    workload: decision.workload,
-    uid: start.uid,
-    reason: restarted ? 'Restarted' : 'Deferred',
-    message: restarted
-      ? `restarted for ${content}: ${decision.reason}`
-      : `restart deferred: ${decision.reason}`,
-  };
+  const base = { workload: decision.workload, uid: start.uid };
+  if (decision.action === 'restart')
+    return { ...base, reason: 'Restarted', message: `restarted for ${content}: ${decision.reason}` };
+  if (decision.action === 'hold')
+    return { ...base, reason: 'Held', message: `restart held: ${decision.reason}` };
+  return { ...base, reason: 'Deferred', message: `restart deferred: ${decision.reason}` };
 }
 
 /** Keeps the workloads whose rollout is still progressing, as the index sees them: what a resync follows. */

@@ -9,8 +9,11 @@ import type { KubeObject, PodTemplateLike, WorkloadRef } from './model.js';
 import { configOfRecordKey } from './records.js';
 import { podTemplate, type WorkloadKind } from './workload-kinds.js';
 
-/** Where a followed rollout stands. `progressing` until one of the three outcomes is written. */
-export type RolloutState = 'progressing' | RolloutOutcomeState;
+/**
+ * Where a followed rollout stands. `progressing` until one of the three outcomes is written; `held`: a restart
+ * that an earlier `restartOrder` group's failure holds back (restart-order.ts), never started.
+ */
+export type RolloutState = 'progressing' | 'held' | RolloutOutcomeState;
 
 /** The outcomes of a restart. */
 export type RolloutOutcomeState = 'rolled-out' | 'failed' | 'superseded';
@@ -32,7 +35,7 @@ export interface RolloutRecord {
   message?: string;
 }
 
-const STATES: readonly string[] = ['progressing', 'rolled-out', 'failed', 'superseded'];
+const STATES: readonly string[] = ['progressing', 'held', 'rolled-out', 'failed', 'superseded'];
 
 function strings(value: unknown): Record<string, string> {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return {};

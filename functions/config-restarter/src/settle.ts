@@ -1,6 +1,6 @@
 /**
- * Settling one workload: decide, and keep deciding until the decision holds against the API server.
- *
+ * Settling one workload: decide (through the `restartOrder` gate, if any), and keep deciding until the decision
+ * holds against the API server.
  * - A record is written only over workload state observed *before* its config content was read (otherwise
  *   the config object is read again first), so records never move backwards, whichever instance writes.
  * - A skip that rests on a cached record ("already rolled out") of an `update` is confirmed with a GET.
@@ -17,8 +17,7 @@ import { apiFailure, type EventRun } from './event-run.js';
 import { Failure } from './failure.js';
 import { KubeApiError, type ClusterClient } from './kube.js';
 import type { Metrics } from './metrics.js';
-import type { ConfigRef, KubeObject } from './model.js';
-import { describeRef } from './model.js';
+import { describeRef, type ConfigRef, type KubeObject } from './model.js';
 import type { WorkloadFailure } from './outcome.js';
 import { configOptIn, isConfigOptedIn, type ConfigOptIn } from './opt-in.js';
 import { windowGaps } from './settle-window.js';
@@ -45,10 +44,7 @@ export interface SettleSettings extends DecisionSettings {
   maxConflictAttempts?: number;
   /** Kinds acted on (`CONFIG_KINDS`); an ended window's config objects of other kinds are not read. */
   configKinds: ConfigKind[];
-  /**
-   * A confirmed deletion restarts the workloads whose pod template references the object
-   * (`RESTART_ON_DELETE`); otherwise a delete restarts nothing.
-   */
+  /** A confirmed deletion restarts the workloads referencing the object by name (`RESTART_ON_DELETE`). */
   restartOnDelete?: boolean;
 }
 
@@ -64,7 +60,10 @@ interface SettleState {
   decision?: Decision;
   /** The config objects of an ended settle window, once read (at most once per settling). */
   read?: TimedChange[];
+  /** What replaces a decision that must wait (restart-order.ts), or undefined when it may go ahead. */
+  gate: Gate | undefined;
 }
+type Gate = (decision: Decision, workload: WorkloadSummary) => Decision | undefined;
 
 /**
  * How a round ended: settled, `again` (a read changed the state: decide again) or `conflict` (the patch met
@@ -93,8 +92,8 @@ export class Settler {
    * count as attempts: between two of them a round can at most confirm the workload once and read the
    * config objects again once per new observation of the workload, so the loop ends.
    */
-  async settle(start: Observed, changes: TimedChange[], run: EventRun): Promise<Settled> {
-    const state: SettleState = { entry: start, changes, confirmed: false };
+  async settle(start: Observed, changes: TimedChange[], run: EventRun, gate?: Gate): Promise<Settled> {
+    const state: SettleState = { entry: start, changes, confirmed: false, gate };
     let conflicts = 0;
     let settled: Settled | undefined;
     while (!settled && conflicts < this.maxAttempts) {
@@ -112,13 +111,7 @@ export class Settler {
     const now = this.now();
     const gaps = state.read ? [] : this.windowGaps(state, now);
     if (gaps.length > 0) return this.readWindow(state, gaps, run);
-    const decision = decideForWorkload(
-      this.settings,
-      state.entry.summary,
-      state.changes.map((timed) => timed.change),
-      now,
-    );
-    state.decision = decision;
+    const decision = this.decide(state, now);
     if (!decision) return skip(state, 'no longer tied after a concurrent change');
     if (!decision.patch) return this.confirm(state, decision, run);
     if (state.changes.some((timed) => timed.readAt < state.entry.observedAt))
@@ -129,6 +122,14 @@ export class Settler {
     return (await this.observeAgain(state, run))
       ? 'conflict'
       : skip(state, 'workload was deleted before the patch');
+  }
+
+  /** The decision on what is known, as the `restartOrder` gate lets it through (kept in `state`). */
+  private decide(state: SettleState, now: Date): Decision | undefined {
+    const changes = state.changes.map((timed) => timed.change);
+    const decided = decideForWorkload(this.settings, state.entry.summary, changes, now);
+    state.decision = decided && (state.gate?.(decided, state.entry.summary) ?? decided);
+    return state.decision;
   }
 
   /**

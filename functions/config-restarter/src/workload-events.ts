@@ -1,6 +1,6 @@
 /**
  * The Kubernetes Events the function writes on a workload (`kubectl describe` shows them): `Restarted`,
- * `Deferred`, and the rollout outcomes `RolledOut`, `RolloutFailed`, `RolloutSuperseded`. Pure: the body
+ * `Deferred`, `Held` (a lower `restartOrder` group failed), and the rollout outcomes `RolledOut`, `RolloutFailed`, `RolloutSuperseded`. Pure: the body
  * of a core v1 Event; rollout-follow.ts and restarter.ts send them through kube.ts (`create` on events).
  */
 import type { KubeObject, WorkloadRef } from './model.js';
@@ -10,6 +10,7 @@ import type { RolloutOutcomeState } from './rollout.js';
 export const EVENT_REASONS = {
   Restarted: 'Normal',
   Deferred: 'Normal',
+  Held: 'Warning',
   RolledOut: 'Normal',
   RolloutFailed: 'Warning',
   RolloutSuperseded: 'Normal',

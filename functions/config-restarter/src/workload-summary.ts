@@ -75,6 +75,8 @@ export interface WorkloadSummary {
    * are followed (written into the rollout record by a restart); otherwise undefined.
    */
   template: string | undefined;
+  /** Its `restartOrder` group, when the annotation is an integer. */
+  order: number | undefined;
 }
 
 /**
@@ -148,6 +150,11 @@ function fingerprintOf(
   return optedIn && kind.rollout && template ? templateFingerprint(template, restartTimestamp) : undefined;
 }
 
+/** The `restartOrder` annotation as an integer; anything else counts as no order. */
+function orderOf(value: string | undefined): number | undefined {
+  return value !== undefined && /^\s*-?\d{1,9}\s*$/.test(value) ? Number(value) : undefined;
+}
+
 function uidOf(object: KubeObject): string {
   return object.metadata?.uid ?? '';
 }
@@ -193,6 +200,7 @@ export function summarizeWorkload(
     uid: uidOf(object),
     rollout: parseRolloutRecord(annotations?.[keys.rollout]),
     template: fingerprintOf(kind, optedIn, template, keys.restartTimestamp),
+    order: orderOf(annotations?.[keys.restartOrder]),
   };
 }
 
