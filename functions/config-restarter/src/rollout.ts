@@ -73,24 +73,15 @@ export function formatRolloutRecord(record: RolloutRecord): string {
   return JSON.stringify({ state, restartedAt, changedAt, configs, template, finishedAt, message });
 }
 
-/** JSON with sorted keys, so the same template always gives the same text. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.keys(value)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonical((value as Record<string, unknown>)[key])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
 /** Fingerprint of a pod template without the function's own `restartTimestamp` annotation. */
 export function templateFingerprint(template: PodTemplateLike | undefined, restartTimestamp: string): string {
   const annotations = { ...template?.metadata?.annotations };
   delete annotations[restartTimestamp];
   const stripped = { ...template, metadata: { ...template?.metadata, annotations } };
-  return createHash('sha256').update(canonical(stripped)).digest('hex').slice(0, 16);
+  // Plain JSON.stringify: the API server writes an object the same way every time (Go's encoding/json: fields
+  // in declaration order, map keys sorted), so a watch event and a GET of the same template agree; it is the
+  // cheapest text of it, which matters as every opted-in workload of the index is fingerprinted.
+  return createHash('sha256').update(JSON.stringify(stripped)).digest('hex').slice(0, 16);
 }
 
 /** What a freshly read workload says about its rollout record. */
