@@ -12,26 +12,34 @@ import type { Outcome } from './outcome.js';
 import { configOfRecordKey } from './records.js';
 import type { TimedChange } from './settle.js';
 import type { WorkloadIndex } from './workload-index.js';
+import { listOptedIn } from './resync-list.js';
 
 /** The act layer's handling of changes (restarter.ts). */
 export type Act = (changes: TimedChange[], run: EventRun) => Promise<Omit<Outcome, 'result' | 'reason'>>;
 
 /** What carrying on needs. */
 export interface CarryOnDeps {
-  client: Pick<ClusterClient, 'getConfig'>;
-  index: Pick<WorkloadIndex, 'tick'>;
+  client: ClusterClient;
+  index: WorkloadIndex;
   configKinds: readonly ConfigKind[];
   optIn: ConfigOptIn;
   act: Act;
 }
 
-/** Reads the config objects `recordKeys` name in `namespace` and acts on them as an update. */
+/**
+ * Reads the config objects `recordKeys` name in `namespace` and acts on them as an update; with `namespace`,
+ * every opted-in config object of the namespace, as a resync (pending restarts are owed on the workloads).
+ */
 export async function carryOn(
   deps: CarryOnDeps,
   namespace: string,
-  recordKeys: readonly string[],
+  recordKeys: readonly string[] | 'namespace',
   run: EventRun,
 ): Promise<Omit<Outcome, 'result' | 'reason'>> {
+  if (recordKeys === 'namespace') {
+    const listed = await listOptedIn(deps, [namespace], run);
+    return deps.act(listed.get(namespace) ?? [], run);
+  }
   const refs = new Map<string, { kind: ConfigKind; name: string }>();
   for (const key of recordKeys) {
     const config = configOfRecordKey(key);

@@ -61,6 +61,8 @@ export interface Config {
   settleWindowMs: number;
   /** A confirmed deletion restarts the workloads referencing the object (`RESTART_ON_DELETE`, default false). */
   restartOnDelete: boolean;
+  /** Rollouts in progress at once per namespace (`MAX_CONCURRENT_ROLLOUTS`; default 0 = unlimited). */
+  maxConcurrentRollouts: number;
   /**
    * Sender authentication, off unless `AUTH_AUDIENCE` is set: every `POST /` must carry a bearer token
    * that the API server's TokenReview accepts for this audience, issued to one of `allowedSubjects`
@@ -227,6 +229,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     minRestartIntervalMs: readMinRestartInterval(env, problems),
     settleWindowMs: readSettleWindow(env, problems),
     restartOnDelete: parseBoolean('RESTART_ON_DELETE', env.RESTART_ON_DELETE, false, problems),
+    maxConcurrentRollouts: parseInteger(
+      'MAX_CONCURRENT_ROLLOUTS',
+      env.MAX_CONCURRENT_ROLLOUTS,
+      0,
+      0,
+      100_000,
+      problems,
+    ),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -5,7 +5,7 @@
  * The API is reached only through the injected {@link ClusterClient}. Safe with any number of instances.
  */
 import { KeyedMutex } from './concurrency.js';
-import { settleEntries } from './settle-all.js';
+import { settleEntries, tiedEntries } from './settle-all.js';
 import { toChange, tombstone } from './config-change.js';
 import type { ConfigChange } from './decision-types.js';
 import type { Notice } from './event.js';
@@ -30,7 +30,6 @@ import { listOptedIn } from './resync-list.js';
 import { Settler, type SettleSettings, type TimedChange } from './settle.js';
 import { reportWindows, WindowTimers, type WorkloadKey } from './window-timers.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
-import { qualifiedKind } from './workload-kinds.js';
 import { EventRecorder } from './event-recorder.js';
 import { RolloutFollower } from './rollout-follow.js';
 import type { RolloutReport } from './rollout.js';
@@ -44,6 +43,8 @@ type ChangeNotice = Extract<Notice, { type: 'change' }>;
 /** Settings of the restarter. */
 export interface RestarterSettings extends SettleSettings {
   patchConcurrency: number;
+  /** `MAX_CONCURRENT_ROLLOUTS` per namespace (0 or unset = unlimited). */
+  maxConcurrentRollouts?: number;
   scope: NamespaceScope;
   /** How long an event may wait for a cold index to list (`API_TIMEOUT_MS`). */
   syncTimeoutMs: number;
@@ -258,7 +259,7 @@ class ConfigRestarter implements Restarter {
 
   /** Settles every tied workload. */
   private act(changes: TimedChange[], run: EventRun): Promise<Omit<Outcome, 'result' | 'reason'>> {
-    return this.settleAll(this.tiedEntries(changes), changes, run);
+    return this.settleAll(tiedEntries(this.deps.index, changes), changes, run);
   }
 
   /** Settles workloads, at most `patchConcurrency` at a time, one event per workload at a time. */
@@ -268,9 +269,10 @@ class ConfigRestarter implements Restarter {
     run: EventRun,
   ): Promise<Omit<Outcome, 'result' | 'reason'>> {
     const { index, settings } = this.deps;
-    const { annotationPrefix, patchConcurrency } = settings;
-    const { settler, workloadLock: lock } = this;
-    const settleDeps = { settler, index, lock, annotationPrefix, patchConcurrency, now: this.now };
+    const { annotationPrefix, patchConcurrency, maxConcurrentRollouts = 0 } = settings;
+    const inProgress = (namespace: string) => this.follower.progressing.count(namespace);
+    const limits = { annotationPrefix, patchConcurrency, maxConcurrentRollouts, inProgress };
+    const settleDeps = { settler: this.settler, index, lock: this.workloadLock, ...limits, now: this.now };
     const { entries: settled, results } = await settleEntries(settleDeps, entries, changes, run);
     reportWindows(this.deps.logger, this.deps.metrics, results, settings.dryRun);
     const failures: WorkloadFailure[] = [];
@@ -282,19 +284,5 @@ class ConfigRestarter implements Restarter {
     }
     const rollouts = await this.follower.settled(settled, results, settings.dryRun);
     return { decisions, failures, ...(rollouts.length > 0 ? { rollouts } : {}) };
-  }
-
-  /** The index entries tied to any of `changes`, in a stable order. */
-  private tiedEntries(changes: TimedChange[]): Observed[] {
-    const byId = new Map<string, Observed>();
-    for (const { change } of changes) {
-      for (const entry of this.deps.index.tied(change.ref, change.labels)) {
-        const { kind, namespace, name } = entry.summary;
-        byId.set(`${qualifiedKind(kind)}/${namespace}/${name}`, entry);
-      }
-    }
-    return [...byId.values()].sort((a, b) =>
-      `${a.summary.kind.kind}/${a.summary.name}`.localeCompare(`${b.summary.kind.kind}/${b.summary.name}`),
-    );
   }
 }

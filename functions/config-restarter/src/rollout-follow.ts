@@ -42,11 +42,12 @@ export type Followed =
 /** What the follower needs. */
 export interface FollowerDeps {
   client: ClusterClient;
-  index: Pick<WorkloadIndex, 'observe' | 'forget' | 'tick'>;
+  index: WorkloadIndex;
   settings: DecisionSettings & {
     dryRun: boolean;
     maxConflictAttempts?: number;
     configKinds: readonly ConfigKind[];
+    maxConcurrentRollouts?: number;
   };
   /** The act layer, for carrying an ordered change on (carry-on.ts). */
   act: Act;
@@ -104,10 +105,13 @@ export class RolloutFollower {
     followed: Extract<Followed, { record: RolloutRecord }>,
     run: EventRun,
   ): Promise<Omit<Outcome, 'result' | 'reason'>> {
-    if (followed.summary.order === undefined) return Promise.resolve({ decisions: [], failures: [] });
     const { client, index, settings, act } = this.deps;
     const deps = { client, index, configKinds: settings.configKinds, optIn: this.optIn, act };
-    return carryOn(deps, followed.summary.namespace, Object.keys(followed.record.configs), run);
+    const { namespace, order } = followed.summary;
+    // A limit frees a place for any pending restart of the namespace; an order, for the next group.
+    if ((settings.maxConcurrentRollouts ?? 0) > 0) return carryOn(deps, namespace, 'namespace', run);
+    if (order === undefined) return Promise.resolve({ decisions: [], failures: [] });
+    return carryOn(deps, namespace, Object.keys(followed.record.configs), run);
   }
 
   /** Reads the workload and writes the outcome of its restart if the rollout has ended. */
@@ -238,6 +242,13 @@ export class ProgressingRollouts implements IndexFollower {
 
   removed(summary: WorkloadSummary): void {
     this.followed.delete(`${summary.kind.plural}.${summary.kind.group}/${summary.namespace}/${summary.name}`);
+  }
+
+  /** Rollouts progressing in `namespace`. */
+  count(namespace: string): number {
+    let n = 0;
+    for (const ref of this.followed.values()) if (ref.namespace === namespace) n++;
+    return n;
   }
 
   /** The workloads to follow, in a stable order. */

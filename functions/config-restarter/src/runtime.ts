@@ -151,6 +151,7 @@ function buildRestarter(shared: Shared, index: WorkloadIndex): Restarter {
       patchConcurrency: config.patchConcurrency,
       syncTimeoutMs: config.apiTimeoutMs,
       restartOnDelete: config.restartOnDelete,
+      maxConcurrentRollouts: config.maxConcurrentRollouts,
       scope,
       ...(options.maxConflictAttempts ? { maxConflictAttempts: options.maxConflictAttempts } : {}),
     },
@@ -175,6 +176,7 @@ function describeSettings(
     minRestartIntervalMs: config.minRestartIntervalMs,
     settleWindowMs: config.settleWindowMs,
     restartOnDelete: config.restartOnDelete,
+    maxConcurrentRollouts: config.maxConcurrentRollouts,
   };
 }
 

@@ -1,13 +1,15 @@
 /**
  * Settling every workload of one event: at most `patchConcurrency` at a time and one event per workload at a
  * time (the lock), workloads without `restartOrder` all at once, then one `restartOrder` group after another,
- * each gated by what the lower groups came to (restart-order.ts).
+ * each gated by what the lower groups came to (restart-order.ts), every restart by the namespace's limit of
+ * rollouts in progress (rollout-limit.ts).
  */
 import { annotationKeys } from './annotations.js';
 import { mapLimit, type KeyedMutex } from './concurrency.js';
 import type { Decision } from './decision-types.js';
 import type { EventRun } from './event-run.js';
 import { orderGate, orderGroups, type Sibling } from './restart-order.js';
+import { limitGate } from './rollout-limit.js';
 import type { Settled, Settler, TimedChange } from './settle.js';
 import type { Observed, WorkloadIndex } from './workload-index.js';
 import { qualifiedKind } from './workload-kinds.js';
@@ -20,6 +22,10 @@ export interface SettleAllDeps {
   lock: KeyedMutex;
   annotationPrefix: string;
   patchConcurrency: number;
+  /** `MAX_CONCURRENT_ROLLOUTS` (0 = unlimited). */
+  maxConcurrentRollouts: number;
+  /** Rollouts progressing in a namespace, as the index sees them (updated by every patch of this process). */
+  inProgress(namespace: string): number;
   now(): Date;
 }
 
@@ -34,16 +40,18 @@ export async function settleEntries(
   const configChanges = changes.map((timed) => timed.change);
   const earlier: Sibling[] = [];
   const settled: { entries: Observed[]; results: Settled[] } = { entries: [], results: [] };
+  // With a limit, one workload at a time: each restart counts before the next is decided.
+  const limit = deps.maxConcurrentRollouts > 0 ? 1 : deps.patchConcurrency;
   for (const group of orderGroups(entries)) {
     const below = [...earlier];
-    const gate =
-      group[0]?.summary.order === undefined
-        ? undefined
-        : (decision: Decision, workload: WorkloadSummary) =>
-            orderGate(keys, workload, decision, below, configChanges, deps.now());
-    const results = await mapLimit(group, deps.patchConcurrency, (start) =>
-      settleOne(deps, start, changes, run, gate),
-    );
+    const ordered = group[0]?.summary.order !== undefined;
+    const gate = (decision: Decision, workload: WorkloadSummary): Decision | undefined => {
+      const now = deps.now();
+      const waiting = ordered ? orderGate(keys, workload, decision, below, configChanges, now) : undefined;
+      const inProgress = deps.maxConcurrentRollouts > 0 ? deps.inProgress(workload.namespace) : 0;
+      return waiting ?? limitGate(keys, workload, decision, inProgress, deps.maxConcurrentRollouts, now);
+    };
+    const results = await mapLimit(group, limit, (start) => settleOne(deps, start, changes, run, gate));
     for (const [i, result] of results.entries()) {
       const { kind, namespace, name, order } = group[i]!.summary;
       const summary = deps.index.get(kind, namespace, name)?.summary ?? group[i]!.summary;
@@ -73,4 +81,18 @@ function settleOne(
       gate,
     );
   });
+}
+
+/** The index entries tied to any of `changes`, in a stable order. */
+export function tiedEntries(index: Pick<WorkloadIndex, 'tied'>, changes: readonly TimedChange[]): Observed[] {
+  const byId = new Map<string, Observed>();
+  for (const { change } of changes) {
+    for (const entry of index.tied(change.ref, change.labels)) {
+      const { kind, namespace, name } = entry.summary;
+      byId.set(`${qualifiedKind(kind)}/${namespace}/${name}`, entry);
+    }
+  }
+  return [...byId.values()].sort((a, b) =>
+    `${a.summary.kind.kind}/${a.summary.name}`.localeCompare(`${b.summary.kind.kind}/${b.summary.name}`),
+  );
 }

@@ -19,6 +19,7 @@ describe('loadConfig', () => {
       minRestartIntervalMs: 0,
       settleWindowMs: 0,
       restartOnDelete: false,
+      maxConcurrentRollouts: 0,
     });
   });
 
@@ -38,6 +39,8 @@ describe('loadConfig', () => {
     [{ LOG_LEVEL: 'DEBUG' }, { logLevel: 'debug' }],
     [{ CONFIG_KINDS: 'ConfigMap,Secret' }, { configKinds: ['ConfigMap', 'Secret'] }],
     [{ PATCH_CONCURRENCY: '16' }, { patchConcurrency: 16 }],
+    [{ MAX_CONCURRENT_ROLLOUTS: '3' }, { maxConcurrentRollouts: 3 }],
+    [{ MAX_CONCURRENT_ROLLOUTS: '0' }, { maxConcurrentRollouts: 0 }],
     [{ SHUTDOWN_DELAY_MS: '3000' }, { shutdownDelayMs: 3000 }],
     [
       { WORKLOAD_SELECTOR: 'restart in (enabled),tier!=db' },
@@ -78,6 +81,8 @@ describe('loadConfig', () => {
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL'],
     [{ CONFIG_KINDS: 'ConfigMap,Deployment' }, 'CONFIG_KINDS'],
     [{ PATCH_CONCURRENCY: '0' }, 'PATCH_CONCURRENCY'],
+    [{ MAX_CONCURRENT_ROLLOUTS: '-1' }, 'MAX_CONCURRENT_ROLLOUTS'],
+    [{ MAX_CONCURRENT_ROLLOUTS: 'many' }, 'MAX_CONCURRENT_ROLLOUTS'],
     [{ WORKLOAD_SELECTOR: 'app="x"' }, 'WORKLOAD_SELECTOR'],
     [{ AUTH_AUDIENCE: 'two audiences' }, 'AUTH_AUDIENCE'],
     [{ AUTH_AUDIENCE: 'a,b' }, 'AUTH_AUDIENCE'],
