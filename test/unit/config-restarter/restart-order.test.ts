@@ -280,3 +280,61 @@ describe('ordered restarts in the act layer', () => {
     expect(restarts).toEqual(['g1', 'g2']);
   });
 });
+
+describe('MAX_CONCURRENT_ROLLOUTS in the act layer', () => {
+  const info = { id: 'e1', type: 'dev.knative.apiserver.ref.update', source: 'test', subject: undefined };
+  const edit: Notice = {
+    type: 'change',
+    event: info,
+    action: 'update',
+    mode: 'reference',
+    ref: { kind: 'ConfigMap', namespace: NS, name: 'cm' },
+  };
+  const resync: Notice = { type: 'resync', event: { ...info, type: 'dev.knative.sources.ping' } };
+  const statusOf = (name: string): Notice => ({
+    type: 'rollout',
+    event: info,
+    ref: { kind: deploymentKind, namespace: NS, name },
+  });
+
+  it('one rollout at a time: the others stay pending on the workload and restart as each rollout ends', async () => {
+    const fake = new FakeCluster();
+    fake.put('configmaps', configMap('cm', { A: '0' }, { labels }));
+    for (const name of ['w1', 'w2', 'w3']) fake.put(DEPLOY, workload('Deployment', name, { labels }));
+    const { restarter } = await startRestarter(fake, { maxConcurrentRollouts: 1 });
+    await restarter.handle(resync);
+    fake.put('configmaps', configMap('cm', { A: '1' }, { labels }));
+    const first = await restarter.handle(edit);
+    expect(first.decisions.map((d) => [d.workload.name, d.action])).toEqual([
+      ['w1', 'restart'],
+      ['w2', 'defer'],
+      ['w3', 'defer'],
+    ]);
+    expect(first.decisions[1]!.reason).toContain('MAX_CONCURRENT_ROLLOUTS=1');
+    const pending = (name: string) =>
+      fake.read(DEPLOY, NS, name)!.metadata?.annotations?.[keys.pendingRestart];
+    expect(pending('w2')).toContain('configmap/cm');
+    for (const [done, next] of [
+      ['w1', 'w2'],
+      ['w2', 'w3'],
+    ] as const) {
+      const object = fake.read(DEPLOY, NS, done)!;
+      fake.setStatus(DEPLOY, NS, done, {
+        observedGeneration: object.metadata!.generation,
+        replicas: 1,
+        updatedReplicas: 1,
+        availableReplicas: 1,
+      });
+      const ended = await restarter.handle(statusOf(done));
+      expect(ended.rollouts?.[0]?.outcome).toBe('rolled-out');
+      expect(ended.decisions.filter((d) => d.action === 'restart').map((d) => d.workload.name)).toEqual([
+        next,
+      ]);
+      expect(pending(next)).toBeUndefined();
+    }
+    const restarts = fake.events
+      .filter((e) => e.reason === 'Restarted')
+      .map((e) => (e.involvedObject as { name: string }).name);
+    expect(restarts).toEqual(['w1', 'w2', 'w3']);
+  });
+});
