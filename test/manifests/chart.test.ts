@@ -404,6 +404,7 @@ describe('the function as a Knative Service', () => {
       MIN_RESTART_INTERVAL: '1h30m',
       SETTLE_WINDOW: '2s',
       RESTART_ON_DELETE: 'true',
+      MAX_CONCURRENT_ROLLOUTS: '2',
       AUTH_AUDIENCE: AUDIENCE,
       AUTH_ALLOWED_SUBJECTS:
         'system:serviceaccount:helloworld:config-restarter-resync-oidc-sources.knative.dev-pingsource,system:serviceaccount:ci:deliverer',
@@ -423,6 +424,7 @@ describe('the function as a Knative Service', () => {
       minRestartIntervalMs: 90 * 60_000,
       settleWindowMs: 2000,
       restartOnDelete: true,
+      maxConcurrentRollouts: 2,
       auth: {
         audience: AUDIENCE,
         allowedSubjects: [
