@@ -50,15 +50,20 @@ function patchOf(
 function rolloutOf(
   { keys, workload }: Context,
   rolled: readonly ConfigOutcome[],
+  configs: Record<string, string>,
   now: Date,
 ): { record?: RolloutRecord; annotations: Record<string, string> } {
   if (workload.template === undefined) return { annotations: {} };
-  const writes = rolled.map((o) => Date.parse(o.change.lastWrite?.time ?? '')).filter(Number.isFinite);
+  const restartedAt = now.toISOString();
+  let changedAt = '';
+  // RFC 3339 in UTC with seconds (managedFields) sorts as text: the latest write is the largest string.
+  for (const o of rolled)
+    if ((o.change.lastWrite?.time ?? '') > changedAt) changedAt = o.change.lastWrite!.time;
   const record: RolloutRecord = {
     state: 'progressing',
-    restartedAt: now.toISOString(),
-    changedAt: new Date(writes.length > 0 ? Math.max(...writes) : now.getTime()).toISOString(),
-    configs: Object.fromEntries(rolled.map((o) => [o.key, o.hash])),
+    restartedAt,
+    changedAt: changedAt || restartedAt,
+    configs,
     template: workload.template,
   };
   return { record, annotations: { [keys.rollout]: formatRolloutRecord(record) } };
@@ -68,7 +73,8 @@ function rolloutOf(
 function restartDecision(context: Context, owed: Owed, now: Date): Decision {
   const { keys, workload, about, close } = context;
   const rolled = owed.outcomes.filter((o) => o.action !== 'skip');
-  const rollout = rolloutOf(context, rolled, now);
+  const configs = Object.fromEntries(rolled.map((o) => [o.key, o.hash]));
+  const rollout = rolloutOf(context, rolled, configs, now);
   const remaining = new Set([...owed.pending].filter((key) => !owed.outcomes.some((o) => o.key === key)));
   const note = workload.restart.note ? `; ${workload.restart.note}` : '';
   const annotations = {
@@ -88,7 +94,7 @@ function restartDecision(context: Context, owed: Owed, now: Date): Decision {
     action: 'restart',
     reason: [...owed.outcomes.map((o) => o.reason), ...(close ? [close.reason] : [])].join('; ') + note,
     ...(close ? { window: close.window } : {}),
-    rolled: Object.fromEntries(rolled.map((o) => [o.key, o.hash])),
+    rolled: configs,
     ...(rollout.record ? { rollout: rollout.record } : {}),
     patch: patchOf(
       workload,
