@@ -158,7 +158,9 @@ describe('following a restart to its outcome', () => {
 
   it('a newer restart while the first still rolls: the first is reported superseded with the new decisions', async () => {
     const fake = cluster();
-    const { restarter } = await startRestarter(fake);
+    // A clock that moves a second per reading: the two restarts never share a millisecond.
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    const { restarter } = await startRestarter(fake, {}, { now: () => new Date((clock += 1000)) });
     await restartOnce(fake, restarter);
     const first = record(fake)!;
     fake.put('configmaps', configMap('cm', { A: '2' }, { labels }));
