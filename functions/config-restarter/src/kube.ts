@@ -1,6 +1,7 @@
+/* eslint max-lines: ["error", 320] -- the one module that talks to the API server holds every call it makes */
 /**
  * The only module that talks to the Kubernetes API server: the calls the function makes (reads, paged
- * lists, watches, merge patches), each mapped to a {@link KubeApiError} that names the request when it
+ * lists, watches, merge patches, Events), each mapped to a {@link KubeApiError} that names the request when it
  * fails. The bytes travel through kube-transport.ts (deadlines, cancellation, socket pools) with the
  * credentials of kube-credentials.ts; watches are read by kube-watch.ts; paths come from kube-paths.ts.
  */
