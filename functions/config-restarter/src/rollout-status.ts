@@ -105,9 +105,23 @@ export function daemonSetRollout(object: KubeObject): RolloutStatus {
     : { state: 'progressing', detail };
 }
 
+/** The share of the traffic the Revision gets, as the Route reports it (`status.traffic`). */
+function trafficOf(status: Status, revision: unknown): string {
+  const targets = Array.isArray(status.traffic)
+    ? (status.traffic as { revisionName?: string; percent?: number }[])
+    : [];
+  const percent = targets
+    .filter((t) => t?.revisionName === revision)
+    .reduce((sum, t) => sum + (t.percent ?? 0), 0);
+  return percent > 0
+    ? `${percent} % of the traffic`
+    : '0 % of the traffic (spec.traffic routes to pinned Revisions)';
+}
+
 /**
  * Knative Service: `rolled-out` when it is Ready and its latest created Revision is its latest ready one (so
- * the route serves it); `failed` when Ready or ConfigurationsReady is False (a Revision that fails readiness
+ * the route serves it; the message says which share of the traffic it gets, 0 % when `spec.traffic` pins named
+ * Revisions); `failed` when Ready or ConfigurationsReady is False (a Revision that fails readiness
  * or crash-loops), with Knative's message.
  */
 export function knativeServiceRollout(object: KubeObject): RolloutStatus {
@@ -124,7 +138,7 @@ export function knativeServiceRollout(object: KubeObject): RolloutStatus {
   const created = status.latestCreatedRevisionName;
   const latestReady = status.latestReadyRevisionName;
   const ready = condition(status, 'Ready')?.status === 'True';
-  const detail = `latest created Revision ${String(created)}, latest ready ${String(latestReady)}`;
+  const detail = `latest created Revision ${String(created)}, latest ready ${String(latestReady)}, ${trafficOf(status, latestReady)}`;
   return ready && typeof created === 'string' && created === latestReady
     ? { state: 'rolled-out', detail }
     : { state: 'progressing', detail };

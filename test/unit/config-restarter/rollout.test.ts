@@ -158,6 +158,28 @@ describe('per-kind rollout rules (workload-kinds.ts table)', () => {
     expect(status.detail).toBe('ProgressDeadlineExceeded: timed out');
   });
 
+  it.each([
+    [[{ revisionName: 'w-00002', percent: 100, latestRevision: true }], '100 % of the traffic'],
+    [
+      [{ revisionName: 'w-00001', percent: 100 }],
+      '0 % of the traffic (spec.traffic routes to pinned Revisions)',
+    ],
+  ])('a Ready Knative Service says which share of the traffic its new Revision gets', (traffic, says) => {
+    const status = kindOf('Service', 'serving.knative.dev').rollout!.status(
+      object(
+        {},
+        {
+          conditions: [{ type: 'Ready', status: 'True' }],
+          latestCreatedRevisionName: 'w-00002',
+          latestReadyRevisionName: 'w-00002',
+          traffic,
+        },
+      ),
+    );
+    expect(status.state).toBe('rolled-out');
+    expect(status.detail).toContain(says);
+  });
+
   it('CronJobs and Rollouts are not followed', () => {
     expect(kindOf('CronJob', 'batch').rollout).toBeUndefined();
     expect(kindOf('Rollout', 'argoproj.io').rollout).toBeUndefined();
