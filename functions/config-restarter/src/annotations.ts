@@ -25,6 +25,8 @@ export interface AnnotationKeys {
   rollout: string;
   /** On a workload's metadata: its group among the workloads tied to one change (an integer, see restart-order.ts). */
   restartOrder: string;
+  /** On a Knative Service's metadata: `revert` reverts the template of a failed rollout (rollout.ts). */
+  onFailure: string;
 }
 
 /** Annotation keys for a prefix such as `rolling.restart.controller`. */
@@ -40,6 +42,7 @@ export function annotationKeys(prefix: string): AnnotationKeys {
     settleWindow: `${prefix}/settleWindow`,
     rollout: `${prefix}/rollout`,
     restartOrder: `${prefix}/restartOrder`,
+    onFailure: `${prefix}/onFailure`,
   };
 }
 

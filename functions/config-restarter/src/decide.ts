@@ -65,6 +65,7 @@ function rolloutOf(
     changedAt: changedAt || restartedAt,
     configs,
     template: workload.template,
+    previous: workload.lastRestart ?? '',
   };
   return { record, annotations: { [keys.rollout]: formatRolloutRecord(record) } };
 }

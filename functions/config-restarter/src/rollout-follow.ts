@@ -21,10 +21,10 @@ import { inScope, type NamespaceScope } from './scope.js';
 import {
   formatRolloutRecord,
   judgeRollout,
+  type Judgement,
   namedConfigs,
   rolloutReport,
   supersededByRestart,
-  type RolloutOutcomeState,
   type RolloutRecord,
   type RolloutReport,
 } from './rollout.js';
@@ -128,7 +128,7 @@ export class RolloutFollower {
       if (judgement.verdict !== 'ended')
         return { reason: `${kind.kind} ${namespace}/${name}: ${judgement.reason}` };
       if (settings.dryRun) return { reason: `dry run: outcome ${judgement.record.state} not written` };
-      const written = await this.write(kind, object, judgement.record, run);
+      const written = await this.write(kind, object, judgement, run);
       if (written !== 'conflict') return written;
     }
     throw new Failure(
@@ -168,11 +168,12 @@ export class RolloutFollower {
   private async write(
     kind: WorkloadKind,
     object: KubeObject,
-    record: RolloutRecord & { state: RolloutOutcomeState },
+    { record, revert }: Extract<Judgement, { verdict: 'ended' }>,
     run: EventRun,
   ): Promise<Followed | 'conflict'> {
     const meta = object.metadata ?? {};
     const patch = {
+      ...revert,
       metadata: {
         resourceVersion: meta.resourceVersion,
         annotations: { [this.keys.rollout]: formatRolloutRecord(record) },

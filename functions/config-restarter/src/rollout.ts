@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { KubeObject, PodTemplateLike, WorkloadRef } from './model.js';
 import { configOfRecordKey } from './records.js';
-import { podTemplate, type WorkloadKind } from './workload-kinds.js';
+import { podTemplate, templateAnnotationsPatch, type WorkloadKind } from './workload-kinds.js';
 
 /**
  * Where a followed rollout stands. `progressing` until one of the three outcomes is written; `held`: a restart
@@ -33,6 +33,10 @@ export interface RolloutRecord {
   finishedAt?: string;
   /** What the kind's controller said (its condition message, counts). */
   message?: string;
+  /** The `restartTimestamp` before this restart (`''`: none), which `<prefix>/onFailure: revert` restores. */
+  previous?: string;
+  /** Set when a failed rollout's template was reverted (`<prefix>/onFailure: revert`). */
+  reverted?: boolean;
 }
 
 const STATES: readonly string[] = ['progressing', 'held', 'rolled-out', 'failed', 'superseded'];
@@ -53,7 +57,11 @@ export function parseRolloutRecord(value: string | undefined): RolloutRecord | u
     const parsed = JSON.parse(value) as Partial<RolloutRecord> | null;
     if (!parsed || typeof parsed !== 'object' || !STATES.includes(String(parsed.state))) return undefined;
     if (typeof parsed.restartedAt !== 'string' || typeof parsed.template !== 'string') return undefined;
-    const optional = strings({ finishedAt: parsed.finishedAt, message: parsed.message });
+    const optional = strings({
+      finishedAt: parsed.finishedAt,
+      message: parsed.message,
+      previous: parsed.previous,
+    });
     return {
       state: parsed.state!,
       restartedAt: parsed.restartedAt,
@@ -61,6 +69,7 @@ export function parseRolloutRecord(value: string | undefined): RolloutRecord | u
       configs: strings(parsed.configs),
       template: parsed.template,
       ...optional,
+      ...(parsed.reverted === true ? { reverted: true } : {}),
     };
   } catch {
     return undefined;
@@ -69,8 +78,19 @@ export function parseRolloutRecord(value: string | undefined): RolloutRecord | u
 
 /** Serialises a rollout record, fields in a fixed order. */
 export function formatRolloutRecord(record: RolloutRecord): string {
-  const { state, restartedAt, changedAt, configs, template, finishedAt, message } = record;
-  return JSON.stringify({ state, restartedAt, changedAt, configs, template, finishedAt, message });
+  const { state, restartedAt, changedAt, configs, template, finishedAt, message, previous, reverted } =
+    record;
+  return JSON.stringify({
+    state,
+    restartedAt,
+    changedAt,
+    configs,
+    template,
+    finishedAt,
+    message,
+    previous,
+    reverted,
+  });
 }
 
 /** Fingerprint of a pod template without the function's own `restartTimestamp` annotation. */
@@ -88,13 +108,19 @@ export function templateFingerprint(template: PodTemplateLike | undefined, resta
 export type Judgement =
   | { verdict: 'none'; reason: string }
   | { verdict: 'progressing'; reason: string; record: RolloutRecord }
-  | { verdict: 'ended'; record: RolloutRecord & { state: RolloutOutcomeState }; previous: RolloutRecord };
+  | {
+      verdict: 'ended';
+      record: RolloutRecord & { state: RolloutOutcomeState };
+      previous: RolloutRecord;
+      /** With `<prefix>/onFailure: revert` on a failed rollout: the merge-patch fragment that reverts the template. */
+      revert?: Record<string, unknown>;
+    };
 
 /** What a judgement needs: the kind, the object, the annotation keys it reads, the clock. */
 export interface JudgeInput {
   kind: WorkloadKind;
   object: KubeObject;
-  keys: { rollout: string; restartTimestamp: string };
+  keys: { rollout: string; restartTimestamp: string; onFailure: string };
   now: Date;
 }
 
@@ -128,7 +154,8 @@ export function judgeRollout(input: JudgeInput): Judgement {
   const superseded = supersededBy(input, record);
   if (superseded) return ended(record, 'superseded', superseded, now);
   const status = rule.status(object);
-  if (status.state !== 'progressing') return ended(record, status.state, status.detail, now);
+  if (status.state !== 'progressing')
+    return withRevert(input, ended(record, status.state, status.detail, now));
   const deadline = rule.deadlineSeconds;
   if (deadline && now.getTime() - Date.parse(record.restartedAt) > deadline * 1000) {
     return ended(
@@ -139,6 +166,30 @@ export function judgeRollout(input: JudgeInput): Judgement {
     );
   }
   return { verdict: 'progressing', reason: `rollout progressing: ${status.detail}`, record };
+}
+
+/** The kind can revert and the workload asks for it. */
+function revertWanted({ kind, object, keys }: JudgeInput): boolean {
+  return !!kind.rollout?.revert && object.metadata?.annotations?.[keys.onFailure]?.toLowerCase() === 'revert';
+}
+
+/**
+ * A failed rollout of a kind that can revert (Knative Services) whose workload asks for it
+ * (`<prefix>/onFailure: revert`): the template's `restartTimestamp` goes back to what it was before the restart, so
+ * the failed Revision is no longer the latest (Knative makes one from the previous template); traffic is
+ * never touched.
+ */
+function withRevert(input: JudgeInput, judgement: Judgement): Judgement {
+  if (judgement.verdict !== 'ended' || judgement.record.state !== 'failed' || !revertWanted(input))
+    return judgement;
+  const previous = judgement.previous.previous || null;
+  const revert = templateAnnotationsPatch(input.kind, { [input.keys.restartTimestamp]: previous } as Record<
+    string,
+    string
+  >);
+  const back = previous ? `back to ${previous}` : 'removed';
+  const message = `${judgement.record.message ?? ''}; reverted (onFailure: revert): restartTimestamp ${back}, the failed Revision is no longer the latest`;
+  return { ...judgement, record: { ...judgement.record, message, reverted: true }, revert };
 }
 
 /** Seconds from the edit (`changedAt`) to the outcome, never negative. */
@@ -164,6 +215,8 @@ export interface RolloutReport {
   seconds: number;
   /** The controller's words (condition message, counts) or why it was superseded. */
   message: string;
+  /** A failed Knative Service's template was reverted (`<prefix>/onFailure: revert`). */
+  reverted?: true;
 }
 
 /** The report of an ended rollout. */
@@ -180,6 +233,7 @@ export function rolloutReport(
     finishedAt: record.finishedAt ?? '',
     seconds: editToOutcomeSeconds(record),
     message: record.message ?? '',
+    ...(record.reverted ? { reverted: true as const } : {}),
   };
 }
 

@@ -47,9 +47,10 @@ export interface WorkloadKind {
   /**
    * How the outcome of a restart is read from the object (rollout-status.ts); unset for kinds whose rollouts
    * are not followed. `deadlineSeconds`: for kinds whose controller never reports a failed rollout, how long
-   * after the restart a rollout still progressing counts as `failed`.
+   * after the restart a rollout still progressing counts as `failed`. `revert`: a failed rollout may be
+   * reverted (`<prefix>/onFailure: revert`, rollout.ts).
    */
-  rollout?: { status: RolloutRule; deadlineSeconds?: number };
+  rollout?: { status: RolloutRule; deadlineSeconds?: number; revert?: true };
 }
 
 /** StatefulSets and DaemonSets report no failed rollout: the Deployment's default progress deadline applies. */
@@ -233,7 +234,8 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
     templatePath: SPEC_TEMPLATE,
     unpatchableReason: knativeServiceReason,
     restartMethod: knativeServiceRestart,
-    rollout: { status: knativeServiceRollout },
+    // A failed Revision can be reverted: the previous template becomes the latest again (onFailure: revert).
+    rollout: { status: knativeServiceRollout, revert: true },
   },
   {
     kind: 'CronJob',

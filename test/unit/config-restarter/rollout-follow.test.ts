@@ -259,3 +259,76 @@ describe('POST / with an event about a followed workload', () => {
     });
   });
 });
+
+describe('a Knative Service whose new Revision fails', () => {
+  const KSVC = RESOURCE.Service!;
+  const ksvcKind = WORKLOAD_KINDS.find((k) => k.group === 'serving.knative.dev')!;
+  const ksvcEvent: Notice = {
+    type: 'rollout',
+    event: info,
+    ref: { kind: ksvcKind, namespace: NS, name: 'web' },
+  };
+  const earlier = '2026-01-01T00:00:00.000Z';
+  const stamp = (fake: FakeCluster) =>
+    (fake.read(KSVC, NS, 'web')!.spec as { template: { metadata: { annotations?: Record<string, string> } } })
+      .template.metadata.annotations?.[keys.restartTimestamp];
+
+  async function failedRevision(onFailure?: string) {
+    const fake = new FakeCluster();
+    fake.put('configmaps', configMap('cm', { A: '0' }, { labels }));
+    fake.put(
+      KSVC,
+      workload('Service', 'web', {
+        labels,
+        templateAnnotations: { [keys.restartTimestamp]: earlier },
+        annotations: onFailure ? { [keys.onFailure]: onFailure } : {},
+      }),
+    );
+    const { restarter } = await startRestarter(fake);
+    await restartOnce(fake, restarter);
+    expect(stamp(fake)).not.toBe(earlier);
+    fake.setStatus(KSVC, NS, 'web', {
+      observedGeneration: fake.read(KSVC, NS, 'web')!.metadata!.generation,
+      latestCreatedRevisionName: 'web-00002',
+      latestReadyRevisionName: 'web-00001',
+      conditions: [
+        {
+          type: 'ConfigurationsReady',
+          status: 'False',
+          reason: 'RevisionFailed',
+          message: 'Revision "web-00002" failed with message: probe failed.',
+        },
+        { type: 'Ready', status: 'False', reason: 'RevisionFailed' },
+      ],
+    });
+    return { fake, outcome: await restarter.handle(ksvcEvent) };
+  }
+
+  it("reports failed with the Revision's message; the template and traffic stay as Knative left them", async () => {
+    const { fake, outcome } = await failedRevision();
+    expect(outcome.rollouts?.[0]).toMatchObject({
+      outcome: 'failed',
+      message: 'RevisionFailed: Revision "web-00002" failed with message: probe failed.',
+    });
+    expect(outcome.rollouts?.[0]?.reverted).toBeUndefined();
+    expect(stamp(fake)).not.toBe(earlier);
+    expect((fake.read(KSVC, NS, 'web')!.spec as { traffic?: unknown }).traffic).toBeUndefined();
+  });
+
+  it('with onFailure: revert, the template goes back to the previous restart: the failed Revision is no longer the latest', async () => {
+    const { fake, outcome } = await failedRevision('revert');
+    expect(outcome.rollouts?.[0]).toMatchObject({ outcome: 'failed', reverted: true });
+    expect(outcome.rollouts?.[0]?.message).toContain(
+      'reverted (onFailure: revert): restartTimestamp back to',
+    );
+    expect(stamp(fake)).toBe(earlier);
+    expect(
+      parseRolloutRecord(fake.read(KSVC, NS, 'web')!.metadata?.annotations?.[keys.rollout]),
+    ).toMatchObject({
+      state: 'failed',
+      reverted: true,
+      previous: earlier,
+    });
+    expect((fake.read(KSVC, NS, 'web')!.spec as { traffic?: unknown }).traffic).toBeUndefined();
+  });
+});

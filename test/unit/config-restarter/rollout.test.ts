@@ -312,6 +312,14 @@ describe('judgeRollout', () => {
     ],
     ['a CronJob is not followed', deployment(done), kindOf('CronJob', 'batch'), at(5), 'none', ''],
   ];
+  it('onFailure: revert is for Knative Services only: a failed Deployment is reported, its template left alone', () => {
+    const failed = deployment(deadline('timed out'));
+    failed.metadata!.annotations![keys.onFailure] = 'revert';
+    const judgement = judge(failed);
+    expect(judgement.verdict === 'ended' && judgement.record.state).toBe('failed');
+    expect(judgement.verdict === 'ended' && judgement.revert).toBeUndefined();
+  });
+
   it.each(cases)('%s', (_name, obj, kind, now, verdict, state) => {
     const judgement = judge(obj, kind, now);
     expect(judgement.verdict).toBe(verdict);
