@@ -117,6 +117,9 @@ export class RolloutFollower {
   /** Reads the workload and writes the outcome of its restart if the rollout has ended. */
   async follow({ kind, namespace, name }: FollowedRef, run: EventRun): Promise<Followed> {
     const { client, settings } = this.deps;
+    // Knative's own Deployments carry their Service's labels, so the watch label too: never restarted, never read.
+    const unpatchable = this.deps.index.get(kind, namespace, name)?.summary.unpatchable;
+    if (unpatchable) return { reason: `${kind.kind} ${namespace}/${name}: ${unpatchable}` };
     const attempts = settings.maxConflictAttempts ?? 5;
     for (let attempt = 0; attempt < attempts; attempt++) {
       const object = await run.call((call) => client.getWorkload(kind, namespace, name, call));

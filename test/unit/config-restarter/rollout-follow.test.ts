@@ -211,6 +211,26 @@ describe('following a restart to its outcome', () => {
     );
   });
 
+  it("an event about a Knative Revision's own Deployment (it carries the watch label too) reads nothing", async () => {
+    const fake = cluster();
+    fake.put(
+      DEPLOY,
+      workload('Deployment', 'web-00001-deployment', {
+        labels: { ...labels, 'serving.knative.dev/service': 'web' },
+        ownerReferences: [{ apiVersion: 'serving.knative.dev/v1', kind: 'Revision', name: 'web-00001' }],
+      }),
+    );
+    const { restarter } = await startRestarter(fake);
+    const outcome = await restarter.handle({
+      type: 'rollout',
+      event: info,
+      ref: { kind: deploymentKind, namespace: NS, name: 'web-00001-deployment' },
+    });
+    expect(outcome.result).toBe('ignored');
+    expect(outcome.reason).toContain('owned by Knative Revision web-00001');
+    expect(fake.calls).toEqual([]);
+  });
+
   it('dry run: no record, no Event', async () => {
     const fake = cluster();
     const { restarter } = await startRestarter(fake, { dryRun: true });
