@@ -105,11 +105,11 @@ describe('localManifests', () => {
       value: functionAudience(),
     });
     expect(local.filter((o) => o !== service)).toEqual(plumbing);
-    // The audience every sender of the variant asks tokens for.
+    // The audience every sender of the variant asks tokens for: both ApiServerSources and the PingSource.
     const sinks = plumbing
       .filter((o) => o.apiVersion === 'sources.knative.dev/v1')
       .map((o) => (o as unknown as { spec: { sink: { audience?: string } } }).spec.sink.audience);
-    expect(sinks).toEqual([functionAudience(), functionAudience()]);
+    expect(sinks).toEqual([functionAudience(), functionAudience(), functionAudience()]);
   });
 
   it('several components: knative/base with each of them, as docs/manifests.md combines them', async () => {
