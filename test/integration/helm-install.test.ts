@@ -33,6 +33,7 @@ const PROBES: [group: string, resource: string][] = [
   ['serving.knative.dev', 'configurations'],
   ['apps', 'replicasets'],
   ['', 'pods'],
+  ['', 'events'],
   ['', 'services'],
   ['', 'serviceaccounts'],
   ['rbac.authorization.k8s.io', 'roles'],

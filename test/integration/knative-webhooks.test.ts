@@ -80,7 +80,11 @@ interface Listed {
 }
 
 describe('every manifest passes the real Knative webhooks with server-side apply', () => {
-  const sources = ['apiserversources/config-restarter-source', 'pingsources/config-restarter-resync'];
+  const sources = [
+    'apiserversources/config-restarter-source',
+    'apiserversources/config-restarter-workloads',
+    'pingsources/config-restarter-resync',
+  ];
   it.each([
     ['knative', [], sources],
     [

@@ -330,8 +330,11 @@ describe('managedFields after a restart', () => {
       const entries = await managedFields(objectPath);
       const own = entries.filter((e) => e.manager === 'config-restarter');
       expect(own.map((e) => [e.operation, e.subresource ?? ''])).toEqual([['Update', '']]);
+      // The hash record, the rollout record (the outcome of the restart, README "Outcomes of restarts") and the
+      // pod template's restart time.
       expect(ownedLeaves(own[0]!.fieldsV1!)).toEqual([
         `metadata.annotations.${HASHES}`,
+        `metadata.annotations.${PREFIX}/rollout`,
         `spec.template.metadata.annotations.${RESTART}`,
       ]);
       // Everything else stays with its writers (the creator, the controllers), none of which owns those.
