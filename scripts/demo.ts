@@ -5,7 +5,8 @@
  * (pointed at the local images), waits until the function has scaled to zero, edits the test ConfigMap, and shows
  * in order: the event the adapter pod (made by the Eventing controller) delivered, the function pod woken from
  * zero by the activator, its decisions, the new Revision Ready with the traffic moved to it, the old Revision's pod
- * scaled down, and helloworld answering through the ingress: the new message on the test host, prod unchanged.
+ * scaled down, how the restart ended (the rollout record and the Events the function wrote once the Service's
+ * status change reached it), and helloworld answering through the ingress: the new message on the test host, prod unchanged.
  * Exits on its own and leaves the cluster up. `npm run demo:node` is the shorter demo without the Knative path.
  */
 import path from 'node:path';
@@ -138,6 +139,45 @@ function describeLogLine(line: Record<string, unknown>): string {
     `${text(line.time)} event ${text(line.eventId)} (${text(line.eventType)}) processed in ` +
     `${Number(line.durationMs).toFixed(0)} ms: ${text(line.reason)}`
   );
+}
+
+interface CoreEvent {
+  type: string;
+  reason: string;
+  message: string;
+  lastTimestamp?: string;
+  eventTime?: string;
+  source?: { component?: string };
+}
+
+/**
+ * Step: how the restart ended, as the function wrote it once the Service's status change reached it through the
+ * workloads' ApiServerSource: the rollout record on the Service and its Events (kubectl describe ksvc).
+ */
+async function outcomeStep(n: number, admin: KubeTarget, name: string, editedAt: number): Promise<void> {
+  step(n, `How the restart ended: the rollout record and the Events on ksvc/${name} (kubectl describe)`);
+  const key = 'rolling.restart.controller/rollout';
+  const record = await eventually(
+    `the outcome of ${name}'s restart`,
+    async () => {
+      const ksvc = await get<{ metadata: { annotations?: Record<string, string> } }>(admin, ksvcPath(name));
+      const value = ksvc?.metadata.annotations?.[key];
+      const parsed = value ? (JSON.parse(value) as { state?: string }) : undefined;
+      return parsed && parsed.state !== 'progressing' ? value : undefined;
+    },
+    120_000,
+  );
+  show(`metadata.annotations["${key}"]: ${record}`);
+  const selector = encodeURIComponent(`involvedObject.name=${name},involvedObject.kind=Service`);
+  const { body } = await kubeRequest<{ items: CoreEvent[] }>(
+    admin,
+    'GET',
+    `/api/v1/namespaces/${NS}/events?fieldSelector=${selector}`,
+  );
+  const ours = body.items
+    .filter((e) => e.source?.component === 'config-restarter')
+    .filter((e) => Date.parse(e.lastTimestamp ?? e.eventTime ?? '') >= Math.floor(editedAt / 1000) * 1000);
+  for (const e of ours) show(`${e.type.padEnd(7)} ${e.reason.padEnd(12)} ${e.message}`);
 }
 
 /** Steps 1 to 3: the cluster with the Knative path, the images, the manifests applied and Ready. */
@@ -315,7 +355,9 @@ async function main(): Promise<void> {
       show(`traffic: ${t.percent}% -> ${t.revisionName}${t.latestRevision ? ' (latestRevision)' : ''}`);
     show(`pods of the old Revision ${oldRevision}: 0`);
 
-    step(9, 'helloworld through the ingress, after the edit');
+    await outcomeStep(9, admin, 'helloworld-test', editedAt);
+
+    step(10, 'helloworld through the ingress, after the edit');
     for (const { env } of ENVIRONMENTS) {
       const url = urls.get(env) ?? '';
       const answer = await eventually(
