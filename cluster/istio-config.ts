@@ -58,6 +58,9 @@ export function istiodEnv(): Record<string, string> {
     JWT_POLICY: 'third-party-jwt',
     PILOT_TRACE_SAMPLING: '1',
     PILOT_ENABLE_ANALYSIS: 'false',
+    // Istio's telemetry: the metadata exchange filters (on every cluster and listener) are extensions only Istio's
+    // own Envoy build has; upstream Envoy rejects the whole CDS update without this (docs/cluster.md).
+    PILOT_ENABLE_METADATA_EXCHANGE: 'false',
     PLATFORM: '',
     GOMAXPROCS: '2',
   };
