@@ -61,6 +61,10 @@ export function istiodEnv(): Record<string, string> {
     // Istio's telemetry: the metadata exchange filters (on every cluster and listener) are extensions only Istio's
     // own Envoy build has; upstream Envoy rejects the whole CDS update without this (docs/cluster.md).
     PILOT_ENABLE_METADATA_EXCHANGE: 'false',
+    // The `istio.alpn` HTTP filter (protocol sniffing towards sidecars) is Istio-only too: every HTTP listener of
+    // the gateway is rejected with it. No mesh here, so nothing needs it; likewise the peer-exchange ALPN.
+    PILOT_ENABLE_ALPN_FILTER: 'false',
+    PILOT_DISABLE_MX_ALPN: 'true',
     PLATFORM: '',
     GOMAXPROCS: '2',
   };
