@@ -268,3 +268,49 @@ export async function requestGateway(netns: string, request: GatewayRequest): Pr
   }
   return JSON.parse(result.stdout) as GatewayAnswer;
 }
+
+const GATEWAY_POLL = `
+const [o, body, deadline] = JSON.parse(process.argv[1]);
+const client = require('node:http');
+const once = () => new Promise((resolve) => {
+  const req = client.get({ host: o.address, port: o.port, path: o.path || '/', headers: { host: o.host }, timeout: 2000 },
+    (res) => { let b = ''; res.setEncoding('utf8'); res.on('data', (d) => (b += d)); res.on('end', () => resolve(res.statusCode === 200 && b === body)); });
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', () => resolve(false));
+});
+(async () => {
+  while (Date.now() < deadline) {
+    if (await once()) { process.stdout.write(String(Date.now())); return; }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  process.stderr.write('deadline passed'); process.exitCode = 1;
+})();
+`;
+
+/**
+ * Starts polling the gateway over HTTP (one process inside the node namespace, a request every ~10 ms plus its round
+ * trip) until it answers 200 with exactly `body`; resolves with that moment (epoch ms). Start it before the change
+ * whose effect is timed.
+ */
+export async function gatewayServes(
+  netns: string,
+  request: Omit<GatewayRequest, 'tlsCa' | 'timeoutMs'>,
+  body: string,
+  timeoutMs: number,
+): Promise<number> {
+  const result = await runCommand(
+    'nsenter',
+    [
+      `--net=${netnsPath(netns)}`,
+      '--',
+      process.execPath,
+      '-e',
+      GATEWAY_POLL,
+      JSON.stringify([request, body, Date.now() + timeoutMs]),
+    ],
+    { timeoutMs: timeoutMs + 5_000, env: { ...process.env, NODE_NO_WARNINGS: '1' } },
+  );
+  if (result.code !== 0)
+    throw new Error(`${request.host}${request.path ?? '/'} never served "${body}": ${result.stderr.trim()}`);
+  return Number(result.stdout);
+}
