@@ -4,7 +4,8 @@
  * its own module, and the ingress gateway (`istio: ingressgateway` in `istio-system`) as a pod of pilot-agent +
  * the upstream Envoy. See docs/cluster.md, "Istio in front of helloworld".
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
@@ -22,7 +23,7 @@ import {
 } from './istio-config.js';
 import { spawnInNodeNamespaces } from './knative-path.js';
 import { KubeRequestError, kubeRequest, type KubeTarget } from './kube.js';
-import { fetchInNode, netnsPath, runCommand } from './node-network.js';
+import { fetchInNode, mustRun, netnsPath, runCommand } from './node-network.js';
 import type { NodeInfo, NodeProcess } from './node.js';
 import { elapsed, isProcessAlive, sleep, terminateProcess, waitFor, type Log } from './util.js';
 
@@ -140,7 +141,7 @@ export async function startIstio(options: StartIstioOptions): Promise<NodeProces
     timeoutMs,
   );
   await installObjects(target, [path.join(SYSTEM_DIR, 'istiod.yaml')], (m) =>
-    fillIstioPlaceholders(m as IstioManifest, images['istio-proxy'].ref),
+    fillIstioPlaceholders(m, images['istio-proxy'].ref),
   );
   log(`Istio CRDs (${crds.length}) and istiod's objects applied (${elapsed(start)} s)`);
 
@@ -164,7 +165,7 @@ export async function startIstio(options: StartIstioOptions): Promise<NodeProces
 
   start = Date.now();
   await installObjects(target, [path.join(SYSTEM_DIR, 'ingressgateway.yaml')], (m) =>
-    fillIstioPlaceholders(m as IstioManifest, images['istio-proxy'].ref),
+    fillIstioPlaceholders(m, images['istio-proxy'].ref),
   );
   await until(`${ISTIO_NAMESPACE}/${INGRESS_GATEWAY} available`, () => gatewayAvailable(target), timeoutMs);
   log(`Istio ingress gateway available (${elapsed(start)} s)`);
@@ -313,4 +314,37 @@ export async function gatewayServes(
   if (result.code !== 0)
     throw new Error(`${request.host}${request.path ?? '/'} never served "${body}": ${result.stderr.trim()}`);
   return Number(result.stdout);
+}
+
+/**
+ * A self-signed certificate and key (PEM) for `host` (CN and the one DNS subject alternative name), valid one day:
+ * what a Gateway's `credentialName` Secret holds in a local cluster.
+ */
+export async function selfSignedCertificate(host: string): Promise<{ cert: string; key: string }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'gateway-tls-'));
+  try {
+    const [key, cert] = [path.join(dir, 'tls.key'), path.join(dir, 'tls.crt')];
+    await mustRun('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${host}`,
+      '-addext',
+      `subjectAltName=DNS:${host}`,
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ]);
+    return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -6,15 +6,13 @@
  * environment through the gateway (HTTP, HTTPS for prod with a test certificate), and a ConfigMap edit, carried by
  * the ApiServerSource adapter pod to the function, changing the test host's message and not prod's.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { clusterStatus } from '../../cluster/control-plane.js';
 import { buildImages, importImages, type BuiltImage } from '../../cluster/images.js';
 import { INGRESS_GATEWAY, ISTIO_NAMESPACE } from '../../cluster/istio-config.js';
 import {
   requestGateway,
+  selfSignedCertificate,
   startIstio,
   stopIstio,
   validationWebhookArmed,
@@ -97,40 +95,6 @@ function answered(host: string, scheme: 'http' | 'https', body?: string, timeout
   );
 }
 
-/** A self-signed certificate for the prod host, made with openssl for this run only. */
-function testCertificate(): { cert: string; key: string } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'istio-tls-'));
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        `/CN=${PROD_HOST}`,
-        '-addext',
-        `subjectAltName=DNS:${PROD_HOST}`,
-        '-keyout',
-        path.join(dir, 'tls.key'),
-        '-out',
-        path.join(dir, 'tls.crt'),
-      ],
-      { stdio: 'ignore' },
-    );
-    return {
-      cert: readFileSync(path.join(dir, 'tls.crt'), 'utf8'),
-      key: readFileSync(path.join(dir, 'tls.key'), 'utf8'),
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 beforeAll(async () => {
   const info = (await clusterStatus(TEST_CLUSTER_DIR)).info;
   if (!info?.node) throw new Error('Istio needs the test cluster to run a node');
@@ -206,11 +170,9 @@ describe('Istio in front of helloworld', () => {
       },
       { allowStatus: [409] },
     );
-    const dryRun = execFileSync(
-      'kubectl',
-      ['--kubeconfig', adminKubeconfigPath(), 'apply', '--server-side', '--dry-run=server', '-k', 'istio/'],
-      { cwd: REPO_ROOT, encoding: 'utf8' },
-    );
+    const dryRun = await applyKustomization(adminKubeconfigPath(), path.join(REPO_ROOT, 'istio'), {
+      dryRun: true,
+    });
     expect(dryRun).toContain(
       'gateway.networking.istio.io/helloworld-gateway serverside-applied (server dry run)',
     );
@@ -244,7 +206,7 @@ describe('Istio in front of helloworld', () => {
     await readyKsvc('helloworld-test');
     await readyKsvc('helloworld-prod');
 
-    const tls = testCertificate();
+    const tls = await selfSignedCertificate(PROD_HOST);
     certificate = tls.cert;
     await kubeRequest(target, 'POST', `/api/v1/namespaces/${ISTIO_NAMESPACE}/secrets`, {
       apiVersion: 'v1',
