@@ -7,6 +7,7 @@
  * the ApiServerSource adapter pod to the function, changing the test host's message and not prod's.
  */
 import path from 'node:path';
+import { restoreAutoscalerConfig, setAutoscalerConfig } from '../../cluster/autoscaler-config.js';
 import { clusterStatus } from '../../cluster/control-plane.js';
 import { buildImages, importImages, type BuiltImage } from '../../cluster/images.js';
 import { INGRESS_GATEWAY, ISTIO_NAMESPACE } from '../../cluster/istio-config.js';
@@ -40,6 +41,9 @@ let nodeRoot: string | undefined;
 let images: Record<'helloworld' | 'config-restarter', BuiltImage>;
 let gatewayIp = '';
 let certificate = '';
+let autoscalerBefore: Record<string, string> | undefined;
+/** The test environment's message after the edit. */
+const EDITED = 'Hello from the edited test environment';
 
 interface Condition {
   type: string;
@@ -124,6 +128,7 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
+  if (autoscalerBefore) await restoreAutoscalerConfig(target, autoscalerBefore);
   await stopIstio(istiod, target, () => undefined);
   await stopKnativePath(processes, () => undefined, nodeRoot);
   for (const deployment of [
@@ -250,7 +255,7 @@ describe('Istio in front of helloworld', () => {
     const prodBefore = (await get<Ksvc>(ksvcPath('helloworld-prod')))?.status?.latestReadyRevisionName;
     expect(prodBefore).toBe('helloworld-prod-00001');
 
-    const message = 'Hello from the edited test environment';
+    const message = EDITED;
     const editedAt = Date.now();
     await kubeRequest(
       target,
@@ -274,4 +279,32 @@ describe('Istio in front of helloworld', () => {
     const prod = await viaGateway(PROD_HOST, 'https');
     expect(prod).toMatchObject({ status: 200, body: 'Hello from production' });
   }, 600_000);
+
+  it('wakes helloworld-test from zero for a request through the gateway: the activator is in the path', async () => {
+    // Shorter windows for this cluster only (cluster/autoscaler-config.ts): at zero in about 12 s.
+    autoscalerBefore = await setAutoscalerConfig(target);
+    const pods = async (): Promise<unknown[]> =>
+      (
+        await kubeRequest<{ items: unknown[] }>(
+          target,
+          'GET',
+          `/api/v1/namespaces/${NAMESPACE}/pods?labelSelector=${encodeURIComponent('serving.knative.dev/service=helloworld-test')}`,
+        )
+      ).body.items;
+    await eventually(
+      'no helloworld-test pod',
+      async () => ((await pods()).length === 0 ? true : undefined),
+      240_000,
+    );
+    const revision = (await get<Ksvc>(ksvcPath('helloworld-test')))?.status?.latestReadyRevisionName;
+    const sks = await get<{ spec: { mode: string } }>(
+      `/apis/networking.internal.knative.dev/v1alpha1/namespaces/${NAMESPACE}/serverlessservices/${revision}`,
+    );
+    expect(sks?.spec.mode).toBe('Proxy');
+
+    // One request: held by the activator until a pod of the Revision is Ready, then answered.
+    const res = await viaGateway(TEST_HOST, 'http');
+    expect(res).toMatchObject({ status: 200, body: EDITED });
+    expect((await pods()).length).toBe(1);
+  }, 360_000);
 });
