@@ -99,7 +99,20 @@ function answered(host: string, scheme: 'http' | 'https', body?: string, timeout
   );
 }
 
+/** Deletes the namespace and waits until it is gone (its Knative objects are finalized first). */
+async function removeNamespace(name: string): Promise<void> {
+  await deleteNamespace(target, name);
+  await eventually(
+    `namespace ${name} gone`,
+    async () => ((await get(`/api/v1/namespaces/${name}`)) === undefined ? true : undefined),
+    120_000,
+  );
+}
+
 beforeAll(async () => {
+  // The manifests' own namespace: start from an empty one (another test may have applied them there), so the
+  // Revisions are numbered from 00001.
+  await removeNamespace(NAMESPACE);
   const info = (await clusterStatus(TEST_CLUSTER_DIR)).info;
   if (!info?.node) throw new Error('Istio needs the test cluster to run a node');
   nodeRoot = info.node.root;
@@ -149,9 +162,10 @@ afterAll(async () => {
       { allowStatus: [404] },
     );
   }
-  await deleteNamespace(target, NAMESPACE);
-  await deleteNamespace(target, ISTIO_NAMESPACE);
-}, 180_000);
+  // Gone before the next test file, which may apply the manifests into the same namespace.
+  await removeNamespace(NAMESPACE);
+  await removeNamespace(ISTIO_NAMESPACE);
+}, 360_000);
 
 describe('Istio in front of helloworld', () => {
   it('runs istiod with its validation webhook, which accepts istio/ and denies a broken VirtualService', async () => {
