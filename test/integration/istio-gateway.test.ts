@@ -141,29 +141,33 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
-  if (autoscalerBefore) await restoreAutoscalerConfig(target, autoscalerBefore);
-  await stopIstio(istiod, target, () => undefined);
-  await stopKnativePath(processes, () => undefined, nodeRoot);
-  for (const deployment of [
-    `${KOURIER_GATEWAY_NAMESPACE}/deployments/${KOURIER_GATEWAY}`,
-    'knative-eventing/deployments/pingsource-mt-adapter',
-  ]) {
-    await kubeRequest(target, 'DELETE', `/apis/apps/v1/namespaces/${deployment}`, undefined, {
-      allowStatus: [404],
-    });
+  try {
+    if (autoscalerBefore) await restoreAutoscalerConfig(target, autoscalerBefore);
+    // While the Knative path still runs: its controllers finalize the namespace's Knative objects (Ingresses,
+    // sources). Gone before the next test file, which may apply the manifests into the same namespace.
+    await removeNamespace(NAMESPACE);
+  } finally {
+    await stopIstio(istiod, target, () => undefined);
+    await stopKnativePath(processes, () => undefined, nodeRoot);
+    for (const deployment of [
+      `${KOURIER_GATEWAY_NAMESPACE}/deployments/${KOURIER_GATEWAY}`,
+      'knative-eventing/deployments/pingsource-mt-adapter',
+    ]) {
+      await kubeRequest(target, 'DELETE', `/apis/apps/v1/namespaces/${deployment}`, undefined, {
+        allowStatus: [404],
+      });
+    }
+    // istiod is gone: its webhooks (failurePolicy Fail) would deny every later Istio object.
+    for (const name of ['istiod-default-validator', 'istio-validator-istio-system']) {
+      await kubeRequest(
+        target,
+        'DELETE',
+        `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${name}`,
+        undefined,
+        { allowStatus: [404] },
+      );
+    }
   }
-  // istiod is gone: its webhooks (failurePolicy Fail) would deny every later Istio object.
-  for (const name of ['istiod-default-validator', 'istio-validator-istio-system']) {
-    await kubeRequest(
-      target,
-      'DELETE',
-      `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${name}`,
-      undefined,
-      { allowStatus: [404] },
-    );
-  }
-  // Gone before the next test file, which may apply the manifests into the same namespace.
-  await removeNamespace(NAMESPACE);
   await removeNamespace(ISTIO_NAMESPACE);
 }, 360_000);
 
