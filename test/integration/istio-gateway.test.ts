@@ -99,20 +99,27 @@ function answered(host: string, scheme: 'http' | 'https', body?: string, timeout
   );
 }
 
-/** Deletes the namespace and waits until it is gone (its Knative objects are finalized first). */
+/**
+ * Deletes the namespace and waits until it is gone (its Knative objects are finalized first, by controllers that
+ * must be running); on a timeout the error names what the namespace still waits for.
+ */
 async function removeNamespace(name: string): Promise<void> {
   await deleteNamespace(target, name);
-  await eventually(
-    `namespace ${name} gone`,
-    async () => ((await get(`/api/v1/namespaces/${name}`)) === undefined ? true : undefined),
-    120_000,
-  );
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const ns = await get<{ status?: { conditions?: { type: string; status: string; message?: string }[] } }>(
+      `/api/v1/namespaces/${name}`,
+    );
+    if (ns === undefined) return;
+    if (Date.now() > deadline) {
+      const waiting = (ns.status?.conditions ?? []).filter((c) => c.status === 'True').map((c) => c.message);
+      throw new Error(`namespace ${name} still terminating after 120 s: ${waiting.join('; ')}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }
 
 beforeAll(async () => {
-  // The manifests' own namespace: start from an empty one (another test may have applied them there), so the
-  // Revisions are numbered from 00001.
-  await removeNamespace(NAMESPACE);
   const info = (await clusterStatus(TEST_CLUSTER_DIR)).info;
   if (!info?.node) throw new Error('Istio needs the test cluster to run a node');
   nodeRoot = info.node.root;
@@ -130,6 +137,10 @@ beforeAll(async () => {
   };
   await startKnativePath({ ...common, onSpawned: (p) => processes.push(p) });
   await startIstio({ ...common, onSpawned: (p) => (istiod = p) });
+  // The manifests' own namespace: start from an empty one (another test may have applied them there), so the
+  // Revisions are numbered from 00001. Now, with Kourier and the Eventing controller running to finalize what an
+  // earlier test left in it.
+  await removeNamespace(NAMESPACE);
   images = await buildImages(['helloworld', 'config-restarter'], { log: () => undefined });
   await importImages(images, { containerdAddress: node.containerdAddress, log: () => undefined });
   const { body: service } = await kubeRequest<{ spec: { clusterIP: string } }>(
