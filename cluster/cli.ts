@@ -8,6 +8,7 @@ import {
   describeBinarySources,
   ensureBinaries,
   ensureImageBinaries,
+  ensureIstioBinaries,
   ensureKnativePathBinaries,
   ensureNodeBinaries,
 } from './binaries.js';
@@ -17,11 +18,11 @@ import type { ControllerProcess } from './controllers.js';
 import type { NodeInfo } from './node.js';
 import { elapsed, stderrLog } from './util.js';
 
-const USAGE = `usage: tsx cluster/cli.ts <build|up|down|status> [--dir <cluster dir>] [--knative] [--no-node] [--no-controllers]
+const USAGE = `usage: tsx cluster/cli.ts <build|up|down|status> [--dir <cluster dir>] [--knative] [--istio] [--no-node] [--no-controllers]
 
   build   build (or locate) etcd, kube-apiserver, the ApiServerSource receive adapter, kube-controller-manager,
           the Knative Serving controller and webhook, the node's kubelet, kube-scheduler, kube-proxy and
-          Knative autoscaler and activator, the Knative path's binaries and the Go commands of the images
+          Knative autoscaler and activator, the Knative path's binaries, the Go commands of the images, istiod and pilot-agent
   up      start etcd + kube-apiserver with the CRDs installed, then kube-controller-manager and the Knative
           Serving controller and webhook, then a node (containerd, kubelet, kube-proxy, kube-scheduler, Knative
           autoscaler and activator in a network namespace of their own); writes <dir>/kubeconfig
@@ -33,6 +34,8 @@ Options:
   --knative          up: also the Knative path on the node: CoreDNS, the Kourier ingress (control plane + Envoy
                      gateway), the Knative Eventing controller and the channel-based Broker (its controller, the
                      in-memory channel controller, the ingress, filter and dispatcher pods)
+  --istio            up: the Knative path plus Istio: istiod (with its validation webhook) and the ingress
+                     gateway (pilot-agent + Envoy) in istio-system
   --no-node          up: no node (pods stay Pending; no root, packages or images needed; quicker)
   --no-controllers   up: etcd + kube-apiserver only (nothing reconciles; implies --no-node)
   -h, --help         this text
@@ -64,6 +67,7 @@ interface CliArgs {
   controllers: boolean;
   node: boolean;
   knative: boolean;
+  istio: boolean;
   help: boolean;
 }
 
@@ -76,6 +80,7 @@ function parseCli(argv: string[]): CliArgs {
       'no-controllers': { type: 'boolean', default: false },
       'no-node': { type: 'boolean', default: false },
       knative: { type: 'boolean', default: false },
+      istio: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -87,6 +92,7 @@ function parseCli(argv: string[]): CliArgs {
     controllers: !values['no-controllers'],
     node: !values['no-node'] && !values['no-controllers'],
     knative: values.knative,
+    istio: values.istio,
     help: values.help,
   };
 }
@@ -99,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
-  const { command, dir, controllers, node, knative } = parsed;
+  const { command, dir, controllers, node, knative, istio } = parsed;
   if (parsed.help) {
     console.log(USAGE);
     return 0;
@@ -112,12 +118,13 @@ async function main(argv: string[]): Promise<number> {
       await ensureKnativePathBinaries(stderrLog);
       await ensureImageBinaries(stderrLog);
       await ensureEnvoy(stderrLog);
+      await ensureIstioBinaries(stderrLog);
       console.log(`binaries ready (${elapsed(start)} s):`);
       for (const line of describeBinarySources()) console.log(`  ${line}`);
       return 0;
     }
     case 'up': {
-      const info = await startCluster({ dir, log: stderrLog, controllers, node, knative });
+      const info = await startCluster({ dir, log: stderrLog, controllers, node, knative, istio });
       const kubeconfig = display(info.kubeconfig);
       if (info.alreadyRunning) {
         console.log(`cluster already running in ${display(info.dir)} (since ${info.startedAt})`);

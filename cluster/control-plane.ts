@@ -12,6 +12,7 @@ import {
   type ControllerProcess,
 } from './controllers.js';
 import { installCrds } from './crds.js';
+import { startIstio } from './istio-path.js';
 import { startKnativePath } from './knative-path.js';
 import { buildImages, importImages, type ImageName } from './images.js';
 import { KubeRequestError, kubeRequest, writeKubeconfig, type KubeTarget } from './kube.js';
@@ -26,6 +27,7 @@ import {
   writeNodeKubeconfigs,
   type NodeIdentity,
   type NodeInfo,
+  type NodeProcess,
   type PreparedNode,
 } from './node.js';
 import { removeNodeLeftovers } from './node-host.js';
@@ -66,6 +68,11 @@ export interface StartClusterOptions {
    * plane + Envoy gateway) and the Knative Eventing controller. See cluster/knative-path.ts.
    */
   knative?: boolean;
+  /**
+   * Also run Istio on top of the Knative path (default false; implies `knative`): istiod with its validation
+   * webhook and the ingress gateway (pilot-agent + Envoy). See cluster/istio-path.ts.
+   */
+  istio?: boolean;
   /** Progress output. Default: stderr. */
   log?: Log;
   /** Time allowed for each of etcd, kube-apiserver, the CRDs and the controllers to become ready. Default 90 s. */
@@ -270,6 +277,8 @@ interface NodeInputs {
   images: Awaited<ReturnType<typeof buildImages>>;
   /** Whether the Knative path (cluster/knative-path.ts) runs on the node. */
   knative: boolean;
+  /** Whether Istio (cluster/istio-path.ts) runs on top of it. */
+  istio: boolean;
 }
 
 /** Images the node imports at start: the sandbox (pause) image and Knative's queue-proxy. */
@@ -442,7 +451,7 @@ async function launch(
       state.controllers = state.controllers.filter((c) => !ping.includes(c));
       writeState(dir, state);
       const node = state.node;
-      await startKnativePath({
+      const path = {
         dir,
         node,
         kubeconfig: state.kubeconfig,
@@ -450,11 +459,13 @@ async function launch(
         detached,
         timeoutMs,
         log,
-        onSpawned: (proc) => {
+        onSpawned: (proc: NodeProcess) => {
           node.processes.push(proc);
           writeState(dir, state);
         },
-      });
+      };
+      await startKnativePath(path);
+      if (nodeInputs.istio) await startIstio(path);
     }
   }
   state.ready = true;
@@ -521,7 +532,11 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
   // The node needs the controllers: nothing would make its pods otherwise.
   const nodeInputs =
     withControllers && (options.node ?? true)
-      ? { ...(await resolveNodeInputs(log)), knative: options.knative ?? false }
+      ? {
+          ...(await resolveNodeInputs(log)),
+          knative: (options.knative ?? false) || (options.istio ?? false),
+          istio: options.istio ?? false,
+        }
       : undefined;
   const detached = options.detached ?? true;
   for (let attempt = 1; ; attempt++) {
@@ -538,7 +553,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
 }
 
 /** The node's host packages, binaries and images (installed, built or taken from the caches). */
-async function resolveNodeInputs(log: Log): Promise<Omit<NodeInputs, 'knative'>> {
+async function resolveNodeInputs(log: Log): Promise<Omit<NodeInputs, 'knative' | 'istio'>> {
   await ensureHostPackages(log);
   const binaries = await ensureNodeBinaries(log);
   const images = await buildImages(NODE_IMAGES, { log });

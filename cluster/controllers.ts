@@ -280,6 +280,7 @@ function objectPath(m: Manifest): string {
     RoleBinding: 'rolebindings',
     ClusterRole: 'clusterroles',
     ClusterRoleBinding: 'clusterrolebindings',
+    CustomResourceDefinition: 'customresourcedefinitions',
     MutatingWebhookConfiguration: 'mutatingwebhookconfigurations',
     ValidatingWebhookConfiguration: 'validatingwebhookconfigurations',
     ValidatingAdmissionPolicy: 'validatingadmissionpolicies',
@@ -300,7 +301,10 @@ export async function installObjects(
   files: readonly string[],
   edit: (manifest: Manifest) => void = () => undefined,
 ): Promise<void> {
-  const manifests = files.flatMap((file) => yaml.loadAll(readFileSync(file, 'utf8')) as Manifest[]);
+  // Empty documents (a trailing `---`, upstream files) are skipped.
+  const manifests = files
+    .flatMap((file) => yaml.loadAll(readFileSync(file, 'utf8')) as (Manifest | null)[])
+    .filter((m): m is Manifest => m !== null);
   for (const manifest of manifests) {
     edit(manifest);
     await kubeRequest(

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureBinary, type Component } from './binaries.js';
+import { ensureBinary, upstreamModuleDir, type Component } from './binaries.js';
 import { runCommand, runPipe } from './command.js';
 import { ensureEnvoy } from './envoy.js';
 import {
@@ -38,6 +38,7 @@ export type ImageName =
   | 'imc-dispatcher'
   | 'event-display'
   | 'envoy'
+  | 'istio-proxy'
   | 'helloworld'
   | 'config-restarter';
 
@@ -160,6 +161,49 @@ async function envoyPlan(log: Log): Promise<ImagePlan> {
 }
 
 /**
+ * Istio's gateway proxy laid out as upstream's proxyv2 image (pilot/docker/Dockerfile.proxyv2): pilot-agent and
+ * Envoy in `/usr/local/bin`, the Envoy bootstrap template of the same Istio module at
+ * `/var/lib/istio/envoy/envoy_bootstrap_tmpl.json` (pilot-agent reads it relative to the working directory `/`),
+ * user istio-proxy (1337). The Envoy is the upstream one of the `envoy` image, not Istio's own build.
+ */
+async function istioProxyPlan(log: Log): Promise<ImagePlan> {
+  const agent = await ensureBinary('pilotAgent', log);
+  const envoy = await ensureEnvoy(log);
+  const libraries = await sharedLibraries(envoy);
+  const template = path.join(
+    await upstreamModuleDir('pilotAgent'),
+    'tools',
+    'packaging',
+    'common',
+    'envoy_bootstrap.json',
+  );
+  const user = '1337:1337';
+  return {
+    inputs: [
+      { kind: 'file', label: 'pilot-agent', path: agent },
+      { kind: 'file', label: 'envoy', path: envoy },
+      { kind: 'file', label: 'envoy_bootstrap.json', path: template },
+      ...libraries.map((lib): HashInput => ({ kind: 'file', label: lib, path: lib })),
+    ],
+    config: {
+      entrypoint: ['/usr/local/bin/pilot-agent'],
+      user,
+      env: { PATH: DEFAULT_PATH },
+      workingDir: '/',
+    },
+    fill: (rootfs) => {
+      copyIn(rootfs, agent, 'usr/local/bin/pilot-agent', true);
+      copyIn(rootfs, envoy, 'usr/local/bin/envoy', true);
+      for (const lib of libraries) copyIn(rootfs, lib, lib, true);
+      copyIn(rootfs, template, 'var/lib/istio/envoy/envoy_bootstrap_tmpl.json', false);
+      writeAccounts(rootfs, [{ name: 'istio-proxy', ...ids(user) }]);
+      mkdirIn(rootfs, 'tmp', 0o1777);
+      mkdirIn(rootfs, 'etc/istio/proxy');
+    },
+  };
+}
+
+/**
  * A Node.js package as its Dockerfile's final stage has it (same ENV, USER, WORKDIR, EXPOSE, CMD): the host's node
  * binary with the shared libraries and loader `ldd` lists, CA certificates, accounts, and in the working directory
  * the built dist/, the production node_modules and package.json.
@@ -218,6 +262,7 @@ const IMAGES: Readonly<Record<ImageName, (log: Log) => Promise<ImagePlan>>> = {
   'imc-dispatcher': koAppPlan('imcDispatcher', 'channel_dispatcher'),
   'event-display': koAppPlan('eventDisplay', 'event_display'),
   envoy: envoyPlan,
+  'istio-proxy': istioProxyPlan,
   helloworld: nodePackagePlan('app'),
   'config-restarter': nodePackagePlan(path.join('functions', 'config-restarter')),
 };

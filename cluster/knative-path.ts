@@ -159,25 +159,35 @@ export const PATH_PROCESSES: Readonly<Record<KnativePathProcessName, PathProcess
  */
 export const PATH_PROCESS_NAMES = Object.keys(PATH_PROCESSES) as KnativePathProcessName[];
 
-/** Spawns one process inside the node's network and mount namespaces. */
-function spawnInNode(name: KnativePathProcessName, ctx: PathContext, detached: boolean): NodeProcess {
-  const { binary, args, env } = PATH_PROCESSES[name].command(ctx);
-  const log = path.join(ctx.dir, `${name}.log`);
+/** Spawns one process inside the node's network and mount namespaces (its log: `<dir>/<name>.log`). */
+export function spawnInNodeNamespaces(
+  command: { name: NodeProcess['name']; binary: string; args: string[]; env: Record<string, string> },
+  where: { dir: string; node: NodeInfo; detached: boolean },
+): NodeProcess {
+  const { name, binary, args, env } = command;
+  const log = path.join(where.dir, `${name}.log`);
   const pid = spawnLogged(
     'nsenter',
     [
-      `--net=${netnsPath(ctx.node.netns)}`,
-      `--mount=${nodePaths(ctx.node.root).mountNamespace}`,
+      `--net=${netnsPath(where.node.netns)}`,
+      `--mount=${nodePaths(where.node.root).mountNamespace}`,
       '--',
       binary,
       ...args,
     ],
     log,
-    ctx.dir,
-    detached,
+    where.dir,
+    where.detached,
     { PATH, HOME: process.env.HOME, ...env },
   );
   return { name, pid, binary, log };
+}
+
+function spawnInNode(name: KnativePathProcessName, ctx: PathContext, detached: boolean): NodeProcess {
+  return spawnInNodeNamespaces(
+    { name, ...PATH_PROCESSES[name].command(ctx) },
+    { dir: ctx.dir, node: ctx.node, detached },
+  );
 }
 
 /** Server-side applies the files of `cluster/system/knative-path/` with the placeholders filled in. */

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NodeBinaries } from './binaries.js';
+import type { IstioProcessName } from './istio-config.js';
 import type { KnativePathProcessName } from './knative-path.js';
 import { installObjects } from './controllers.js';
 import { KubeRequestError, kubeRequest, writeKubeconfig, type KubeTarget } from './kube.js';
@@ -58,7 +59,7 @@ export type NodeProcessName =
 
 /** A running node process, as recorded in the cluster's state file (the Knative path's processes included). */
 export interface NodeProcess {
-  name: NodeProcessName | KnativePathProcessName;
+  name: NodeProcessName | KnativePathProcessName | IstioProcessName;
   pid: number;
   binary: string;
   log: string;

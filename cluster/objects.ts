@@ -11,10 +11,14 @@ import { REPO_ROOT, sleep } from './util.js';
 const run = promisify(execFile);
 
 /**
- * `kubectl apply --server-side -k <dir>` as the admin; returns kubectl's output. Conflicts are forced, as a
+ * `kubectl apply --server-side -k <dir>` as the admin (optionally a server dry run); returns kubectl's output. Conflicts are forced, as a
  * GitOps tool would: the suite edits ConfigMaps out of band, and re-applying the manifests takes them back.
  */
-export async function applyKustomization(kubeconfig: string, dir: string): Promise<string> {
+export async function applyKustomization(
+  kubeconfig: string,
+  dir: string,
+  options: { dryRun?: boolean } = {},
+): Promise<string> {
   const { stdout, stderr } = await run(
     'kubectl',
     [
@@ -24,6 +28,8 @@ export async function applyKustomization(kubeconfig: string, dir: string): Promi
       '--server-side',
       '--force-conflicts',
       '--field-manager=integration-test',
+      // Server dry run: every admission step (webhooks included) judges the objects, nothing is stored.
+      ...(options.dryRun ? ['--dry-run=server'] : []),
       '-k',
       dir,
     ],

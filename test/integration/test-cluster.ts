@@ -4,6 +4,7 @@ import {
   COMPONENTS,
   ensureBinaries,
   ensureImageBinaries,
+  ensureIstioBinaries,
   ensureKnativePathBinaries,
   ensureNodeBinaries,
   type Component,
@@ -38,6 +39,8 @@ export async function setupTestCluster(): Promise<void> {
   // The images' Go commands too (the Broker's data plane, event_display): the images are built inside the tests.
   await ensureImageBinaries(log);
   await ensureEnvoy(log);
+  // istiod and pilot-agent, for istio-gateway.test.ts (their Go module also holds Istio's CRDs).
+  await ensureIstioBinaries(log);
   // A previous run killed before its teardown may have left processes behind: always start from scratch.
   if (await stopCluster(TEST_CLUSTER_DIR, log)) log('stopped a test cluster left over from an earlier run');
   // Files of the previous run (logs, per-test kubeconfigs) are kept for post-mortems until now.

@@ -75,13 +75,11 @@ describe('istio/', () => {
       ]);
     });
 
-    it('routes its host through knative-local-gateway (official Knative pattern)', () => {
+    it('routes its host to the cluster-local address of the same environment’s ksvc, whichever ingress runs', () => {
       expect(vs.spec.hosts).toEqual([HOSTS[env]]);
       expect(vs.spec.gateways).toEqual(['helloworld-gateway']);
       expect(vs.spec.http[0]?.route).toEqual([
-        {
-          destination: { host: 'knative-local-gateway.istio-system.svc.cluster.local', port: { number: 80 } },
-        },
+        { destination: { host: `${ksvcName}.${NAMESPACE}.svc.cluster.local`, port: { number: 80 } } },
       ]);
     });
 
