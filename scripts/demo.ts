@@ -1,33 +1,46 @@
 /**
  * `npm run demo`: the whole Knative path on a local cluster with a node. Starts (or reuses) the cluster in
- * `.cluster/` with the Knative path (CoreDNS, the Kourier ingress with Envoy, the Eventing controller), applies
- * `knative/` with the function's Knative Service as `func deploy` makes it and helloworld's test and prod overlays
- * (pointed at the local images), waits until the function has scaled to zero, edits the test ConfigMap, and shows
- * in order: the event the adapter pod (made by the Eventing controller) delivered, the function pod woken from
- * zero by the activator, its decisions, the new Revision Ready with the traffic moved to it, the old Revision's pod
- * scaled down, how the restart ended (the rollout record and the Events the function wrote once the Service's
- * status change reached it), and helloworld answering through the ingress: the new message on the test host, prod unchanged.
- * Exits on its own and leaves the cluster up. `npm run demo:node` is the shorter demo without the Knative path.
+ * `.cluster/` with the Knative path (CoreDNS, the Kourier ingress with Envoy, the Eventing controller) and Istio
+ * (istiod and its ingress gateway); applies `knative/` with the function's Knative Service as `func deploy` makes
+ * it, helloworld's test and prod overlays (pointed at the local images) and `istio/` (with a self-signed
+ * certificate for prod's HTTPS); waits until the function has scaled to zero; edits the test ConfigMap; and shows
+ * in order: the function pod woken from zero by the activator, the event the adapter pod (made by the Eventing
+ * controller) delivered and the function's decisions, the new Revision Ready with the traffic moved to it, the old
+ * Revision's pod scaled down, how the restart ended (the rollout record and the Events the function wrote once the
+ * Service's status change reached it), and helloworld through istio/'s Gateway: the new message on the test
+ * host, prod unchanged. Exits on its own and leaves the cluster up. `npm run demo:node` is the shorter demo
+ * without the Knative path.
  */
 import path from 'node:path';
 import { restoreAutoscalerConfig, setAutoscalerConfig } from '../cluster/autoscaler-config.js';
 import { ensureBinaries } from '../cluster/binaries.js';
 import { defaultClusterDir, startCluster } from '../cluster/control-plane.js';
 import { buildImages, importImages } from '../cluster/images.js';
-import { requestThroughClusterDns } from '../cluster/knative-path.js';
+import { INGRESS_GATEWAY, ISTIO_NAMESPACE } from '../cluster/istio-config.js';
+import { requestGateway, selfSignedCertificate } from '../cluster/istio-path.js';
 import { kubeRequest, readKubeconfig, type KubeTarget } from '../cluster/kube.js';
 import { localManifests } from '../cluster/local-manifests.js';
 import { applyKustomization, eventually } from '../cluster/objects.js';
+import { REPO_ROOT } from '../cluster/util.js';
 import { bold, show, step } from './lib/console.js';
 import { listPods, podTimeline, type PodView } from './lib/pod-timeline.js';
 
 const NS = 'helloworld';
 const FUNCTION_PODS = 'serving.knative.dev/service=config-restarter';
 const TEST_PODS = 'serving.knative.dev/service=helloworld-test';
+/** The two environments and how istio/'s Gateway serves them: test over HTTP, prod over HTTPS. */
 const ENVIRONMENTS = [
-  { env: 'test', ksvc: 'helloworld-test', configMap: 'helloworld-config-test' },
-  { env: 'prod', ksvc: 'helloworld-prod', configMap: 'helloworld-config-prod' },
+  { env: 'test', ksvc: 'helloworld-test', host: 'helloworld-test.example.com', scheme: 'http' },
+  { env: 'prod', ksvc: 'helloworld-prod', host: 'helloworld.example.com', scheme: 'https' },
 ] as const;
+type Environment = (typeof ENVIRONMENTS)[number];
+
+/** The Istio ingress gateway's address and the CA (the prod certificate itself) a client trusts for HTTPS. */
+interface Gateway {
+  netns: string;
+  address: string;
+  ca: string;
+}
 
 interface Condition {
   type: string;
@@ -73,10 +86,40 @@ function ksvcWhen(
   );
 }
 
-/** helloworld's `/message` as a client in the cluster gets it: the name through CoreDNS, then the ingress. */
-async function messageThroughIngress(netns: string, url: string): Promise<string> {
-  const res = await requestThroughClusterDns(netns, `${url}/message`, 30_000);
-  return `HTTP ${res.status} from ${res.headers.server ?? '?'} via ${res.cname ?? res.addresses.join(',')}: ${res.body}`;
+/** helloworld's `/message` through the Istio ingress gateway, as a client outside the cluster asks for it. */
+async function messageThroughGateway(gateway: Gateway, environment: Environment): Promise<string> {
+  const https = environment.scheme === 'https';
+  const res = await requestGateway(gateway.netns, {
+    address: gateway.address,
+    port: https ? 443 : 80,
+    host: environment.host,
+    path: '/message',
+    ...(https ? { tlsCa: gateway.ca } : {}),
+    timeoutMs: 30_000,
+  });
+  return `${environment.scheme}://${environment.host}/message -> HTTP ${res.status} from ${res.headers.server ?? '?'}: ${res.body}`;
+}
+
+/** The prod host's certificate as a Secret in istio-system (self-signed, one day), then istio/ applied. */
+async function applyIstio(admin: KubeTarget, kubeconfig: string): Promise<string> {
+  const prod = ENVIRONMENTS[1];
+  const tls = await selfSignedCertificate(prod.host);
+  await kubeRequest(
+    admin,
+    'PATCH',
+    `/api/v1/namespaces/${ISTIO_NAMESPACE}/secrets/helloworld-prod-tls?fieldManager=demo&force=true`,
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'kubernetes.io/tls',
+      metadata: { name: 'helloworld-prod-tls', namespace: ISTIO_NAMESPACE },
+      stringData: { 'tls.crt': tls.cert, 'tls.key': tls.key },
+    },
+    { contentType: 'application/apply-patch+yaml' },
+  );
+  show(`secret/helloworld-prod-tls serverside-applied in ${ISTIO_NAMESPACE} (self-signed for ${prod.host})`);
+  show((await applyKustomization(kubeconfig, path.join(REPO_ROOT, 'istio'))).trim());
+  return tls.cert;
 }
 
 /** The lines of a pod's log (its main container) for which `keep` holds, parsed. */
@@ -184,20 +227,20 @@ async function outcomeStep(n: number, admin: KubeTarget, name: string, editedAt:
 async function setUp(dir: string, demoDir: string, log: (line: string) => void) {
   step(
     1,
-    'Local cluster: etcd + kube-apiserver, kube-controller-manager, Knative Serving and Eventing, a node, CoreDNS and Kourier',
+    'Local cluster: etcd + kube-apiserver, kube-controller-manager, Knative Serving and Eventing, a node, CoreDNS, Kourier and Istio',
   );
   const binaries = await ensureBinaries(log);
-  const cluster = await startCluster({ dir, binaries, log, knative: true });
+  const cluster = await startCluster({ dir, binaries, log, istio: true });
   log(
     cluster.alreadyRunning
       ? `reusing the cluster running at ${cluster.server}`
       : `started at ${cluster.server}`,
   );
   const node = cluster.node;
-  if (!node?.processes.some((p) => p.name === 'kourier')) {
+  if (!node?.processes.some((p) => p.name === 'istiod')) {
     const rel = path.relative(process.cwd(), dir) || dir;
     throw new Error(
-      `the cluster in ${rel} runs without the Knative path; restart it: npm run cluster:down && npm run demo`,
+      `the cluster in ${rel} runs without the Knative path and Istio; restart it: npm run cluster:down && npm run demo`,
     );
   }
   const admin = readKubeconfig(cluster.kubeconfig);
@@ -208,7 +251,7 @@ async function setUp(dir: string, demoDir: string, log: (line: string) => void) 
 
   step(
     2,
-    'Apply knative/ with the function as `func deploy` makes it, and kustomize/overlays/test and /prod',
+    'Apply knative/ with the function as `func deploy` makes it, kustomize/overlays/test and /prod, and istio/',
   );
   const fn = localManifests(images, { dir: path.join(demoDir, 'test') });
   show((await applyKustomization(cluster.kubeconfig, fn.function)).trim());
@@ -216,6 +259,13 @@ async function setUp(dir: string, demoDir: string, log: (line: string) => void) 
     const manifests = localManifests(images, { dir: path.join(demoDir, env), environment: env });
     show((await applyKustomization(cluster.kubeconfig, manifests.helloworld)).trim());
   }
+  const ca = await applyIstio(admin, cluster.kubeconfig);
+  const { body: gatewayService } = await kubeRequest<{ spec: { clusterIP: string } }>(
+    admin,
+    'GET',
+    `/api/v1/namespaces/${ISTIO_NAMESPACE}/services/${INGRESS_GATEWAY}`,
+  );
+  const gateway: Gateway = { netns: node.netns, address: gatewayService.spec.clusterIP, ca };
 
   step(3, 'What Knative made of them (kubectl get ksvc; the ApiServerSource and its adapter pod)');
   for (const name of ['config-restarter', ...ENVIRONMENTS.map((e) => e.ksvc)]) {
@@ -245,7 +295,7 @@ async function setUp(dir: string, demoDir: string, log: (line: string) => void) 
     240_000,
   );
   show(`adapter pod ${adapter.metadata.name} Running/Ready (made by the Eventing controller)`);
-  return { admin, netns: node.netns };
+  return { admin, gateway };
 }
 
 async function main(): Promise<void> {
@@ -254,7 +304,7 @@ async function main(): Promise<void> {
   const demoDir = path.join(dir, 'demo');
   const rel = path.relative(process.cwd(), dir) || dir;
   const log = (line: string): void => console.log(`    ${line}`);
-  const { admin, netns } = await setUp(dir, demoDir, log);
+  const { admin, gateway } = await setUp(dir, demoDir, log);
 
   // A local cluster scales to zero after seconds instead of minutes (cluster/autoscaler-config.ts).
   const autoscalerBefore = await setAutoscalerConfig(admin);
@@ -274,12 +324,20 @@ async function main(): Promise<void> {
       `0 pods of ksvc/config-restarter; ServerlessService mode ${sks?.spec.mode} (requests go to the activator)`,
     );
 
-    step(5, 'helloworld through the ingress, before the edit');
-    const urls = new Map<string, string>();
-    for (const { env, ksvc } of ENVIRONMENTS) {
-      const url = (await ksvcWhen(admin, ksvc)).status?.url ?? '';
-      urls.set(env, url);
-      show(`${env}: ${await messageThroughIngress(netns, url)}`);
+    step(
+      5,
+      `helloworld through istio/'s Gateway (${INGRESS_GATEWAY} at ${gateway.address}), before the edit`,
+    );
+    for (const environment of ENVIRONMENTS) {
+      const answer = await eventually(
+        `${environment.host} through the gateway`,
+        async () => {
+          const text = await messageThroughGateway(gateway, environment).catch(() => undefined);
+          return text?.includes('HTTP 200') ? text : undefined;
+        },
+        90_000,
+      );
+      show(answer);
     }
 
     const before = await ksvcWhen(admin, 'helloworld-test');
@@ -357,18 +415,22 @@ async function main(): Promise<void> {
 
     await outcomeStep(9, admin, 'helloworld-test', editedAt);
 
-    step(10, 'helloworld through the ingress, after the edit');
-    for (const { env } of ENVIRONMENTS) {
-      const url = urls.get(env) ?? '';
+    step(
+      10,
+      "helloworld through istio/'s Gateway, after the edit: test serves the new message, prod did not change",
+    );
+    for (const environment of ENVIRONMENTS) {
       const answer = await eventually(
-        `${env} through the ingress`,
+        `${environment.host} through the gateway`,
         async () => {
-          const text = await messageThroughIngress(netns, url);
-          return env === 'prod' || text.includes(message) ? text : undefined;
+          const text = await messageThroughGateway(gateway, environment).catch(() => undefined);
+          return text?.includes('HTTP 200') && (environment.env === 'prod' || text.includes(message))
+            ? text
+            : undefined;
         },
         60_000,
       );
-      show(`${env}: ${answer}`);
+      show(answer);
     }
   } finally {
     await restoreAutoscalerConfig(admin, autoscalerBefore);
