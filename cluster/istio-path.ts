@@ -22,7 +22,8 @@ import {
   type IstioManifest,
 } from './istio-config.js';
 import { spawnInNodeNamespaces } from './knative-path.js';
-import { KubeRequestError, kubeRequest, type KubeTarget } from './kube.js';
+import { kubeRequest, type KubeTarget } from './kube.js';
+import { deploymentAvailable } from './objects.js';
 import { fetchInNode, mustRun, netnsPath, runCommand } from './node-network.js';
 import type { NodeInfo, NodeProcess } from './node.js';
 import { elapsed, isProcessAlive, sleep, terminateProcess, waitFor, type Log } from './util.js';
@@ -90,20 +91,6 @@ export async function validationWebhookArmed(target: KubeTarget): Promise<boolea
   return true;
 }
 
-async function gatewayAvailable(target: KubeTarget): Promise<boolean> {
-  try {
-    const { body } = await kubeRequest<{ status?: { availableReplicas?: number } }>(
-      target,
-      'GET',
-      `/apis/apps/v1/namespaces/${ISTIO_NAMESPACE}/deployments/${INGRESS_GATEWAY}`,
-    );
-    return (body.status?.availableReplicas ?? 0) >= 1;
-  } catch (err) {
-    if (err instanceof KubeRequestError) return false;
-    throw err;
-  }
-}
-
 async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
@@ -167,7 +154,11 @@ export async function startIstio(options: StartIstioOptions): Promise<NodeProces
   await installObjects(target, [path.join(SYSTEM_DIR, 'ingressgateway.yaml')], (m) =>
     fillIstioPlaceholders(m, images['istio-proxy'].ref),
   );
-  await until(`${ISTIO_NAMESPACE}/${INGRESS_GATEWAY} available`, () => gatewayAvailable(target), timeoutMs);
+  await until(
+    `${ISTIO_NAMESPACE}/${INGRESS_GATEWAY} available`,
+    () => deploymentAvailable(target, ISTIO_NAMESPACE, INGRESS_GATEWAY),
+    timeoutMs,
+  );
   log(`Istio ingress gateway available (${elapsed(start)} s)`);
   return istiod;
 }

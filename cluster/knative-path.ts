@@ -26,7 +26,8 @@ import {
   kourierEnv,
   type PathImages,
 } from './knative-path-config.js';
-import { KubeRequestError, kubeRequest, type KubeTarget } from './kube.js';
+import { kubeRequest, type KubeTarget } from './kube.js';
+import { deploymentAvailable, leaseHeld } from './objects.js';
 import { nodeClusterDnsResolvConf, nodePaths, nodeResolvConf } from './node-config.js';
 import { NODE_NETWORK, fetchInNode, netnsPath, runCommand } from './node-network.js';
 import type { NodeInfo, NodeProcess } from './node.js';
@@ -77,14 +78,6 @@ async function okInNode(netns: string, url: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Whether a lease whose name starts with `prefix` has a holder (a knative.dev/pkg reconciler took its bucket). */
-async function leaseHeld(target: KubeTarget, namespace: string, prefix: string): Promise<boolean> {
-  const { body } = await kubeRequest<{
-    items: { metadata: { name: string }; spec?: { holderIdentity?: string } }[];
-  }>(target, 'GET', `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`);
-  return body.items.some((l) => l.metadata.name.startsWith(prefix) && l.spec?.holderIdentity);
 }
 
 /** The per-process table: how each process of the path is started and when it counts as ready. */
@@ -210,21 +203,6 @@ async function selectKourier(target: KubeTarget): Promise<void> {
   );
 }
 
-/** Whether the gateway Deployment has an available Envoy pod. */
-async function gatewayAvailable(target: KubeTarget): Promise<boolean> {
-  try {
-    const { body } = await kubeRequest<{ status?: { availableReplicas?: number } }>(
-      target,
-      'GET',
-      `/apis/apps/v1/namespaces/${KOURIER_GATEWAY_NAMESPACE}/deployments/${KOURIER_GATEWAY}`,
-    );
-    return (body.status?.availableReplicas ?? 0) >= 1;
-  } catch (err) {
-    if (err instanceof KubeRequestError) return false;
-    throw err;
-  }
-}
-
 /** Options of {@link startKnativePath}. */
 export interface StartKnativePathOptions {
   /** The cluster directory (logs, the Corefile). */
@@ -298,7 +276,7 @@ export async function startKnativePath(options: StartKnativePathOptions): Promis
   writeFileSync(path.join(nodePaths(node.root).overlayDir, 'resolv.conf'), nodeClusterDnsResolvConf());
   start = Date.now();
   const deadline = Date.now() + timeoutMs;
-  while (!(await gatewayAvailable(target))) {
+  while (!(await deploymentAvailable(target, KOURIER_GATEWAY_NAMESPACE, KOURIER_GATEWAY))) {
     if (Date.now() > deadline) {
       throw new Error(
         `the Kourier gateway (${KOURIER_GATEWAY_NAMESPACE}/${KOURIER_GATEWAY}) is not available`,

@@ -12,6 +12,7 @@ import type { IstioProcessName } from './istio-config.js';
 import type { KnativePathProcessName } from './knative-path.js';
 import { installObjects } from './controllers.js';
 import { KubeRequestError, kubeRequest, writeKubeconfig, type KubeTarget } from './kube.js';
+import { leaseHeld } from './objects.js';
 import {
   containerdConfig,
   cniConfig,
@@ -176,13 +177,6 @@ export async function nodeReady(target: KubeTarget, nodeName: string): Promise<b
     if (err instanceof KubeRequestError) return false;
     throw err;
   }
-}
-
-async function leaseHeld(target: KubeTarget, namespace: string, prefix: string): Promise<boolean> {
-  const { body } = await kubeRequest<{
-    items: { metadata: { name: string }; spec?: { holderIdentity?: string } }[];
-  }>(target, 'GET', `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`);
-  return body.items.some((l) => l.metadata.name.startsWith(prefix) && l.spec?.holderIdentity);
 }
 
 /** kube-scheduler's /healthz on 127.0.0.1 (self-signed serving certificate). */

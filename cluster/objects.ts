@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { kubeRequest, type KubeTarget } from './kube.js';
+import { KubeRequestError, kubeRequest, type KubeTarget } from './kube.js';
 import { REPO_ROOT, sleep } from './util.js';
 
 const run = promisify(execFile);
@@ -320,4 +320,31 @@ export function optedInConfigMap(
     },
     data,
   };
+}
+
+/** Whether a lease whose name starts with `prefix` has a holder (a knative.dev/pkg reconciler took its bucket). */
+export async function leaseHeld(target: KubeTarget, namespace: string, prefix: string): Promise<boolean> {
+  const { body } = await kubeRequest<{
+    items: { metadata: { name: string }; spec?: { holderIdentity?: string } }[];
+  }>(target, 'GET', `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`);
+  return body.items.some((l) => l.metadata.name.startsWith(prefix) && l.spec?.holderIdentity);
+}
+
+/** Whether a Deployment has at least one available pod; false while it does not exist or cannot be read. */
+export async function deploymentAvailable(
+  target: KubeTarget,
+  namespace: string,
+  name: string,
+): Promise<boolean> {
+  try {
+    const { body } = await kubeRequest<{ status?: { availableReplicas?: number } }>(
+      target,
+      'GET',
+      `/apis/apps/v1/namespaces/${namespace}/deployments/${name}`,
+    );
+    return (body.status?.availableReplicas ?? 0) >= 1;
+  } catch (err) {
+    if (err instanceof KubeRequestError) return false;
+    throw err;
+  }
 }
